@@ -1,0 +1,598 @@
+//! Commands and events: the bodies carried on the topics, each with its envelope (DESIGN §4).
+//! Field names and types mirror the .avsc files in `schemas/avro/`, which are the wire contract;
+//! `codec` tests round-trip every message through its schema.
+
+use crate::values::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub type Attributes = BTreeMap<String, String>;
+
+/// Envelope of every command: who asked, for what, and under which correlation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandEnvelope {
+    pub command_id: CommandId,
+    pub tenant: TenantId,
+    /// The seller the credential is bound to, if any.
+    pub seller: Option<SellerId>,
+    /// The aggregate the command addresses (product, offer, reservation or `<sku>@<region>` id).
+    pub aggregate_id: String,
+    pub issued_at: Micros,
+    pub correlation_id: String,
+}
+
+/// Envelope of every event (DESIGN §4): the event id is derived from the command (or input
+/// event) that caused it, so a replayed decision yields the same ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventEnvelope {
+    pub event_id: String,
+    pub tenant: TenantId,
+    pub aggregate_id: String,
+    pub aggregate_version: i64,
+    pub occurred_at: Micros,
+    pub causation_id: String,
+    pub correlation_id: String,
+}
+
+// ---------------------------------------------------------------- shared records
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductData {
+    pub product_id: ProductId,
+    pub title: String,
+    pub description: Option<String>,
+    pub brand: Option<String>,
+    pub category: Option<String>,
+    pub attributes: Attributes,
+    pub images: Vec<String>,
+    /// Per-channel overrides of title/description (channel name → field → value).
+    pub channel_overrides: BTreeMap<String, Attributes>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dimensions {
+    pub length_mm: i64,
+    pub width_mm: i64,
+    pub height_mm: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantData {
+    pub sku: Sku,
+    pub options: Attributes,
+    pub weight_grams: Option<i64>,
+    pub dimensions: Option<Dimensions>,
+    pub gtin: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferData {
+    pub offer_id: OfferId,
+    pub product_id: ProductId,
+    pub seller: SellerId,
+    pub sku: Sku,
+    pub region: RegionCode,
+    pub price: Money,
+    pub compare_at: Option<Money>,
+    pub valid_from: Option<Micros>,
+    pub valid_until: Option<Micros>,
+    pub channels: Vec<Channel>,
+}
+
+/// A reason with a stable machine code and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: String,
+    pub message: String,
+    /// The input field the reason is about, where there is one.
+    pub field: Option<String>,
+}
+
+impl Reason {
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into(), field: None }
+    }
+    pub fn on_field(code: &str, field: &str, message: impl Into<String>) -> Self {
+        Self { code: code.into(), message: message.into(), field: Some(field.into()) }
+    }
+}
+
+/// The denormalised listing activation hands to every sink, so no sink ever joins.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Listing {
+    pub offer_id: OfferId,
+    pub product_id: ProductId,
+    pub sku: Sku,
+    pub seller: SellerId,
+    pub region: RegionCode,
+    pub title: String,
+    pub description: Option<String>,
+    pub brand: Option<String>,
+    pub category: Option<String>,
+    pub image: Option<String>,
+    pub options: Attributes,
+    pub price: Money,
+    pub compare_at: Option<Money>,
+    pub available: i64,
+    pub channels: Vec<Channel>,
+}
+
+// ---------------------------------------------------------------- commands
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateProduct {
+    pub product: ProductData,
+}
+
+/// Changes to a product; absent fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateProduct {
+    pub product_id: ProductId,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub brand: Option<String>,
+    pub category: Option<String>,
+    pub attributes_set: Attributes,
+    pub attributes_removed: Vec<String>,
+    pub images: Option<Vec<String>>,
+    pub channel_overrides: Option<BTreeMap<String, Attributes>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeactivateProduct {
+    pub product_id: ProductId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReactivateProduct {
+    pub product_id: ProductId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddProductImage {
+    pub product_id: ProductId,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateVariants {
+    pub product_id: ProductId,
+    pub variants: Vec<VariantData>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateVariant {
+    pub product_id: ProductId,
+    pub sku: Sku,
+    pub options: Option<Attributes>,
+    pub weight_grams: Option<i64>,
+    pub dimensions: Option<Dimensions>,
+    pub gtin: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscontinueVariant {
+    pub product_id: ProductId,
+    pub sku: Sku,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreateOffer {
+    pub offer: OfferData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpdateOffer {
+    pub offer_id: OfferId,
+    pub product_id: ProductId,
+    pub price: Option<Money>,
+    pub compare_at: Option<Money>,
+    pub valid_from: Option<Micros>,
+    pub valid_until: Option<Micros>,
+    pub channels: Option<Vec<Channel>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WithdrawOffer {
+    pub offer_id: OfferId,
+    pub product_id: ProductId,
+}
+
+/// Where a stock line is: a seller's SKU at one location, which belongs to one region.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StockLine {
+    pub product_id: ProductId,
+    pub seller: SellerId,
+    pub sku: Sku,
+    pub location: LocationId,
+    pub region: RegionCode,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetStock {
+    pub line: StockLine,
+    pub on_hand: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReserveStock {
+    pub reservation_id: ReservationId,
+    pub line: StockLine,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseReservation {
+    pub reservation_id: ReservationId,
+    pub line: StockLine,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecideCompliance {
+    pub product_id: ProductId,
+    pub region: RegionCode,
+    pub approve: bool,
+    pub note: Option<String>,
+}
+
+// ---------------------------------------------------------------- events
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductCreated {
+    pub product: ProductData,
+    /// DRAFT or READY.
+    pub status: String,
+    pub missing: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductUpdated {
+    pub product: ProductData,
+    pub status: String,
+    pub missing: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductReady {
+    pub product_id: ProductId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductDeactivated {
+    pub product_id: ProductId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductReactivated {
+    pub product_id: ProductId,
+    /// The status the product returns to: DRAFT or READY.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProductPublished {
+    pub product_id: ProductId,
+    pub channel: Channel,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantsCreated {
+    pub product_id: ProductId,
+    pub variants: Vec<VariantData>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantUpdated {
+    pub product_id: ProductId,
+    pub variant: VariantData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VariantDiscontinued {
+    pub product_id: ProductId,
+    pub sku: Sku,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferCreated {
+    pub offer: OfferData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferUpdated {
+    pub offer: OfferData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferWithdrawn {
+    pub offer: OfferData,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockAdjusted {
+    pub line: StockLine,
+    pub on_hand: i64,
+    pub reserved: i64,
+    /// Available across every location of the seller's SKU in the region.
+    pub region_available: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StockReserved {
+    pub reservation_id: ReservationId,
+    pub line: StockLine,
+    pub quantity: i64,
+    pub region_available: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservationReleased {
+    pub reservation_id: ReservationId,
+    pub line: StockLine,
+    pub quantity: i64,
+    pub region_available: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventoryAvailable {
+    pub product_id: ProductId,
+    pub seller: SellerId,
+    pub sku: Sku,
+    pub region: RegionCode,
+    pub available: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InventoryDepleted {
+    pub product_id: ProductId,
+    pub seller: SellerId,
+    pub sku: Sku,
+    pub region: RegionCode,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComplianceApproved {
+    pub product_id: ProductId,
+    pub region: RegionCode,
+    /// True when a person approved it (manual review), false when the rules did.
+    pub manual: bool,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComplianceRejected {
+    pub product_id: ProductId,
+    pub region: RegionCode,
+    pub manual: bool,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComplianceReviewRequested {
+    pub product_id: ProductId,
+    pub region: RegionCode,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferActivated {
+    pub listing: Listing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferSuspended {
+    pub offer_id: OfferId,
+    pub product_id: ProductId,
+    pub seller: SellerId,
+    pub sku: Sku,
+    pub region: RegionCode,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferEnded {
+    pub offer_id: OfferId,
+    pub product_id: ProductId,
+    pub seller: SellerId,
+    pub sku: Sku,
+    pub region: RegionCode,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListingVisible {
+    pub listing: Listing,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListingHidden {
+    pub offer_id: OfferId,
+    pub product_id: ProductId,
+    pub region: RegionCode,
+    pub reasons: Vec<Reason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandRejected {
+    pub command_id: CommandId,
+    pub command_type: String,
+    pub product_id: ProductId,
+    pub reasons: Vec<Reason>,
+}
+
+/// Declares the closed sets of commands and events, with each one's Avro full name and module.
+macro_rules! message_set {
+    ($set:ident, $($variant:ident => $module:literal),+ $(,)?) => {
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $set {
+            $($variant($variant),)+
+        }
+
+        impl $set {
+            /// The Avro record's full name, e.g. `porch.offer.OfferCreated`.
+            pub fn full_name(&self) -> &'static str {
+                match self {
+                    $($set::$variant(_) => concat!("porch.", $module, ".", stringify!($variant)),)+
+                }
+            }
+            /// The record's simple name, e.g. `OfferCreated`.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $($set::$variant(_) => stringify!($variant),)+
+                }
+            }
+            /// The module that owns it (its topic family).
+            pub fn module(&self) -> &'static str {
+                match self {
+                    $($set::$variant(_) => $module,)+
+                }
+            }
+            pub const FULL_NAMES: &'static [&'static str] =
+                &[$(concat!("porch.", $module, ".", stringify!($variant))),+];
+
+            pub(crate) fn to_body(&self) -> Result<apache_avro::types::Value, apache_avro::Error> {
+                match self {
+                    $($set::$variant(b) => apache_avro::to_value(b),)+
+                }
+            }
+
+            pub(crate) fn from_body(
+                full_name: &str,
+                value: apache_avro::types::Value,
+            ) -> Option<Result<Self, apache_avro::Error>> {
+                $(
+                    if full_name == concat!("porch.", $module, ".", stringify!($variant)) {
+                        return Some(apache_avro::from_value::<$variant>(&value).map($set::$variant));
+                    }
+                )+
+                None
+            }
+        }
+
+        $(
+            impl From<$variant> for $set {
+                fn from(b: $variant) -> Self {
+                    $set::$variant(b)
+                }
+            }
+        )+
+    };
+}
+
+message_set!(Command,
+    CreateProduct => "product",
+    UpdateProduct => "product",
+    DeactivateProduct => "product",
+    ReactivateProduct => "product",
+    AddProductImage => "product",
+    CreateVariants => "variant",
+    UpdateVariant => "variant",
+    DiscontinueVariant => "variant",
+    CreateOffer => "offer",
+    UpdateOffer => "offer",
+    WithdrawOffer => "offer",
+    SetStock => "inventory",
+    ReserveStock => "inventory",
+    ReleaseReservation => "inventory",
+    DecideCompliance => "compliance",
+);
+
+message_set!(Event,
+    ProductCreated => "product",
+    ProductUpdated => "product",
+    ProductReady => "product",
+    ProductDeactivated => "product",
+    ProductReactivated => "product",
+    ProductPublished => "product",
+    VariantsCreated => "variant",
+    VariantUpdated => "variant",
+    VariantDiscontinued => "variant",
+    OfferCreated => "offer",
+    OfferUpdated => "offer",
+    OfferWithdrawn => "offer",
+    StockAdjusted => "inventory",
+    StockReserved => "inventory",
+    ReservationReleased => "inventory",
+    InventoryAvailable => "inventory",
+    InventoryDepleted => "inventory",
+    ComplianceApproved => "compliance",
+    ComplianceRejected => "compliance",
+    ComplianceReviewRequested => "compliance",
+    OfferActivated => "activation",
+    OfferSuspended => "activation",
+    OfferEnded => "activation",
+    ListingVisible => "search",
+    ListingHidden => "search",
+    CommandRejected => "outcome",
+);
+
+/// A command with its envelope, as it travels on a `<module>.commands` topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandRecord {
+    pub envelope: CommandEnvelope,
+    pub command: Command,
+}
+
+/// An event with its envelope, as it travels on a `<module>.events` topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRecord {
+    pub envelope: EventEnvelope,
+    pub event: Event,
+}
+
+impl Command {
+    /// The product whose partition the command travels on (DESIGN §4: keyed by tenant and product).
+    pub fn product_id(&self) -> &ProductId {
+        match self {
+            Command::CreateProduct(c) => &c.product.product_id,
+            Command::UpdateProduct(c) => &c.product_id,
+            Command::DeactivateProduct(c) => &c.product_id,
+            Command::ReactivateProduct(c) => &c.product_id,
+            Command::AddProductImage(c) => &c.product_id,
+            Command::CreateVariants(c) => &c.product_id,
+            Command::UpdateVariant(c) => &c.product_id,
+            Command::DiscontinueVariant(c) => &c.product_id,
+            Command::CreateOffer(c) => &c.offer.product_id,
+            Command::UpdateOffer(c) => &c.product_id,
+            Command::WithdrawOffer(c) => &c.product_id,
+            Command::SetStock(c) => &c.line.product_id,
+            Command::ReserveStock(c) => &c.line.product_id,
+            Command::ReleaseReservation(c) => &c.line.product_id,
+            Command::DecideCompliance(c) => &c.product_id,
+        }
+    }
+}
+
+impl Event {
+    /// The product the event is about; every domain topic is keyed by (tenant, product).
+    pub fn product_id(&self) -> &ProductId {
+        match self {
+            Event::ProductCreated(e) => &e.product.product_id,
+            Event::ProductUpdated(e) => &e.product.product_id,
+            Event::ProductReady(e) => &e.product_id,
+            Event::ProductDeactivated(e) => &e.product_id,
+            Event::ProductReactivated(e) => &e.product_id,
+            Event::ProductPublished(e) => &e.product_id,
+            Event::VariantsCreated(e) => &e.product_id,
+            Event::VariantUpdated(e) => &e.product_id,
+            Event::VariantDiscontinued(e) => &e.product_id,
+            Event::OfferCreated(e) => &e.offer.product_id,
+            Event::OfferUpdated(e) => &e.offer.product_id,
+            Event::OfferWithdrawn(e) => &e.offer.product_id,
+            Event::StockAdjusted(e) => &e.line.product_id,
+            Event::StockReserved(e) => &e.line.product_id,
+            Event::ReservationReleased(e) => &e.line.product_id,
+            Event::InventoryAvailable(e) => &e.product_id,
+            Event::InventoryDepleted(e) => &e.product_id,
+            Event::ComplianceApproved(e) => &e.product_id,
+            Event::ComplianceRejected(e) => &e.product_id,
+            Event::ComplianceReviewRequested(e) => &e.product_id,
+            Event::OfferActivated(e) => &e.listing.product_id,
+            Event::OfferSuspended(e) => &e.product_id,
+            Event::OfferEnded(e) => &e.product_id,
+            Event::ListingVisible(e) => &e.listing.product_id,
+            Event::ListingHidden(e) => &e.product_id,
+            Event::CommandRejected(e) => &e.product_id,
+        }
+    }
+}

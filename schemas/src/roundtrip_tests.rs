@@ -1,0 +1,222 @@
+//! Every command and event round-trips through its .avsc schema and the Confluent framing.
+
+use crate::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn money(n: i64) -> Money {
+    Money::new(n, Currency::parse("GBP").unwrap()).unwrap()
+}
+
+fn product() -> ProductData {
+    ProductData {
+        product_id: ProductId::parse("p-1").unwrap(),
+        title: "Linen shirt".into(),
+        description: Some("Soft".into()),
+        brand: None,
+        category: Some("apparel".into()),
+        attributes: BTreeMap::from([("tax_code".into(), "6109".into())]),
+        images: vec!["front.jpg".into()],
+        channel_overrides: BTreeMap::from([("meta".into(), BTreeMap::from([("title".into(), "Shirt".into())]))]),
+    }
+}
+
+fn line() -> StockLine {
+    StockLine {
+        product_id: ProductId::parse("p-1").unwrap(),
+        seller: SellerId::parse("s1").unwrap(),
+        sku: Sku::parse("SKU-1").unwrap(),
+        location: LocationId::parse("lon-1").unwrap(),
+        region: RegionCode::parse("GB").unwrap(),
+    }
+}
+
+fn offer() -> OfferData {
+    OfferData {
+        offer_id: OfferId::generate(),
+        product_id: ProductId::parse("p-1").unwrap(),
+        seller: SellerId::parse("s1").unwrap(),
+        sku: Sku::parse("SKU-1").unwrap(),
+        region: RegionCode::parse("GB").unwrap(),
+        price: money(1999),
+        compare_at: Some(money(2499)),
+        valid_from: Some(1_700_000_000_000_000),
+        valid_until: None,
+        channels: vec![Channel::Storefront, Channel::Meta],
+    }
+}
+
+fn listing() -> Listing {
+    Listing {
+        offer_id: OfferId::generate(),
+        product_id: ProductId::parse("p-1").unwrap(),
+        sku: Sku::parse("SKU-1").unwrap(),
+        seller: SellerId::parse("s1").unwrap(),
+        region: RegionCode::parse("GB").unwrap(),
+        title: "Linen shirt".into(),
+        description: None,
+        brand: Some("Acme".into()),
+        category: None,
+        image: Some("front.jpg".into()),
+        options: BTreeMap::from([("size".into(), "M".into())]),
+        price: money(1999),
+        compare_at: None,
+        available: 3,
+        channels: vec![Channel::Storefront],
+    }
+}
+
+fn variant() -> VariantData {
+    VariantData {
+        sku: Sku::parse("SKU-1").unwrap(),
+        options: BTreeMap::from([("size".into(), "M".into())]),
+        weight_grams: Some(200),
+        dimensions: Some(Dimensions { length_mm: 1, width_mm: 2, height_mm: 3 }),
+        gtin: None,
+    }
+}
+
+fn reasons() -> Vec<Reason> {
+    vec![Reason::on_field("MISSING_ATTRIBUTE", "attributes.tax_code", "IN needs a tax code")]
+}
+
+fn all_commands() -> Vec<Command> {
+    let pid = ProductId::parse("p-1").unwrap();
+    vec![
+        CreateProduct { product: product() }.into(),
+        UpdateProduct {
+            product_id: pid.clone(),
+            title: Some("New".into()),
+            description: None,
+            brand: None,
+            category: None,
+            attributes_set: BTreeMap::new(),
+            attributes_removed: vec!["x".into()],
+            images: Some(vec![]),
+            channel_overrides: None,
+        }
+        .into(),
+        DeactivateProduct { product_id: pid.clone() }.into(),
+        ReactivateProduct { product_id: pid.clone() }.into(),
+        AddProductImage { product_id: pid.clone(), name: "a.png".into() }.into(),
+        CreateVariants { product_id: pid.clone(), variants: vec![variant()] }.into(),
+        UpdateVariant { product_id: pid.clone(), sku: Sku::parse("SKU-1").unwrap(), options: None, weight_grams: Some(1), dimensions: None, gtin: Some("123".into()) }.into(),
+        DiscontinueVariant { product_id: pid.clone(), sku: Sku::parse("SKU-1").unwrap() }.into(),
+        CreateOffer { offer: offer() }.into(),
+        UpdateOffer { offer_id: OfferId::generate(), product_id: pid.clone(), price: Some(money(5)), compare_at: None, valid_from: None, valid_until: Some(5), channels: None }.into(),
+        WithdrawOffer { offer_id: OfferId::generate(), product_id: pid.clone() }.into(),
+        SetStock { line: line(), on_hand: 5 }.into(),
+        ReserveStock { reservation_id: ReservationId::generate(), line: line(), quantity: 2 }.into(),
+        ReleaseReservation { reservation_id: ReservationId::generate(), line: line() }.into(),
+        DecideCompliance { product_id: pid, region: RegionCode::parse("IN").unwrap(), approve: true, note: None }.into(),
+    ]
+}
+
+fn all_events() -> Vec<Event> {
+    let pid = ProductId::parse("p-1").unwrap();
+    let gb = RegionCode::parse("GB").unwrap();
+    let o = offer();
+    vec![
+        ProductCreated { product: product(), status: "READY".into(), missing: vec![] }.into(),
+        ProductUpdated { product: product(), status: "DRAFT".into(), missing: vec!["title".into()] }.into(),
+        ProductReady { product_id: pid.clone() }.into(),
+        ProductDeactivated { product_id: pid.clone() }.into(),
+        ProductReactivated { product_id: pid.clone(), status: "READY".into() }.into(),
+        ProductPublished { product_id: pid.clone(), channel: Channel::Storefront }.into(),
+        VariantsCreated { product_id: pid.clone(), variants: vec![variant(), variant()] }.into(),
+        VariantUpdated { product_id: pid.clone(), variant: variant() }.into(),
+        VariantDiscontinued { product_id: pid.clone(), sku: Sku::parse("SKU-1").unwrap() }.into(),
+        OfferCreated { offer: o.clone() }.into(),
+        OfferUpdated { offer: o.clone() }.into(),
+        OfferWithdrawn { offer: o.clone() }.into(),
+        StockAdjusted { line: line(), on_hand: 5, reserved: 1, region_available: 4 }.into(),
+        StockReserved { reservation_id: ReservationId::generate(), line: line(), quantity: 1, region_available: 3 }.into(),
+        ReservationReleased { reservation_id: ReservationId::generate(), line: line(), quantity: 1, region_available: 4 }.into(),
+        InventoryAvailable { product_id: pid.clone(), seller: o.seller.clone(), sku: o.sku.clone(), region: gb.clone(), available: 4 }.into(),
+        InventoryDepleted { product_id: pid.clone(), seller: o.seller.clone(), sku: o.sku.clone(), region: gb.clone() }.into(),
+        ComplianceApproved { product_id: pid.clone(), region: gb.clone(), manual: false, reasons: vec![] }.into(),
+        ComplianceRejected { product_id: pid.clone(), region: gb.clone(), manual: true, reasons: reasons() }.into(),
+        ComplianceReviewRequested { product_id: pid.clone(), region: gb.clone(), reasons: reasons() }.into(),
+        OfferActivated { listing: listing() }.into(),
+        OfferSuspended { offer_id: o.offer_id.clone(), product_id: pid.clone(), seller: o.seller.clone(), sku: o.sku.clone(), region: gb.clone(), reasons: reasons() }.into(),
+        OfferEnded { offer_id: o.offer_id.clone(), product_id: pid.clone(), seller: o.seller.clone(), sku: o.sku.clone(), region: gb.clone(), reasons: reasons() }.into(),
+        ListingVisible { listing: listing() }.into(),
+        ListingHidden { offer_id: o.offer_id.clone(), product_id: pid.clone(), region: gb, reasons: reasons() }.into(),
+        CommandRejected { command_id: CommandId::generate(), command_type: "CreateOffer".into(), product_id: pid, reasons: reasons() }.into(),
+    ]
+}
+
+fn codec() -> Codec {
+    Codec::new(Arc::new(EmbeddedRegistry::in_memory()))
+}
+
+#[test]
+fn every_message_has_a_schema_file() {
+    let names = avsc::message_names();
+    for n in Command::FULL_NAMES.iter().chain(Event::FULL_NAMES) {
+        assert!(names.iter().any(|x| x == n), "no .avsc for {n}");
+    }
+    assert_eq!(names.len(), Command::FULL_NAMES.len() + Event::FULL_NAMES.len());
+}
+
+#[test]
+fn commands_round_trip_with_confluent_framing() {
+    let c = codec();
+    for command in all_commands() {
+        let rec = CommandRecord {
+            envelope: CommandEnvelope {
+                command_id: CommandId::generate(),
+                tenant: TenantId::parse("acme").unwrap(),
+                seller: Some(SellerId::parse("s1").unwrap()),
+                aggregate_id: "p-1".into(),
+                issued_at: 1_700_000_000_000_000,
+                correlation_id: "corr".into(),
+            },
+            command,
+        };
+        let bytes = c.encode_command("product.commands", &rec).unwrap();
+        assert_eq!(bytes[0], 0, "magic byte");
+        let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
+        assert!(c.registry().schema_by_id(id).is_some());
+        assert_eq!(c.decode_command(&bytes).unwrap(), rec, "{}", rec.command.full_name());
+    }
+}
+
+#[test]
+fn events_round_trip_and_decode_to_json() {
+    let c = codec();
+    for event in all_events() {
+        let rec = EventRecord {
+            envelope: EventEnvelope {
+                event_id: "e-1".into(),
+                tenant: TenantId::parse("acme").unwrap(),
+                aggregate_id: "p-1".into(),
+                aggregate_version: 3,
+                occurred_at: 1_700_000_000_000_000,
+                causation_id: "c".into(),
+                correlation_id: "corr".into(),
+            },
+            event,
+        };
+        let bytes = c.encode_event("x.events", &rec).unwrap();
+        assert_eq!(c.decode_event(&bytes).unwrap(), rec, "{}", rec.event.full_name());
+        let (name, json) = c.decode_json(&bytes).unwrap();
+        assert_eq!(name, rec.event.full_name());
+        assert_eq!(json["envelope"]["aggregate_version"], 3);
+    }
+}
+
+#[test]
+fn garbage_is_refused_not_panicked_on() {
+    let c = codec();
+    assert!(matches!(c.decode_event(b"hello"), Err(CodecError::NotFramed)));
+    assert!(matches!(c.decode_event(&[0, 0, 0, 0, 99, 1, 2]), Err(CodecError::UnknownSchemaId(99))));
+    let rec = all_events().remove(0);
+    let good = c
+        .encode_event("t", &EventRecord {
+            envelope: EventEnvelope { event_id: "e".into(), tenant: TenantId::parse("a").unwrap(), aggregate_id: "p".into(), aggregate_version: 1, occurred_at: 0, causation_id: "c".into(), correlation_id: "c".into() },
+            event: rec,
+        })
+        .unwrap();
+    assert!(c.decode_event(&good[..good.len() - 3]).is_err());
+}
