@@ -1,0 +1,81 @@
+//! The topic catalogue (`topics/catalogue.toml`): names, partitions, retention, cleanup, keys.
+
+use serde::Deserialize;
+
+const CATALOGUE: &str = include_str!("../catalogue.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSpec {
+    pub name: String,
+    pub retention_ms: i64,
+    pub cleanup_policy: String,
+    #[serde(default)]
+    pub dlq: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Catalogue {
+    pub partitions: u32,
+    pub key: String,
+    #[serde(rename = "topic")]
+    pub topics: Vec<TopicSpec>,
+}
+
+impl Catalogue {
+    /// The catalogue compiled into the binary.
+    pub fn builtin() -> Self {
+        toml::from_str(CATALOGUE).expect("topics/catalogue.toml is valid")
+    }
+
+    /// Every topic name including dead-letter topics.
+    pub fn all_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for t in &self.topics {
+            names.push(t.name.clone());
+            if t.dlq {
+                names.push(dlq_of(&t.name));
+            }
+        }
+        names
+    }
+}
+
+/// The dead-letter topic of a topic.
+pub fn dlq_of(topic: &str) -> String {
+    format!("{topic}.dlq")
+}
+
+/// The commands topic of a module (`offer` → `offer.commands`).
+pub fn commands_topic(module: &str) -> String {
+    format!("{module}.commands")
+}
+
+/// The events topic of a module (`offer` → `offer.events`).
+pub fn events_topic(module: &str) -> String {
+    format!("{module}.events")
+}
+
+/// The record key of every domain topic: tenant and product.
+pub fn product_key(tenant: &str, product: &str) -> String {
+    format!("{tenant}/{product}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_catalogue_has_every_module_and_dead_letters() {
+        let c = Catalogue::builtin();
+        assert!(c.partitions > 0);
+        let names = c.all_names();
+        for m in ["product", "variant", "offer", "inventory", "compliance"] {
+            assert!(names.contains(&commands_topic(m)), "{m}");
+            assert!(names.contains(&events_topic(m)), "{m}");
+        }
+        assert!(names.contains(&"activation.events".to_string()));
+        assert!(names.contains(&"offer.commands.dlq".to_string()));
+    }
+}
