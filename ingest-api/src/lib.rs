@@ -1,1 +1,114 @@
+//! The ingest API (DESIGN §7): merchants' commands in, accepted with 202 and appended to their
+//! topics; the aggregated product view, search and command outcomes out. Routes per resource,
+//! one problem+json error type, keys that name the tenant, OpenAPI from the handlers' own types.
 
+mod auth;
+mod commands;
+mod compliance;
+pub mod config;
+mod error;
+mod extract;
+mod images;
+mod inventory;
+mod metrics;
+mod offers;
+mod openapi;
+mod ops;
+mod params;
+mod product_view;
+mod products;
+mod reads;
+mod search;
+mod topics;
+mod variants;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    ApiKeyConfig, Config, ConfigError, HttpLimits, OperatorConfig, Role, TenantConfig, TenantMode,
+};
+pub use error::{ApiError, FieldError, Problem};
+pub use metrics::Metrics;
+pub use openapi::ApiDoc;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::{middleware, BoxError, Router};
+use porch_connectors::search::SearchIndex;
+use porch_processors::store::{CommandSink, Store, TopicReader};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub sink: Arc<dyn CommandSink>,
+    pub topics: Arc<dyn TopicReader>,
+    pub search: Arc<SearchIndex>,
+    pub config: Arc<Config>,
+    /// Uploaded images live under `<images_dir>/<tenant>/<product>/<name>`.
+    pub images_dir: PathBuf,
+    pub metrics: Arc<Metrics>,
+    /// Set once the process serves requests; `/readyz` answers 503 until then.
+    pub ready: Arc<AtomicBool>,
+}
+
+/// The whole HTTP API.
+pub fn app(state: AppState) -> Router {
+    let limits = &state.config.http;
+    // Back-pressure in front of the command writer: shed what cannot start now, bound what runs.
+    // The concurrency limit is global (one semaphore for every route), and operations routes
+    // stay outside it so probes answer under load.
+    let back_pressure = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overload_error))
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.max_in_flight.max(1),
+        ))
+        .timeout(Duration::from_millis(limits.request_timeout_ms.max(1)));
+    let api = Router::new()
+        .merge(products::router())
+        .merge(images::router())
+        .merge(variants::router())
+        .merge(offers::router())
+        .merge(inventory::router())
+        .merge(compliance::router())
+        .merge(search::router())
+        .merge(commands::router())
+        .merge(topics::router())
+        .layer(back_pressure);
+    Router::new()
+        .merge(api)
+        .merge(ops::router())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::JSON_BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .with_state(state)
+}
+
+async fn overload_error(err: BoxError) -> ApiError {
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        ApiError::overloaded()
+    } else if err.is::<tower::timeout::error::Elapsed>() {
+        ApiError::timeout()
+    } else {
+        ApiError::internal(&err)
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}

@@ -1,1 +1,11 @@
+//! Processors: the pure domain cores, the runtime that runs them over the log, the seven
+//! processors, and the store with its embedded backend.
 
+pub mod domain;
+pub mod embedded;
+pub mod modules;
+pub mod runtime;
+pub mod store;
+
+pub use embedded::EmbeddedBackend;
+pub use runtime::{EmbeddedRuntime, Processor, RuntimeConfig};

@@ -28,6 +28,9 @@ pub enum LogError {
     Corrupt(String),
     #[error("{0}")]
     Aborted(String),
+    /// A record that cannot be handled; the batch is rolled back and redone without it.
+    #[error("record {topic}/{partition}@{offset} cannot be handled: {reason}")]
+    Poison { topic: String, partition: u32, offset: u64, reason: String },
 }
 
 macro_rules! db_err {
@@ -118,6 +121,8 @@ pub struct EmbeddedLog {
     partitions: u32,
     topics: Vec<String>,
     notifier: Notifier,
+    /// The same commit sequence for async waiters.
+    commits: tokio::sync::watch::Sender<u64>,
 }
 
 /// A record to append.
@@ -178,6 +183,20 @@ impl LogTxn<'_> {
         Ok(())
     }
 
+    /// Store rows of `table` whose key starts with `prefix`, in key order, seeing this batch.
+    pub fn scan(&self, table: &str, prefix: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, LogError> {
+        let mut out = Vec::new();
+        for item in self.kv.range((table, prefix)..)? {
+            let (k, v) = item?;
+            let (tbl, key) = k.value();
+            if tbl != table || !key.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            out.push((key.to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     pub fn remove(&mut self, table: &str, key: &str) -> Result<(), LogError> {
         self.kv.remove((table, key))?;
         Ok(())
@@ -193,7 +212,7 @@ impl EmbeddedLog {
     /// Opens (or creates) the database file and the catalogue's topics.
     pub fn open(path: &Path, partitions: u32, topics: Vec<String>, cache_bytes: usize) -> Result<Self, LogError> {
         let db = Database::builder().set_cache_size(cache_bytes).create(path)?;
-        let log = Self { db, partitions, topics, notifier: Notifier::default() };
+        let log = Self { db, partitions, topics, notifier: Notifier::default(), commits: tokio::sync::watch::Sender::new(0) };
         // Create the tables so readers never see a missing table.
         log.write(|_| Ok(()))?;
         Ok(log)
@@ -233,6 +252,7 @@ impl EmbeddedLog {
                 let mut seq = self.notifier.seq.lock().unwrap_or_else(|e| e.into_inner());
                 *seq += 1;
                 self.notifier.cv.notify_all();
+                self.commits.send_replace(*seq);
                 Ok(r)
             }
             Err(e) => {
@@ -299,6 +319,11 @@ impl EmbeddedLog {
             }
         }
         Ok(out)
+    }
+
+    /// Async waiters: the receiver changes after every commit.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.commits.subscribe()
     }
 
     /// A number that grows with every commit; see `wait_for_commit`.

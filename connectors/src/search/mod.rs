@@ -41,9 +41,6 @@ pub const MAX_LIMIT: usize = 100;
 /// Longer query strings are cut to this many characters, bounding the cost of parsing.
 const MAX_QUERY_CHARS: usize = 256;
 
-/// How much the text fields weigh in the score; the title says most about a listing.
-const FIELD_BOOSTS: [(&str, Score); 3] = [("title", 2.0), ("brand", 1.5), ("category", 1.2)];
-
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
     #[error("cannot create the search index directory {path}: {source}")]
@@ -74,6 +71,10 @@ impl SearchError {
 /// One change to the index. Both are idempotent: applying one twice leaves the index as
 /// applying it once.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "batches are mostly upserts; boxing each listing would only add an allocation"
+)]
 pub enum IndexChange {
     /// The listing is visible: it replaces any document of the same tenant and offer.
     Upsert { tenant: TenantId, listing: Listing },
@@ -145,7 +146,11 @@ impl SearchHit {
             currency: listing.price.currency().to_string(),
             compare_at_minor: listing.compare_at.map(|m| m.amount_minor()),
             available: listing.available,
-            channels: listing.channels.iter().map(|c| c.as_str().to_owned()).collect(),
+            channels: listing
+                .channels
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
             options: listing.options,
             score,
         }
@@ -204,9 +209,13 @@ impl SearchIndex {
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
         let mut parser = QueryParser::for_index(&index, fields.text_fields().to_vec());
-        let schema = index.schema();
-        for (name, boost) in FIELD_BOOSTS {
-            parser.set_field_boost(schema.get_field(name)?, boost);
+        // The title says most about a listing; description words weigh the least.
+        for (field, boost) in [
+            (fields.title, 2.0),
+            (fields.brand, 1.5),
+            (fields.category, 1.2),
+        ] {
+            parser.set_field_boost(field, boost);
         }
         let checkpoint = index.load_metas()?.payload;
         Ok(Self {
@@ -304,7 +313,11 @@ impl SearchIndex {
         let searcher = self.reader.searcher();
         let total = searcher.search(&query, &Count)?;
         if offset >= total {
-            return Ok(SearchPage { hits: Vec::new(), next_cursor: None, total });
+            return Ok(SearchPage {
+                hits: Vec::new(),
+                next_cursor: None,
+                total,
+            });
         }
         let top = TopDocs::with_limit(limit.min(total - offset)).and_offset(offset);
         let ranked: Vec<(Score, DocAddress)> = if text.is_some() {
@@ -328,14 +341,27 @@ impl SearchIndex {
 
         let hits = ranked
             .into_iter()
-            .map(|(score, address)| Ok(SearchHit::new(self.stored_listing(&searcher, address)?, score)))
+            .map(|(score, address)| {
+                Ok(SearchHit::new(
+                    self.stored_listing(&searcher, address)?,
+                    score,
+                ))
+            })
             .collect::<Result<Vec<_>, SearchError>>()?;
         let end = offset + hits.len();
         let next_cursor = (end < total).then(|| encode_cursor(end));
-        Ok(SearchPage { hits, next_cursor, total })
+        Ok(SearchPage {
+            hits,
+            next_cursor,
+            total,
+        })
     }
 
-    fn stored_listing(&self, searcher: &Searcher, address: DocAddress) -> Result<Listing, SearchError> {
+    fn stored_listing(
+        &self,
+        searcher: &Searcher,
+        address: DocAddress,
+    ) -> Result<Listing, SearchError> {
         let doc: TantivyDocument = searcher.doc(address)?;
         let json = doc
             .get_first(self.fields.listing)

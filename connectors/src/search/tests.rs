@@ -56,11 +56,17 @@ fn listing(offer: &str, region_code: &str, title: &str, price: i64) -> Listing {
 }
 
 fn upsert(t: &str, l: Listing) -> IndexChange {
-    IndexChange::Upsert { tenant: tenant(t), listing: l }
+    IndexChange::Upsert {
+        tenant: tenant(t),
+        listing: l,
+    }
 }
 
 fn remove(t: &str, offer: &str) -> IndexChange {
-    IndexChange::Remove { tenant: tenant(t), offer_id: OfferId::parse(offer).unwrap() }
+    IndexChange::Remove {
+        tenant: tenant(t),
+        offer_id: OfferId::parse(offer).unwrap(),
+    }
 }
 
 fn query(t: &str, region_code: Option<&str>, text: Option<&str>) -> SearchQuery {
@@ -86,7 +92,10 @@ fn the_index_is_shareable_across_threads() {
     let writer = {
         let index = Arc::clone(&index);
         std::thread::spawn(move || {
-            index.apply(&[upsert("acme", listing("o-1", "GB", "Shirt", 100))], "cp-1")
+            index.apply(
+                &[upsert("acme", listing("o-1", "GB", "Shirt", 100))],
+                "cp-1",
+            )
         })
     };
     writer.join().unwrap().unwrap();
@@ -112,7 +121,9 @@ fn region_filter_finds_only_that_region() {
     assert_eq!(gb.total, 2);
     assert!(gb.hits.iter().all(|h| h.region.as_str() == "GB"));
 
-    let india = index.search(&query("acme", Some("IN"), Some("shirt"))).unwrap();
+    let india = index
+        .search(&query("acme", Some("IN"), Some("shirt")))
+        .unwrap();
     assert_eq!(offer_ids(&india), ["o-2"]);
     let hit = &india.hits[0];
     assert_eq!(hit.price_minor, 99900);
@@ -121,7 +132,13 @@ fn region_filter_finds_only_that_region() {
     assert_eq!(hit.options.get("colour").map(String::as_str), Some("red"));
     assert_eq!(hit.product_id.as_str(), "p-o-2");
 
-    assert_eq!(index.search(&query("acme", Some("DE"), None)).unwrap().total, 0);
+    assert_eq!(
+        index
+            .search(&query("acme", Some("DE"), None))
+            .unwrap()
+            .total,
+        0
+    );
     assert_eq!(index.search(&query("acme", None, None)).unwrap().total, 3);
 }
 
@@ -149,17 +166,31 @@ fn a_tenant_never_sees_another_tenants_listings() {
     assert_eq!(globex.hits[0].title, "Globex shirt");
 
     // Query syntax cannot lift the tenant filter.
-    for text in ["tenant:globex", "tenant:globex OR shirt", "*", "key:globex/o-2"] {
+    for text in [
+        "tenant:globex",
+        "tenant:globex OR shirt",
+        "*",
+        "key:globex/o-2",
+    ] {
         let page = index.search(&query("acme", None, Some(text))).unwrap();
-        assert!(offer_ids(&page).iter().all(|id| *id == "o-1"), "{text}: {page:?}");
+        assert!(
+            offer_ids(&page).iter().all(|id| *id == "o-1"),
+            "{text}: {page:?}"
+        );
         assert!(page.hits.iter().all(|h| h.title == "Red shirt"), "{text}");
     }
-    assert_eq!(index.search(&query("initech", None, None)).unwrap().total, 0);
+    assert_eq!(
+        index.search(&query("initech", None, None)).unwrap().total,
+        0
+    );
 
     // Removing one tenant's offer leaves the other's alone.
     index.apply(&[remove("globex", "o-1")], "cp-2").unwrap();
     assert_eq!(index.search(&query("acme", None, None)).unwrap().total, 1);
-    assert_eq!(offer_ids(&index.search(&query("globex", None, None)).unwrap()), ["o-2"]);
+    assert_eq!(
+        offer_ids(&index.search(&query("globex", None, None)).unwrap()),
+        ["o-2"]
+    );
 }
 
 #[test]
@@ -180,36 +211,79 @@ fn remove_hides_and_is_idempotent() {
     assert!(page.hits.is_empty());
 
     // Removing again, or removing what never existed, is harmless.
-    index.apply(&[remove("acme", "o-1"), remove("acme", "o-9")], "cp-3").unwrap();
-    assert_eq!(offer_ids(&index.search(&query("acme", None, None)).unwrap()), ["o-2"]);
+    index
+        .apply(&[remove("acme", "o-1"), remove("acme", "o-9")], "cp-3")
+        .unwrap();
+    assert_eq!(
+        offer_ids(&index.search(&query("acme", None, None)).unwrap()),
+        ["o-2"]
+    );
 
     // Within one batch the order of changes holds: upsert then remove leaves nothing.
     index
         .apply(
-            &[upsert("acme", listing("o-3", "GB", "Green shirt", 1500)), remove("acme", "o-3")],
+            &[
+                upsert("acme", listing("o-3", "GB", "Green shirt", 1500)),
+                remove("acme", "o-3"),
+            ],
             "cp-4",
         )
         .unwrap();
-    assert_eq!(offer_ids(&index.search(&query("acme", None, None)).unwrap()), ["o-2"]);
+    assert_eq!(
+        offer_ids(&index.search(&query("acme", None, None)).unwrap()),
+        ["o-2"]
+    );
 }
 
 #[test]
 fn upsert_twice_keeps_one_document_with_the_new_values() {
     let index = SearchIndex::open_in_ram().unwrap();
-    index.apply(&[upsert("acme", listing("o-1", "GB", "Red shirt", 1500))], "cp-1").unwrap();
-    index.apply(&[upsert("acme", listing("o-1", "GB", "Red shirt", 1200))], "cp-2").unwrap();
+    index
+        .apply(
+            &[upsert("acme", listing("o-1", "GB", "Red shirt", 1500))],
+            "cp-1",
+        )
+        .unwrap();
+    index
+        .apply(
+            &[upsert("acme", listing("o-1", "GB", "Red shirt", 1200))],
+            "cp-2",
+        )
+        .unwrap();
     // A replayed batch changes nothing either.
     let again = listing("o-1", "GB", "Red shirt", 1200);
-    index.apply(&[upsert("acme", again.clone()), upsert("acme", again)], "cp-2").unwrap();
+    index
+        .apply(
+            &[upsert("acme", again.clone()), upsert("acme", again)],
+            "cp-2",
+        )
+        .unwrap();
 
     let page = index.search(&query("acme", None, Some("shirt"))).unwrap();
     assert_eq!(page.total, 1);
     assert_eq!(page.hits[0].price_minor, 1200);
 
     // A new title replaces the old words too.
-    index.apply(&[upsert("acme", listing("o-1", "GB", "Linen trousers", 1200))], "cp-3").unwrap();
-    assert_eq!(index.search(&query("acme", None, Some("shirt"))).unwrap().total, 0);
-    assert_eq!(index.search(&query("acme", None, Some("trousers"))).unwrap().total, 1);
+    index
+        .apply(
+            &[upsert("acme", listing("o-1", "GB", "Linen trousers", 1200))],
+            "cp-3",
+        )
+        .unwrap();
+    assert_eq!(
+        index
+            .search(&query("acme", None, Some("shirt")))
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        index
+            .search(&query("acme", None, Some("trousers")))
+            .unwrap()
+            .total,
+        1
+    );
 }
 
 #[test]
@@ -228,7 +302,9 @@ fn text_search_ranks_the_matching_title_first() {
         )
         .unwrap();
 
-    let page = index.search(&query("acme", None, Some("linen jacket"))).unwrap();
+    let page = index
+        .search(&query("acme", None, Some("linen jacket")))
+        .unwrap();
     assert_eq!(offer_ids(&page), ["o-2", "o-1"]);
     assert_eq!(page.total, 2);
     assert!(page.hits[0].score > page.hits[1].score);
@@ -238,9 +314,29 @@ fn text_search_ranks_the_matching_title_first() {
     let mut cafe = listing("o-4", "GB", "Café crème mug", 800);
     cafe.brand = Some("Nordwerk".to_owned());
     index.apply(&[upsert("acme", cafe)], "cp-2").unwrap();
-    assert_eq!(offer_ids(&index.search(&query("acme", None, Some("CAFE creme"))).unwrap()), ["o-4"]);
-    assert_eq!(offer_ids(&index.search(&query("acme", None, Some("nordwerk"))).unwrap()), ["o-4"]);
-    assert_eq!(index.search(&query("acme", None, Some("apparel"))).unwrap().total, 4);
+    assert_eq!(
+        offer_ids(
+            &index
+                .search(&query("acme", None, Some("CAFE creme")))
+                .unwrap()
+        ),
+        ["o-4"]
+    );
+    assert_eq!(
+        offer_ids(
+            &index
+                .search(&query("acme", None, Some("nordwerk")))
+                .unwrap()
+        ),
+        ["o-4"]
+    );
+    assert_eq!(
+        index
+            .search(&query("acme", None, Some("apparel")))
+            .unwrap()
+            .total,
+        4
+    );
 
     // Equal scores fall back to offer id order; blank text lists everything by offer id.
     let tied = index.search(&query("acme", None, Some("acme"))).unwrap();
@@ -279,7 +375,12 @@ fn pagination_walks_every_listing_exactly_once() {
             .collect();
         index.apply(&changes, &format!("cp-{batch}")).unwrap();
     }
-    index.apply(&[upsert("globex", listing("o-0001", "GB", "shirt", 1))], "cp-x").unwrap();
+    index
+        .apply(
+            &[upsert("globex", listing("o-0001", "GB", "shirt", 1))],
+            "cp-x",
+        )
+        .unwrap();
 
     let mut q = query("acme", Some("GB"), None);
     q.limit = 7;
@@ -294,8 +395,14 @@ fn pagination_walks_every_listing_exactly_once() {
     q.limit = 9;
     let (ranked, _) = walk(&index, q);
     assert_eq!(ranked.len(), 250);
-    assert_eq!(ranked.iter().collect::<BTreeSet<_>>().len(), 250, "no duplicates");
-    assert!(ranked[..84].iter().all(|id| id[2..].parse::<i64>().unwrap() % 3 == 0));
+    assert_eq!(
+        ranked.iter().collect::<BTreeSet<_>>().len(),
+        250,
+        "no duplicates"
+    );
+    assert!(ranked[..84]
+        .iter()
+        .all(|id| id[2..].parse::<i64>().unwrap() % 3 == 0));
 
     // Limits are clamped to 1..=100.
     let mut q = query("acme", None, None);
@@ -347,7 +454,10 @@ fn checkpoint_and_documents_persist_across_reopen() {
     }
     let index = SearchIndex::open(&dir.0).unwrap();
     assert_eq!(index.checkpoint().as_deref(), Some("cp-3"));
-    assert_eq!(offer_ids(&index.search(&query("acme", None, None)).unwrap()), ["o-2"]);
+    assert_eq!(
+        offer_ids(&index.search(&query("acme", None, None)).unwrap()),
+        ["o-2"]
+    );
 }
 
 #[test]
@@ -360,7 +470,12 @@ fn an_open_index_refuses_a_second_writer() {
 #[test]
 fn weird_query_strings_never_fail() {
     let index = SearchIndex::open_in_ram().unwrap();
-    index.apply(&[upsert("acme", listing("o-1", "GB", "Red shirt", 1500))], "cp-1").unwrap();
+    index
+        .apply(
+            &[upsert("acme", listing("o-1", "GB", "Red shirt", 1500))],
+            "cp-1",
+        )
+        .unwrap();
     let long = "shirt ".repeat(500);
     let weird = [
         "\"unbalanced",
@@ -403,7 +518,9 @@ fn weird_query_strings_never_fail() {
         assert!(page.is_ok(), "{text:?}: {page:?}");
     }
     // Lenient parsing still finds what the words say.
-    let page = index.search(&query("acme", None, Some("\"red shirt"))).unwrap();
+    let page = index
+        .search(&query("acme", None, Some("\"red shirt")))
+        .unwrap();
     assert_eq!(offer_ids(&page), ["o-1"]);
     let page = index.search(&query("acme", None, Some("shirt)"))).unwrap();
     assert_eq!(offer_ids(&page), ["o-1"]);

@@ -33,11 +33,18 @@ pub fn reservation(s: &str) -> ReservationId {
 }
 
 pub fn money(amount_minor: i64, currency: &str) -> Money {
-    Money::new(amount_minor, Currency::parse(currency).expect("valid currency")).expect("money")
+    Money::new(
+        amount_minor,
+        Currency::parse(currency).expect("valid currency"),
+    )
+    .expect("money")
 }
 
 pub fn attrs(pairs: &[(&str, &str)]) -> Attributes {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// A complete product: title, description and category.
@@ -56,7 +63,11 @@ pub fn product() -> ProductData {
 
 /// A product without description and category.
 pub fn draft_product() -> ProductData {
-    ProductData { description: None, category: None, ..product() }
+    ProductData {
+        description: None,
+        category: None,
+        ..product()
+    }
 }
 
 pub fn variant(s: &str) -> VariantData {

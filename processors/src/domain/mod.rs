@@ -29,5 +29,7 @@ pub trait Aggregate {
 
 /// Folds events into a state, as a replay from the changelog does.
 pub fn replay<A: Aggregate>(events: &[Event]) -> A::State {
-    events.iter().fold(A::State::default(), |s, e| A::evolve(s, e))
+    events
+        .iter()
+        .fold(A::State::default(), |s, e| A::evolve(s, e))
 }

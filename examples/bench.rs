@@ -1,0 +1,298 @@
+//! The porch benchmark: starts `porch up` (the release binary), drives it over HTTP and prints
+//! figures. Not a test: it asserts nothing, it measures.
+//!
+//!   cargo build --release && cargo run --release --example bench -- [--products N]
+//!       [--concurrency C] [--rate R] [--latency-offers M]
+//!
+//! 1. throughput: N products created over HTTP by C concurrent clients → commands accepted/s
+//! 2. catalogue: waits until the pipeline has processed them (N products loaded)
+//! 3. latency: M offers at R commands/s, each making a listing visible → accepted → ListingVisible
+//!    p50/p99, from the log's own timestamps of the command and of its ListingVisible event
+//! 4. memory: resident set of `porch up` with the catalogue loaded
+
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const OPERATOR: &str = "bench-operator";
+const TENANTS: usize = 20;
+
+struct Args {
+    products: usize,
+    concurrency: usize,
+    rate: usize,
+    latency_offers: usize,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args { products: 100_000, concurrency: 64, rate: 1000, latency_offers: 5000 };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let v = || argv.get(i + 1).and_then(|s| s.parse().ok()).expect("a number after the flag");
+        match argv[i].as_str() {
+            "--products" => a.products = v(),
+            "--concurrency" => a.concurrency = v(),
+            "--rate" => a.rate = v(),
+            "--latency-offers" => a.latency_offers = v(),
+            "--help" | "-h" => {
+                println!("usage: bench [--products N] [--concurrency C] [--rate R] [--latency-offers M]");
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    a
+}
+
+fn key(t: usize) -> String {
+    format!("bench-t{t:02}-key")
+}
+
+fn config() -> String {
+    let mut s = format!("[operator]\napi_key = \"{OPERATOR}\"\n\n");
+    for t in 0..TENANTS {
+        s.push_str(&format!(
+            "[[tenant]]\nid = \"t{t:02}\"\nmode = \"single_brand\"\nregions = [\"GB\", \"IN\", \"DE\", \"BR\"]\nchannels = [\"storefront\"]\n\n[[tenant.key]]\nkey = \"{}\"\nrole = \"admin\"\n\n",
+            key(t)
+        ));
+    }
+    s.push_str("[compliance.IN]\nrequired_attributes = [\"tax_code\"]\n\n[compliance.BR]\nrequired_attributes = [\"tax_code\"]\n");
+    s
+}
+
+fn rss_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    async fn send(&self, method: reqwest::Method, key: &str, path: &str, body: &Value) -> Value {
+        loop {
+            match self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(key).json(body).send().await {
+                Ok(r) if r.status().as_u16() == 202 || r.status().is_success() => return r.json().await.unwrap_or(Value::Null),
+                Ok(r) if r.status().as_u16() == 503 => tokio::time::sleep(Duration::from_millis(5)).await,
+                Ok(r) => panic!("{path}: {} {}", r.status(), r.text().await.unwrap_or_default()),
+                Err(e) => panic!("{path}: {e}"),
+            }
+        }
+    }
+
+    async fn get(&self, key: &str, path: &str) -> Value {
+        self.http.get(format!("{}{path}", self.base)).bearer_auth(key).send().await.unwrap().json().await.unwrap()
+    }
+
+    async fn ends(&self, topic: &str) -> Vec<u64> {
+        let v = self.get(OPERATOR, &format!("/v1/topics/{topic}")).await;
+        v["partitions"].as_array().unwrap().iter().map(|p| p["end_offset"].as_u64().unwrap()).collect()
+    }
+
+    /// Records of a topic from the given offsets on.
+    async fn read_from(&self, topic: &str, from: &[u64]) -> Vec<Value> {
+        let mut out = Vec::new();
+        for (p, start) in from.iter().enumerate() {
+            let mut at = *start;
+            loop {
+                let page = self.get(OPERATOR, &format!("/v1/topics/{topic}/partitions/{p}/records?from={at}&limit=1000")).await;
+                let recs = page["records"].as_array().cloned().unwrap_or_default();
+                if recs.is_empty() {
+                    break;
+                }
+                at = recs.last().unwrap()["offset"].as_u64().unwrap() + 1;
+                out.extend(recs);
+            }
+        }
+        out
+    }
+
+    /// Waits until no topic grows for a while: the pipeline has drained.
+    async fn drained(&self) {
+        let topics = ["product.events", "compliance.events", "variant.events", "offer.events", "inventory.events", "activation.events", "search.events"];
+        let mut last = Vec::new();
+        let mut stable_since = Instant::now();
+        loop {
+            let mut now = Vec::new();
+            for t in topics {
+                now.push(self.ends(t).await);
+            }
+            if now != last {
+                last = now;
+                stable_since = Instant::now();
+            } else if stable_since.elapsed() > Duration::from_secs(2) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let exe = std::env::current_exe().unwrap();
+    let porch = exe.parent().and_then(|d| d.parent()).map(|d| d.join("porch")).unwrap();
+    assert!(porch.exists(), "build the binary first: cargo build --release ({} missing)", porch.display());
+    let dir = std::env::temp_dir().join(format!("porch-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("porch.toml"), config()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(&porch)
+        .args(["up", "--config"])
+        .arg(dir.join("porch.toml"))
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("PORCH_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let client = Arc::new(Client { http: reqwest::Client::new(), base: format!("http://127.0.0.1:{port}") });
+    while client.http.get(format!("{}/readyz", client.base)).send().await.map(|r| !r.status().is_success()).unwrap_or(true) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("porch bench: {} products over {TENANTS} tenants, concurrency {}, machine cores {}", args.products, args.concurrency, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+
+    // 1. Throughput of accepted commands.
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (client, next, n) = (client.clone(), next.clone(), args.products);
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let t = i % TENANTS;
+                let body = json!({ "id": format!("p{i}"), "title": format!("Product {i} linen shirt"), "description": "Soft and breathable",
+                    "category": "apparel", "brand": "Bench", "attributes": { "tax_code": "6205" }, "images": ["a.jpg"] });
+                client.send(reqwest::Method::POST, &key(t), "/v1/products", &body).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("accepted: {} commands in {secs:.2} s = {:.0} commands/s (concurrency {})", args.products, args.products as f64 / secs, args.concurrency);
+    println!("rss after accepting: {:.0} MiB", rss_mib(pid, "VmRSS:"));
+
+    let t0 = Instant::now();
+    client.drained().await;
+    println!("pipeline drained {} products (× 4 regions of compliance) in {:.1} s after the last accept", args.products, t0.elapsed().as_secs_f64());
+
+    // 3. Latency at a steady rate: each offer completes a product that already has variant and stock.
+    let m = args.latency_offers.min(args.products);
+    for t in 0..TENANTS {
+        client.send(reqwest::Method::POST, &key(t), "/v1/locations", &json!({ "location_id": "lon", "region": "GB" })).await;
+    }
+    let setup = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..args.concurrency {
+        let (client, setup) = (client.clone(), setup.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = setup.fetch_add(1, Ordering::Relaxed);
+                if i >= m {
+                    break;
+                }
+                let k = key(i % TENANTS);
+                client.send(reqwest::Method::POST, &k, &format!("/v1/products/p{i}/variants"), &json!({ "variants": [{ "sku": format!("s{i}") }] })).await;
+                client.send(reqwest::Method::PUT, &k, &format!("/v1/inventory/s{i}/lon"), &json!({ "on_hand": 5 })).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    client.drained().await;
+    let search_from = client.ends("search.events").await;
+    let commands_from = client.ends("offer.commands").await;
+    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..m {
+        let due = started + interval * i as u32;
+        tokio::time::sleep_until(due.into()).await;
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({ "sku": format!("s{i}"), "region": "GB", "price": { "amount_minor": 1000 + i, "currency": "GBP" } });
+            client.send(reqwest::Method::POST, &key(i % TENANTS), "/v1/offers", &body).await
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let achieved = m as f64 / started.elapsed().as_secs_f64();
+    client.drained().await;
+    let commands = client.read_from("offer.commands", &commands_from).await;
+    let accepted_at: HashMap<String, i64> = commands
+        .iter()
+        .map(|r| (r["value"]["envelope"]["correlation_id"].as_str().unwrap_or_default().to_string(), r["timestamp"].as_i64().unwrap()))
+        .collect();
+    let mut lat_ms: Vec<f64> = client
+        .read_from("search.events", &search_from)
+        .await
+        .iter()
+        .filter(|r| r["record_type"] == "porch.search.ListingVisible")
+        .filter_map(|r| {
+            let corr = r["value"]["envelope"]["correlation_id"].as_str()?;
+            accepted_at.get(corr).map(|a| (r["timestamp"].as_i64().unwrap() - a) as f64 / 1000.0)
+        })
+        .collect();
+    lat_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    println!(
+        "accepted → ListingVisible at {achieved:.0} commands/s ({} of {m} offers matched): p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        lat_ms.len(),
+        percentile(&lat_ms, 0.50),
+        percentile(&lat_ms, 0.99),
+        lat_ms.last().copied().unwrap_or(f64::NAN)
+    );
+
+    // 4. Memory with the catalogue loaded.
+    println!("rss of porch up with {} products loaded: {:.0} MiB (peak {:.0} MiB)", args.products, rss_mib(pid, "VmRSS:"), rss_mib(pid, "VmHWM:"));
+    let size: u64 = walk_size(&dir.join("data"));
+    println!("data directory: {:.0} MiB", size as f64 / (1024.0 * 1024.0));
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn walk_size(p: &std::path::Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| {
+                    let m = e.metadata().ok();
+                    if m.as_ref().is_some_and(|m| m.is_dir()) {
+                        walk_size(&e.path())
+                    } else {
+                        m.map(|m| m.len()).unwrap_or(0)
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

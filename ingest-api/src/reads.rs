@@ -1,0 +1,81 @@
+//! Reading the projections: blocking store calls run off the async workers, lookups that route
+//! commands (which product owns a SKU, where an offer lives) are named here once.
+
+use crate::error::ApiError;
+use crate::AppState;
+use porch_processors::domain::product::{ProductState, ProductStatus};
+use porch_processors::store::{key, tables, OfferRef, Store, StoreError};
+use porch_schemas::{OfferId, ProductId, Sku, TenantId};
+use serde::de::DeserializeOwned;
+
+/// Rows read per store call while scanning.
+const SCAN_PAGE: usize = 500;
+
+/// Runs store reads on the blocking pool: a scan may take a while on a large product.
+pub async fn blocking<T, F>(state: &AppState, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&(dyn Store + 'static)) -> Result<T, ApiError> + Send + 'static,
+{
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || f(&*store))
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+}
+
+/// Every row under `prefix`, up to `max` rows, page by page.
+pub fn scan_all<T: DeserializeOwned>(
+    store: &(dyn Store + 'static),
+    table: &str,
+    prefix: &str,
+    max: usize,
+) -> Result<Vec<(String, T)>, StoreError> {
+    let mut rows: Vec<(String, T)> = Vec::new();
+    loop {
+        let after = rows.last().map(|(k, _)| k.clone());
+        let want = SCAN_PAGE.min(max - rows.len());
+        let page = store.scan::<T>(table, prefix, after.as_deref(), want)?;
+        let done = page.len() < want;
+        rows.extend(page);
+        if done || rows.len() >= max {
+            return Ok(rows);
+        }
+    }
+}
+
+/// The prefix of every row about one product: `tenant/product/`.
+pub fn product_prefix(tenant: &TenantId, product: &ProductId) -> String {
+    format!("{tenant}/{product}/")
+}
+
+/// The product's row, or 404 when the tenant has no such product.
+pub fn existing_product(
+    store: &(dyn Store + 'static),
+    tenant: &TenantId,
+    product: &ProductId,
+) -> Result<ProductState, ApiError> {
+    store
+        .get::<ProductState>(tables::PRODUCT, &key(&[tenant.as_str(), product.as_str()]))?
+        .filter(|p| p.status != ProductStatus::Absent && p.product.is_some())
+        .ok_or_else(|| ApiError::not_found(format!("product '{product}'")))
+}
+
+/// The product a SKU belongs to, if the tenant has the SKU.
+pub fn sku_owner(
+    store: &(dyn Store + 'static),
+    tenant: &TenantId,
+    sku: &Sku,
+) -> Result<Option<ProductId>, ApiError> {
+    Ok(store.get::<ProductId>(tables::SKU, &key(&[tenant.as_str(), sku.as_str()]))?)
+}
+
+/// Where an offer lives, or 404.
+pub fn offer_ref(
+    store: &(dyn Store + 'static),
+    tenant: &TenantId,
+    offer: &OfferId,
+) -> Result<OfferRef, ApiError> {
+    store
+        .get::<OfferRef>(tables::OFFER_REF, &key(&[tenant.as_str(), offer.as_str()]))?
+        .ok_or_else(|| ApiError::not_found(format!("offer '{offer}'")))
+}

@@ -1,0 +1,296 @@
+//! The embedded backend of the store and the command sink: projections read straight from the
+//! embedded database, and commands appended by one writer thread that group-commits whatever
+//! requests are waiting into a single durable transaction.
+
+use crate::store::*;
+use porch_schemas::*;
+use porch_topics::{commands_topic, product_key, Append, EmbeddedLog, LogError, LogTxn};
+use std::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+enum Job {
+    Submit { submission: Box<Submission>, bytes: Vec<u8>, reply: oneshot::Sender<Result<SubmitOutcome, StoreError>> },
+    Location { tenant: TenantId, location: LocationId, region: RegionCode, reply: oneshot::Sender<Result<SubmitOutcome, StoreError>> },
+}
+
+/// The embedded store and command sink.
+pub struct EmbeddedBackend {
+    log: Arc<EmbeddedLog>,
+    codec: Arc<Codec>,
+    jobs: mpsc::SyncSender<Job>,
+}
+
+/// Requests waiting for the writer beyond this are back-pressure (callers wait to enqueue).
+const QUEUE: usize = 8192;
+/// Requests per transaction at most.
+const GROUP: usize = 2048;
+
+impl EmbeddedBackend {
+    pub fn new(log: Arc<EmbeddedLog>, codec: Arc<Codec>) -> Arc<Self> {
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
+        let writer_log = log.clone();
+        std::thread::Builder::new()
+            .name("porch-command-writer".into())
+            .spawn(move || writer(&writer_log, rx))
+            .expect("spawn command writer");
+        Arc::new(Self { log, codec, jobs: tx })
+    }
+
+    pub fn log(&self) -> &Arc<EmbeddedLog> {
+        &self.log
+    }
+
+    fn enqueue(&self, job: Job) -> Result<(), StoreError> {
+        self.jobs.send(job).map_err(|_| StoreError::Closed)
+    }
+}
+
+fn writer(log: &EmbeddedLog, rx: mpsc::Receiver<Job>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < GROUP {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let result = log.write(|txn| jobs.iter().map(|j| apply(txn, j)).collect::<Result<Vec<_>, LogError>>());
+        match result {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    reply(job, Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "command batch failed");
+                for job in jobs {
+                    reply(job, Err(StoreError::Backend(e.to_string())));
+                }
+            }
+        }
+    }
+}
+
+fn reply(job: Job, r: Result<SubmitOutcome, StoreError>) {
+    let tx = match job {
+        Job::Submit { reply, .. } => reply,
+        Job::Location { reply, .. } => reply,
+    };
+    let _ = tx.send(r);
+}
+
+fn get_json<T: serde::de::DeserializeOwned>(txn: &LogTxn<'_>, table: &str, k: &str) -> Result<Option<T>, LogError> {
+    match txn.get(table, k)? {
+        None => Ok(None),
+        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| LogError::Corrupt(format!("{table}/{k}: {e}"))),
+    }
+}
+
+fn put_json<T: serde::Serialize>(txn: &mut LogTxn<'_>, table: &str, k: &str, v: &T) -> Result<(), LogError> {
+    let bytes = serde_json::to_vec(v).map_err(|e| LogError::Corrupt(e.to_string()))?;
+    txn.put(table, k, &bytes)
+}
+
+/// One request inside the group transaction. Everything is checked before anything is
+/// written, so a conflict leaves no trace.
+fn apply(txn: &mut LogTxn<'_>, job: &Job) -> Result<SubmitOutcome, LogError> {
+    match job {
+        Job::Location { tenant, location, region, .. } => {
+            let k = key(&[tenant.as_str(), location.as_str()]);
+            match get_json::<RegionCode>(txn, tables::LOCATION, &k)? {
+                Some(existing) if existing == *region => Ok(SubmitOutcome::Replayed { command_id: CommandId::parse("location").expect("valid id") }),
+                Some(existing) => Ok(SubmitOutcome::Conflict(Reason::on_field(
+                    "LOCATION_IN_OTHER_REGION",
+                    "region",
+                    format!("location {location} already belongs to region {existing}"),
+                ))),
+                None => {
+                    put_json(txn, tables::LOCATION, &k, region)?;
+                    Ok(SubmitOutcome::Accepted { command_id: CommandId::parse("location").expect("valid id") })
+                }
+            }
+        }
+        Job::Submit { submission, bytes, .. } => submit(txn, submission, bytes),
+    }
+}
+
+fn submit(txn: &mut LogTxn<'_>, s: &Submission, bytes: &[u8]) -> Result<SubmitOutcome, LogError> {
+    let env = &s.record.envelope;
+    let tenant = env.tenant.as_str();
+    let idem_key = s.idempotency_key.as_ref().map(|k| key(&[tenant, k]));
+    if let Some(ik) = &idem_key {
+        if let Some(prev) = get_json::<IdempotencyRecord>(txn, tables::IDEMPOTENCY, ik)? {
+            if prev.request_hash == s.request_hash {
+                return Ok(SubmitOutcome::Replayed { command_id: prev.command_id });
+            }
+            return Ok(SubmitOutcome::Conflict(Reason::on_field(
+                "IDEMPOTENCY_KEY_REUSED",
+                "Idempotency-Key",
+                "this Idempotency-Key was used for a different request",
+            )));
+        }
+    }
+    let command_key = key(&[tenant, env.command_id.as_str()]);
+    if txn.get(tables::COMMAND, &command_key)?.is_some() {
+        return Ok(SubmitOutcome::Replayed { command_id: env.command_id.clone() });
+    }
+    for claim in &s.claims {
+        if let Some(conflict) = check_claim(txn, tenant, claim)? {
+            return Ok(SubmitOutcome::Conflict(conflict));
+        }
+    }
+    for claim in &s.claims {
+        write_claim(txn, tenant, claim)?;
+    }
+    if let Some(ik) = &idem_key {
+        put_json(txn, tables::IDEMPOTENCY, ik, &IdempotencyRecord { command_id: env.command_id.clone(), request_hash: s.request_hash.clone() })?;
+    }
+    let product = s.record.command.product_id();
+    let status = CommandStatus {
+        command_id: env.command_id.clone(),
+        command_type: s.record.command.type_name().to_string(),
+        status: CommandState::Accepted,
+        aggregate_id: env.aggregate_id.clone(),
+        product_id: product.clone(),
+        reasons: vec![],
+        events: vec![],
+        accepted_at: txn.now(),
+        completed_at: None,
+    };
+    put_json(txn, tables::COMMAND, &command_key, &status)?;
+    let topic = commands_topic(s.record.command.module());
+    let k = product_key(tenant, product.as_str());
+    txn.append(Append {
+        topic: &topic,
+        key: k.as_bytes(),
+        value: bytes,
+        headers: vec![("correlation_id".into(), env.correlation_id.clone().into_bytes())],
+    })?;
+    Ok(SubmitOutcome::Accepted { command_id: env.command_id.clone() })
+}
+
+fn check_claim(txn: &LogTxn<'_>, tenant: &str, claim: &Claim) -> Result<Option<Reason>, LogError> {
+    Ok(match claim {
+        Claim::Sku { sku, product_id } => match get_json::<ProductId>(txn, tables::SKU, &key(&[tenant, sku.as_str()]))? {
+            Some(owner) if owner != *product_id => Some(Reason::on_field(
+                "SKU_TAKEN",
+                "sku",
+                format!("SKU {sku} already belongs to product {owner}"),
+            )),
+            _ => None,
+        },
+        Claim::Offer(r) => {
+            let nk = key(&[tenant, r.seller.as_str(), r.sku.as_str(), r.region.as_str()]);
+            match get_json::<OfferId>(txn, tables::OFFER_KEY, &nk)? {
+                Some(existing) if existing != r.offer_id => Some(Reason::on_field(
+                    "OFFER_EXISTS",
+                    "sku",
+                    format!("seller {} already has offer {existing} for SKU {} in {}", r.seller, r.sku, r.region),
+                )),
+                _ => None,
+            }
+        }
+        Claim::Reservation { reservation_id, .. } => {
+            if txn.get(tables::RESERVATION, &key(&[tenant, reservation_id.as_str()]))?.is_some() {
+                Some(Reason::on_field("RESERVATION_EXISTS", "reservation_id", "reservation id already used"))
+            } else {
+                None
+            }
+        }
+    })
+}
+
+fn write_claim(txn: &mut LogTxn<'_>, tenant: &str, claim: &Claim) -> Result<(), LogError> {
+    match claim {
+        Claim::Sku { sku, product_id } => put_json(txn, tables::SKU, &key(&[tenant, sku.as_str()]), product_id),
+        Claim::Offer(r) => {
+            put_json(txn, tables::OFFER_KEY, &key(&[tenant, r.seller.as_str(), r.sku.as_str(), r.region.as_str()]), &r.offer_id)?;
+            put_json(txn, tables::OFFER_REF, &key(&[tenant, r.offer_id.as_str()]), r)
+        }
+        Claim::Reservation { reservation_id, line } => {
+            put_json(txn, tables::RESERVATION, &key(&[tenant, reservation_id.as_str()]), line)
+        }
+    }
+}
+
+impl Store for EmbeddedBackend {
+    fn get_raw(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.log.get(table, key)?)
+    }
+    fn scan_raw(&self, table: &str, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        Ok(self.log.scan(table, prefix, start_after, limit)?)
+    }
+}
+
+impl CommandSink for EmbeddedBackend {
+    fn submit(&self, submission: Submission) -> BoxFuture<'_, Result<SubmitOutcome, StoreError>> {
+        Box::pin(async move {
+            let topic = commands_topic(submission.record.command.module());
+            let bytes = self
+                .codec
+                .encode_command(&topic, &submission.record)
+                .map_err(|e| StoreError::Backend(format!("encoding command: {e}")))?;
+            let (reply, rx) = oneshot::channel();
+            let jobs = self.jobs.clone();
+            let job = Job::Submit { submission: Box::new(submission), bytes, reply };
+            // The queue is bounded: waiting for room is back-pressure, off the async threads.
+            tokio::task::spawn_blocking(move || jobs.send(job).map_err(|_| StoreError::Closed))
+                .await
+                .map_err(|_| StoreError::Closed)??;
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn register_location(&self, tenant: TenantId, location: LocationId, region: RegionCode) -> BoxFuture<'_, Result<SubmitOutcome, StoreError>> {
+        Box::pin(async move {
+            let (reply, rx) = oneshot::channel();
+            self.enqueue(Job::Location { tenant, location, region, reply })?;
+            rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn changed(&self, timeout_ms: u64) -> BoxFuture<'_, ()> {
+        let mut rx = self.log.subscribe();
+        Box::pin(async move {
+            // Capped: a commit between the caller's read and this subscription is not missed
+            // for longer than the cap.
+            let wait = std::time::Duration::from_millis(timeout_ms.min(20));
+            let _ = tokio::time::timeout(wait, rx.changed()).await;
+        })
+    }
+}
+
+impl TopicReader for EmbeddedBackend {
+    fn topics(&self) -> Vec<String> {
+        self.log.topics().to_vec()
+    }
+    fn partitions(&self) -> u32 {
+        self.log.partitions()
+    }
+    fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, StoreError> {
+        Ok(self.log.end_offset(topic, partition)?)
+    }
+    fn read_json(&self, topic: &str, partition: u32, from: u64, max: usize) -> Result<Vec<TopicRecordJson>, StoreError> {
+        let records = self.log.read(topic, partition, from, max)?;
+        Ok(records
+            .into_iter()
+            .map(|r| {
+                let (record_type, value) = match self.codec.decode_json(&r.value) {
+                    Ok((name, json)) => (Some(name), json),
+                    Err(e) => (None, serde_json::json!({ "undecodable": e.to_string(), "bytes": r.value.len() })),
+                };
+                TopicRecordJson {
+                    topic: r.topic,
+                    partition: r.partition,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    key: String::from_utf8_lossy(&r.key).into_owned(),
+                    headers: r.headers.into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect(),
+                    record_type,
+                    value,
+                }
+            })
+            .collect())
+    }
+}

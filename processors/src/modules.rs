@@ -1,0 +1,416 @@
+//! The seven processors: each wires one domain core to its topics and its projection rows.
+
+use crate::domain::activation::{self, Activation, ActivationInput, ActivationState};
+use crate::domain::compliance::{Compliance, ComplianceInput, ComplianceState, RegionRules};
+use crate::domain::inventory::{Inventory, InventoryState};
+use crate::domain::listing::{ListingState, SearchListing};
+use crate::domain::offer::{Offer, OfferState};
+use crate::domain::product::{Product, ProductInput, ProductState};
+use crate::domain::variant::{VariantSetState, Variants};
+use crate::domain::Aggregate;
+use crate::runtime::{Cause, Ctx, HandleError, Input, Processor};
+use crate::store::{key, tables};
+use porch_schemas::*;
+use porch_topics::{commands_topic, events_topic};
+use std::collections::{BTreeMap, HashMap};
+
+/// Decides on `input` against the row at `row_key`, applies and emits the events, saves the
+/// row. `after` tells each emitted event's aggregate id and version from the evolved state.
+fn decide_and_apply<A: Aggregate>(
+    ctx: &mut Ctx<'_, '_>,
+    table: &str,
+    row_key: &str,
+    input: &A::Input,
+    absorbed: Option<&Event>,
+    after: impl Fn(&A::State, &Event) -> (String, i64),
+) -> Result<Result<(), Vec<Reason>>, HandleError> {
+    let state: A::State = ctx.load(table, row_key)?;
+    let events = match A::decide(&state, input) {
+        Ok(events) => events,
+        Err(reasons) => return Ok(Err(reasons)),
+    };
+    let mut s = match absorbed {
+        Some(e) => A::evolve(state.clone(), e),
+        None => state.clone(),
+    };
+    for e in events {
+        s = A::evolve(s, &e);
+        let (aggregate_id, version) = after(&s, &e);
+        ctx.emit(e, &aggregate_id, version)?;
+    }
+    if s != state {
+        ctx.save(table, row_key, &s)?;
+    }
+    Ok(Ok(()))
+}
+
+/// Finishes a command: APPLIED, or REJECTED with its reasons.
+fn outcome(ctx: &mut Ctx<'_, '_>, product: &ProductId, r: Result<(), Vec<Reason>>) -> Result<(), HandleError> {
+    match r {
+        Ok(()) => ctx.applied(product),
+        Err(reasons) => ctx.reject(product, reasons),
+    }
+}
+
+fn wrong_input(module: &str, what: &str) -> HandleError {
+    HandleError::Poison(format!("{module} does not handle {what}"))
+}
+
+// ---------------------------------------------------------------- step 1: product
+
+pub struct ProductProcessor;
+
+impl Processor for ProductProcessor {
+    fn name(&self) -> &'static str {
+        "product"
+    }
+    fn inputs(&self) -> Vec<String> {
+        vec![commands_topic("product"), events_topic("search")]
+    }
+    fn output(&self) -> String {
+        events_topic("product")
+    }
+    fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
+        let (tenant, product, pinput) = match input {
+            Input::Command(c) if c.command.module() == "product" => {
+                (&c.envelope.tenant, c.command.product_id().clone(), ProductInput::Command(c.command.clone()))
+            }
+            Input::Command(c) => return Err(wrong_input("product", c.command.full_name())),
+            Input::Event(e) => match &e.event {
+                Event::ListingVisible(v) => (&e.envelope.tenant, v.listing.product_id.clone(), ProductInput::ListingVisible(v.clone())),
+                _ => return Ok(()),
+            },
+        };
+        let row = key(&[tenant.as_str(), product.as_str()]);
+        let pid = product.to_string();
+        let r = decide_and_apply::<Product>(ctx, tables::PRODUCT, &row, &pinput, None, |s: &ProductState, _| (pid.clone(), s.version))?;
+        match input {
+            Input::Command(_) => outcome(ctx, &product, r),
+            Input::Event(_) => Ok(()),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- step 2: variants
+
+pub struct VariantProcessor;
+
+impl Processor for VariantProcessor {
+    fn name(&self) -> &'static str {
+        "variant"
+    }
+    fn inputs(&self) -> Vec<String> {
+        vec![commands_topic("variant")]
+    }
+    fn output(&self) -> String {
+        events_topic("variant")
+    }
+    fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
+        let Input::Command(c) = input else { return Ok(()) };
+        if c.command.module() != "variant" {
+            return Err(wrong_input("variant", c.command.full_name()));
+        }
+        let product = c.command.product_id().clone();
+        let row = key(&[c.envelope.tenant.as_str(), product.as_str()]);
+        let pid = product.to_string();
+        let r = decide_and_apply::<Variants>(ctx, tables::VARIANT, &row, &c.command, None, |s: &VariantSetState, _| (pid.clone(), s.version))?;
+        outcome(ctx, &product, r)
+    }
+}
+
+// ---------------------------------------------------------------- step 3: offers
+
+pub struct OfferProcessor;
+
+impl Processor for OfferProcessor {
+    fn name(&self) -> &'static str {
+        "offer"
+    }
+    fn inputs(&self) -> Vec<String> {
+        vec![commands_topic("offer")]
+    }
+    fn output(&self) -> String {
+        events_topic("offer")
+    }
+    fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
+        let Input::Command(c) = input else { return Ok(()) };
+        let offer_id = match &c.command {
+            Command::CreateOffer(o) => o.offer.offer_id.clone(),
+            Command::UpdateOffer(o) => o.offer_id.clone(),
+            Command::WithdrawOffer(o) => o.offer_id.clone(),
+            other => return Err(wrong_input("offer", other.full_name())),
+        };
+        let product = c.command.product_id().clone();
+        let row = key(&[c.envelope.tenant.as_str(), product.as_str(), offer_id.as_str()]);
+        let oid = offer_id.to_string();
+        let r = decide_and_apply::<Offer>(ctx, tables::OFFER, &row, &c.command, None, |s: &OfferState, _| (oid.clone(), s.version))?;
+        outcome(ctx, &product, r)
+    }
+}
+
+// ---------------------------------------------------------------- step 4: inventory
+
+pub struct InventoryProcessor;
+
+impl Processor for InventoryProcessor {
+    fn name(&self) -> &'static str {
+        "inventory"
+    }
+    fn inputs(&self) -> Vec<String> {
+        vec![commands_topic("inventory")]
+    }
+    fn output(&self) -> String {
+        events_topic("inventory")
+    }
+    fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
+        let Input::Command(c) = input else { return Ok(()) };
+        let line = match &c.command {
+            Command::SetStock(s) => &s.line,
+            Command::ReserveStock(s) => &s.line,
+            Command::ReleaseReservation(s) => &s.line,
+            other => return Err(wrong_input("inventory", other.full_name())),
+        };
+        let row = key(&[
+            c.envelope.tenant.as_str(),
+            line.product_id.as_str(),
+            line.seller.as_str(),
+            line.sku.as_str(),
+            line.region.as_str(),
+        ]);
+        let aggregate = key(&[line.seller.as_str(), line.sku.as_str(), line.region.as_str()]);
+        let product = line.product_id.clone();
+        let r = decide_and_apply::<Inventory>(ctx, tables::INVENTORY, &row, &c.command, None, |s: &InventoryState, _| {
+            (aggregate.clone(), s.version)
+        })?;
+        outcome(ctx, &product, r)
+    }
+}
+
+// ---------------------------------------------------------------- step 5: compliance
+
+/// What compliance needs from the configuration: each tenant's regions and each region's rules.
+#[derive(Debug, Clone, Default)]
+pub struct ComplianceConfig {
+    pub tenant_regions: HashMap<TenantId, Vec<RegionCode>>,
+    pub rules: BTreeMap<RegionCode, RegionRules>,
+}
+
+pub struct ComplianceProcessor {
+    pub config: ComplianceConfig,
+}
+
+impl Processor for ComplianceProcessor {
+    fn name(&self) -> &'static str {
+        "compliance"
+    }
+    fn inputs(&self) -> Vec<String> {
+        vec![commands_topic("compliance"), events_topic("product")]
+    }
+    fn output(&self) -> String {
+        events_topic("compliance")
+    }
+    fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
+        match input {
+            Input::Command(c) => {
+                let Command::DecideCompliance(d) = &c.command else {
+                    return Err(wrong_input("compliance", c.command.full_name()));
+                };
+                let r = self.decide_region(ctx, &c.envelope.tenant, &d.product_id, &d.region, &ComplianceInput::Decision(d.clone()))?;
+                outcome(ctx, &d.product_id, r)
+            }
+            Input::Event(e) => {
+                let product = match &e.event {
+                    Event::ProductCreated(p) => &p.product,
+                    Event::ProductUpdated(p) => &p.product,
+                    _ => return Ok(()),
+                };
+                let tenant = &e.envelope.tenant;
+                let regions: Vec<RegionCode> = match self.config.tenant_regions.get(tenant) {
+                    Some(r) => r.clone(),
+                    None => self.config.rules.keys().cloned().collect(),
+                };
+                for region in regions {
+                    let rules = self.config.rules.get(&region).cloned().unwrap_or_default();
+                    let input = ComplianceInput::ProductChanged { product: product.clone(), region: region.clone(), rules };
+                    // A product event is a fact: rule verdicts never reject it.
+                    let _ = self.decide_region(ctx, tenant, &product.product_id, &region, &input)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl ComplianceProcessor {
+    fn decide_region(
+        &self,
+        ctx: &mut Ctx<'_, '_>,
+        tenant: &TenantId,
+        product: &ProductId,
+        region: &RegionCode,
+        input: &ComplianceInput,
+    ) -> Result<Result<(), Vec<Reason>>, HandleError> {
+        let row = key(&[tenant.as_str(), product.as_str(), region.as_str()]);
+        let aggregate = key(&[product.as_str(), region.as_str()]);
+        decide_and_apply::<Compliance>(ctx, tables::COMPLIANCE, &row, input, None, |s: &ComplianceState, _| (aggregate.clone(), s.version))
+    }
+}
+
+// ---------------------------------------------------------------- step 6: activation
+
+/// Due timers: `<due micros, 20 digits>/<tenant>/<product>` → "".
+const DEADLINES: &str = "activation_deadline";
+/// `<tenant>/<product>` → its entry in DEADLINES, to move it when the deadline changes.
+const DEADLINE_OF: &str = "activation_deadline_of";
+
+pub struct ActivationProcessor;
+
+fn offer_of(event: &Event) -> Option<&OfferId> {
+    match event {
+        Event::OfferActivated(e) => Some(&e.listing.offer_id),
+        Event::OfferSuspended(e) => Some(&e.offer_id),
+        Event::OfferEnded(e) => Some(&e.offer_id),
+        _ => None,
+    }
+}
+
+fn offer_version(s: &ActivationState, e: &Event) -> (String, i64) {
+    let id = offer_of(e).map(|o| o.to_string()).unwrap_or_default();
+    let version = offer_of(e).and_then(|o| s.offers.get(o)).map(|o| o.version).unwrap_or(0);
+    (id, version)
+}
+
+impl ActivationProcessor {
+    fn decide(
+        &self,
+        ctx: &mut Ctx<'_, '_>,
+        tenant: &TenantId,
+        product: &ProductId,
+        input: &ActivationInput,
+        absorbed: Option<&Event>,
+    ) -> Result<(), HandleError> {
+        let row = key(&[tenant.as_str(), product.as_str()]);
+        // The view absorbs facts; a decision over facts is never refused.
+        let _ = decide_and_apply::<Activation>(ctx, tables::ACTIVATION, &row, input, absorbed, offer_version)?;
+        self.reschedule(ctx, &row)
+    }
+
+    /// Keeps one timer per product at its next validity-window boundary.
+    fn reschedule(&self, ctx: &mut Ctx<'_, '_>, row: &str) -> Result<(), HandleError> {
+        let state: ActivationState = ctx.load(tables::ACTIVATION, row)?;
+        let next = activation::next_deadline(&state, ctx.now());
+        let want = next.map(|due| format!("{due:020}/{row}"));
+        let have = ctx.get_raw(DEADLINE_OF, row)?.map(|b| String::from_utf8_lossy(&b).into_owned());
+        if want == have {
+            return Ok(());
+        }
+        if let Some(old) = have {
+            ctx.remove(DEADLINES, &old)?;
+            ctx.remove(DEADLINE_OF, row)?;
+        }
+        if let Some(new) = want {
+            ctx.put_raw(DEADLINES, &new, b"")?;
+            ctx.put_raw(DEADLINE_OF, row, new.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+impl Processor for ActivationProcessor {
+    fn name(&self) -> &'static str {
+        "activation"
+    }
+    fn inputs(&self) -> Vec<String> {
+        ["product", "variant", "offer", "inventory", "compliance"].iter().map(|m| events_topic(m)).collect()
+    }
+    fn output(&self) -> String {
+        events_topic("activation")
+    }
+    fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
+        let Input::Event(e) = input else { return Err(wrong_input("activation", "commands")) };
+        if matches!(e.event, Event::CommandRejected(_)) {
+            return Ok(());
+        }
+        let observed = ActivationInput::Observed { event: e.event.clone(), now: ctx.now() };
+        self.decide(ctx, &e.envelope.tenant, e.event.product_id(), &observed, Some(&e.event))
+    }
+    fn has_timers(&self) -> bool {
+        true
+    }
+    fn punctuate(&self, ctx: &mut Ctx<'_, '_>, now: Micros) -> Result<bool, HandleError> {
+        let due: Vec<String> = ctx
+            .scan(DEADLINES, "", 256)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .take_while(|k| k.get(..20).and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| t <= now))
+            .collect();
+        for entry in &due {
+            let mut parts = entry.splitn(3, '/').skip(1);
+            let (Some(tenant), Some(product)) = (parts.next(), parts.next()) else { continue };
+            let (Ok(tenant), Ok(product)) = (TenantId::parse(tenant), ProductId::parse(product)) else { continue };
+            ctx.remove(DEADLINES, entry)?;
+            ctx.remove(DEADLINE_OF, &key(&[tenant.as_str(), product.as_str()]))?;
+            ctx.set_cause(Cause {
+                id: format!("tick-{}", &entry[..20]),
+                tenant: tenant.clone(),
+                correlation_id: format!("tick-{}", &entry[..20]),
+                command: None,
+            });
+            self.decide(ctx, &tenant, &product, &ActivationInput::Tick { now }, None)?;
+        }
+        Ok(!due.is_empty())
+    }
+}
+
+// ---------------------------------------------------------------- step 7: search listing
+
+pub struct ListingProcessor;
+
+impl Processor for ListingProcessor {
+    fn name(&self) -> &'static str {
+        "search"
+    }
+    fn inputs(&self) -> Vec<String> {
+        vec![events_topic("activation")]
+    }
+    fn output(&self) -> String {
+        events_topic("search")
+    }
+    fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
+        let Input::Event(e) = input else { return Err(wrong_input("search", "commands")) };
+        let Some(offer) = offer_of(&e.event) else { return Ok(()) };
+        let product = e.event.product_id();
+        let row = key(&[e.envelope.tenant.as_str(), product.as_str(), offer.as_str()]);
+        let oid = offer.to_string();
+        let _ = decide_and_apply::<SearchListing>(ctx, tables::LISTING, &row, &e.event, None, |s: &ListingState, _| (oid.clone(), s.version))?;
+        Ok(())
+    }
+}
+
+/// Every processor of the pipeline, configured.
+pub fn all(compliance: ComplianceConfig) -> Vec<std::sync::Arc<dyn Processor>> {
+    vec![
+        std::sync::Arc::new(ProductProcessor),
+        std::sync::Arc::new(VariantProcessor),
+        std::sync::Arc::new(OfferProcessor),
+        std::sync::Arc::new(InventoryProcessor),
+        std::sync::Arc::new(ComplianceProcessor { config: compliance }),
+        std::sync::Arc::new(ActivationProcessor),
+        std::sync::Arc::new(ListingProcessor),
+    ]
+}
+
+/// The record types each topic carries, to register their schemas.
+pub fn topic_record_types() -> Vec<(String, Vec<&'static str>)> {
+    let mut out = Vec::new();
+    for module in ["product", "variant", "offer", "inventory", "compliance"] {
+        let commands: Vec<&'static str> = Command::FULL_NAMES.iter().copied().filter(|n| n.starts_with(&format!("porch.{module}."))).collect();
+        out.push((commands_topic(module), commands));
+    }
+    for module in ["product", "variant", "offer", "inventory", "compliance", "activation", "search"] {
+        let mut events: Vec<&'static str> = Event::FULL_NAMES.iter().copied().filter(|n| n.starts_with(&format!("porch.{module}."))).collect();
+        events.push("porch.outcome.CommandRejected");
+        out.push((events_topic(module), events));
+    }
+    out
+}

@@ -1,0 +1,464 @@
+//! The processor runtime: it owns the loop, positions, batching, dead letters and retries.
+//! A processor only decides; one batch of input records becomes one atomic write of output
+//! events, projection rows, command outcomes and input positions.
+
+use crate::store::{key, tables, CommandState, CommandStatus, HistoryEntry};
+use porch_schemas::*;
+use porch_topics::{dlq_of, product_key, Append, EmbeddedLog, LogError, LogRecord, LogTxn};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a record could not be handled, and so what the runtime does about it.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The record itself is at fault (undecodable, inconsistent): dead-letter it and move on.
+    #[error("{0}")]
+    Poison(String),
+    /// The store or log failed: abort the batch and retry it after a pause.
+    #[error(transparent)]
+    Retry(#[from] LogError),
+}
+
+/// A decoded input record.
+pub enum Input {
+    Command(CommandRecord),
+    Event(EventRecord),
+}
+
+/// What caused the events being emitted: a command or an input event.
+#[derive(Clone)]
+pub struct Cause {
+    pub id: String,
+    pub tenant: TenantId,
+    pub correlation_id: String,
+    pub command: Option<(CommandId, &'static str)>,
+}
+
+impl Cause {
+    pub fn of(input: &Input) -> Self {
+        match input {
+            Input::Command(c) => Cause {
+                id: c.envelope.command_id.to_string(),
+                tenant: c.envelope.tenant.clone(),
+                correlation_id: c.envelope.correlation_id.clone(),
+                command: Some((c.envelope.command_id.clone(), c.command.type_name())),
+            },
+            Input::Event(e) => Cause {
+                id: e.envelope.event_id.clone(),
+                tenant: e.envelope.tenant.clone(),
+                correlation_id: e.envelope.correlation_id.clone(),
+                command: None,
+            },
+        }
+    }
+}
+
+/// A processor: its consumer group, its inputs, its output, and how it handles one record.
+pub trait Processor: Send + Sync + 'static {
+    /// The module name; also the consumer group.
+    fn name(&self) -> &'static str;
+    fn inputs(&self) -> Vec<String>;
+    /// The events topic it writes (its changelog).
+    fn output(&self) -> String;
+    fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError>;
+    /// Whether `punctuate` has work to look for.
+    fn has_timers(&self) -> bool {
+        false
+    }
+    /// Work due at `now` without an input record (timers); returns whether it did any.
+    fn punctuate(&self, _ctx: &mut Ctx<'_, '_>, _now: Micros) -> Result<bool, HandleError> {
+        Ok(false)
+    }
+}
+
+/// The handle a processor decides through, inside one batch transaction.
+pub struct Ctx<'a, 't> {
+    txn: &'a mut LogTxn<'t>,
+    codec: &'a Codec,
+    module: &'static str,
+    output: &'a str,
+    cause: Option<Cause>,
+    emitted: u32,
+    /// Event types emitted for the current command.
+    command_events: Vec<String>,
+}
+
+impl<'a, 't> Ctx<'a, 't> {
+    pub fn now(&self) -> Micros {
+        self.txn.now()
+    }
+
+    /// Loads a projection row, or the default state when there is none.
+    pub fn load<S: DeserializeOwned + Default>(&self, table: &str, key: &str) -> Result<S, HandleError> {
+        match self.txn.get(table, key)? {
+            None => Ok(S::default()),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| HandleError::Poison(format!("row {table}/{key} does not decode: {e}"))),
+        }
+    }
+
+    /// Loads a raw row (no default).
+    pub fn get_raw(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, HandleError> {
+        Ok(self.txn.get(table, key)?)
+    }
+
+    pub fn save<S: Serialize>(&mut self, table: &str, key: &str, state: &S) -> Result<(), HandleError> {
+        let bytes = serde_json::to_vec(state).map_err(|e| HandleError::Poison(e.to_string()))?;
+        self.txn.put(table, key, &bytes)?;
+        Ok(())
+    }
+
+    pub fn put_raw(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), HandleError> {
+        self.txn.put(table, key, value)?;
+        Ok(())
+    }
+
+    /// Rows of `table` whose key starts with `prefix`, seeing this batch's writes.
+    pub fn scan(&self, table: &str, prefix: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, HandleError> {
+        Ok(self.txn.scan(table, prefix, limit)?)
+    }
+
+    pub fn remove(&mut self, table: &str, key: &str) -> Result<(), HandleError> {
+        self.txn.remove(table, key)?;
+        Ok(())
+    }
+
+    /// Sets the cause of what follows (used by punctuation, which has no input record).
+    pub fn set_cause(&mut self, cause: Cause) {
+        self.cause = Some(cause);
+        self.emitted = 0;
+    }
+
+    fn cause(&self) -> Result<&Cause, HandleError> {
+        self.cause.as_ref().ok_or_else(|| HandleError::Poison("no cause set".into()))
+    }
+
+    /// Appends an event of `aggregate_id` at `version` to the output topic, with its envelope,
+    /// and records it in the product's history.
+    pub fn emit(&mut self, event: Event, aggregate_id: &str, version: i64) -> Result<(), HandleError> {
+        let cause = self.cause()?.clone();
+        let envelope = EventEnvelope {
+            event_id: format!("{}.{}", cause.id, self.emitted),
+            tenant: cause.tenant.clone(),
+            aggregate_id: aggregate_id.to_string(),
+            aggregate_version: version,
+            occurred_at: self.now(),
+            causation_id: cause.id.clone(),
+            correlation_id: cause.correlation_id.clone(),
+        };
+        self.emitted += 1;
+        let product = event.product_id().clone();
+        let record = EventRecord { envelope, event };
+        let bytes = self
+            .codec
+            .encode_event(self.output, &record)
+            .map_err(|e| HandleError::Poison(format!("cannot encode {}: {e}", record.event.full_name())))?;
+        let k = product_key(cause.tenant.as_str(), product.as_str());
+        self.txn.append(Append {
+            topic: self.output,
+            key: k.as_bytes(),
+            value: &bytes,
+            headers: vec![("correlation_id".into(), cause.correlation_id.clone().into_bytes())],
+        })?;
+        if !matches!(record.event, Event::CommandRejected(_)) {
+            self.command_events.push(record.event.type_name().to_string());
+            let entry = HistoryEntry {
+                at: record.envelope.occurred_at,
+                module: self.module.to_string(),
+                event: record.event.type_name().to_string(),
+                aggregate_id: record.envelope.aggregate_id.clone(),
+                version,
+                event_id: record.envelope.event_id.clone(),
+                causation_id: record.envelope.causation_id.clone(),
+                detail: event_json(&record.event),
+            };
+            let hkey = key(&[
+                cause.tenant.as_str(),
+                product.as_str(),
+                &format!("{:020}", entry.at),
+                &entry.event_id,
+            ]);
+            self.save(tables::HISTORY, &hkey, &entry)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses the current command: a CommandRejected outcome on the output topic and status
+    /// REJECTED with the reasons.
+    pub fn reject(&mut self, product: &ProductId, reasons: Vec<Reason>) -> Result<(), HandleError> {
+        let cause = self.cause()?.clone();
+        let Some((command_id, command_type)) = cause.command.clone() else {
+            return Ok(());
+        };
+        let rejected = CommandRejected {
+            command_id: command_id.clone(),
+            command_type: command_type.to_string(),
+            product_id: product.clone(),
+            reasons: reasons.clone(),
+        };
+        self.emit(rejected.into(), command_id.as_str(), 0)?;
+        self.finish_command(CommandState::Rejected, product, reasons)
+    }
+
+    /// Marks the current command APPLIED with the events it caused.
+    pub fn applied(&mut self, product: &ProductId) -> Result<(), HandleError> {
+        self.finish_command(CommandState::Applied, product, vec![])
+    }
+
+    fn finish_command(&mut self, state: CommandState, product: &ProductId, reasons: Vec<Reason>) -> Result<(), HandleError> {
+        let cause = self.cause()?.clone();
+        let Some((command_id, command_type)) = cause.command else {
+            return Ok(());
+        };
+        let k = key(&[cause.tenant.as_str(), command_id.as_str()]);
+        let mut status: CommandStatus = match self.txn.get(tables::COMMAND, &k)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| HandleError::Poison(e.to_string()))?,
+            None => CommandStatus {
+                command_id: command_id.clone(),
+                command_type: command_type.to_string(),
+                status: CommandState::Accepted,
+                aggregate_id: product.to_string(),
+                product_id: product.clone(),
+                reasons: vec![],
+                events: vec![],
+                accepted_at: self.now(),
+                completed_at: None,
+            },
+        };
+        status.status = state;
+        status.reasons = reasons;
+        status.events = std::mem::take(&mut self.command_events);
+        status.completed_at = Some(self.now());
+        self.save(tables::COMMAND, &k, &status)
+    }
+
+    /// Whether a command was already applied or rejected (a processor applies a command once).
+    pub fn command_done(&self, tenant: &TenantId, command_id: &CommandId) -> Result<bool, HandleError> {
+        let k = key(&[tenant.as_str(), command_id.as_str()]);
+        Ok(match self.txn.get(tables::COMMAND, &k)? {
+            None => false,
+            Some(bytes) => serde_json::from_slice::<CommandStatus>(&bytes)
+                .map(|s| s.status != CommandState::Accepted)
+                .unwrap_or(false),
+        })
+    }
+}
+
+/// An event body as JSON (for history).
+fn event_json(event: &Event) -> serde_json::Value {
+    macro_rules! j {
+        ($($v:ident),+) => {
+            match event { $(Event::$v(b) => serde_json::to_value(b),)+ }
+        };
+    }
+    j!(
+        ProductCreated, ProductUpdated, ProductReady, ProductDeactivated, ProductReactivated,
+        ProductPublished, VariantsCreated, VariantUpdated, VariantDiscontinued, OfferCreated,
+        OfferUpdated, OfferWithdrawn, StockAdjusted, StockReserved, ReservationReleased,
+        InventoryAvailable, InventoryDepleted, ComplianceApproved, ComplianceRejected,
+        ComplianceReviewRequested, OfferActivated, OfferSuspended, OfferEnded, ListingVisible,
+        ListingHidden, CommandRejected
+    )
+    .unwrap_or(serde_json::Value::Null)
+}
+
+/// Tuning of the loop.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Records read per partition per batch.
+    pub max_per_partition: usize,
+    /// Records per batch (one transaction).
+    pub max_batch: usize,
+    /// How often to check timers when idle.
+    pub idle_wait: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { max_per_partition: 256, max_batch: 2048, idle_wait: Duration::from_millis(500) }
+    }
+}
+
+/// Runs processors over the embedded log, one thread each.
+pub struct EmbeddedRuntime {
+    log: Arc<EmbeddedLog>,
+    codec: Arc<Codec>,
+    config: RuntimeConfig,
+    stop: Arc<AtomicBool>,
+}
+
+impl EmbeddedRuntime {
+    pub fn new(log: Arc<EmbeddedLog>, codec: Arc<Codec>, config: RuntimeConfig) -> Self {
+        Self { log, codec, config, stop: Arc::new(AtomicBool::new(false)) }
+    }
+
+    /// A flag that stops every loop at its next turn.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Starts a processor on its own thread.
+    pub fn spawn(&self, processor: Arc<dyn Processor>) -> std::thread::JoinHandle<()> {
+        let log = self.log.clone();
+        let codec = self.codec.clone();
+        let config = self.config.clone();
+        let stop = self.stop.clone();
+        std::thread::Builder::new()
+            .name(format!("porch-{}", processor.name()))
+            .spawn(move || run_loop(&log, &codec, &config, &stop, processor.as_ref()))
+            .expect("spawn processor thread")
+    }
+}
+
+fn run_loop(log: &EmbeddedLog, codec: &Codec, config: &RuntimeConfig, stop: &AtomicBool, p: &dyn Processor) {
+    let inputs = p.inputs();
+    let mut backoff = Duration::from_millis(50);
+    let mut last_timers = std::time::Instant::now();
+    // Records found poisonous: dead-lettered, not handled, when their batch is redone.
+    let mut poison: HashMap<(String, u32, u64), String> = HashMap::new();
+    while !stop.load(Ordering::Relaxed) {
+        let seen = log.commit_seq();
+        let batch = match collect_batch(log, config, p.name(), &inputs) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(processor = p.name(), error = %e, "reading inputs failed; retrying");
+                std::thread::sleep(backoff);
+                continue;
+            }
+        };
+        let timers_due = p.has_timers() && last_timers.elapsed() >= config.idle_wait;
+        if batch.is_empty() && !timers_due {
+            log.wait_for_commit(seen, config.idle_wait);
+            continue;
+        }
+        if timers_due {
+            last_timers = std::time::Instant::now();
+        }
+        match log.write(|txn| process_batch(txn, codec, p, &batch, timers_due, &poison)) {
+            Ok(()) => {
+                backoff = Duration::from_millis(50);
+                poison.clear();
+            }
+            Err(LogError::Poison { topic, partition, offset, reason }) => {
+                poison.insert((topic, partition, offset), reason);
+            }
+            Err(e) => {
+                tracing::error!(processor = p.name(), error = %e, "batch failed; retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn collect_batch(log: &EmbeddedLog, config: &RuntimeConfig, group: &str, inputs: &[String]) -> Result<Vec<LogRecord>, LogError> {
+    let mut batch = Vec::new();
+    for topic in inputs {
+        for p in 0..log.partitions() {
+            if batch.len() >= config.max_batch {
+                return Ok(batch);
+            }
+            let from = log.position(group, topic, p)?;
+            if log.end_offset(topic, p)? <= from {
+                continue;
+            }
+            let room = config.max_per_partition.min(config.max_batch - batch.len());
+            batch.extend(log.read(topic, p, from, room)?);
+        }
+    }
+    Ok(batch)
+}
+
+/// Handles a batch, and due timers, inside one transaction.
+fn process_batch(
+    txn: &mut LogTxn<'_>,
+    codec: &Codec,
+    p: &dyn Processor,
+    batch: &[LogRecord],
+    timers: bool,
+    poison: &HashMap<(String, u32, u64), String>,
+) -> Result<(), LogError> {
+    let output = p.output();
+    for rec in batch {
+        if let Some(reason) = poison.get(&(rec.topic.clone(), rec.partition, rec.offset)) {
+            dead_letter(txn, p.name(), rec, reason)?;
+            txn.commit_position(p.name(), &rec.topic, rec.partition, rec.offset + 1)?;
+            continue;
+        }
+        let input = decode(codec, rec);
+        let outcome = match input {
+            Ok(input) => {
+                let mut ctx = Ctx {
+                    txn,
+                    codec,
+                    module: p.name(),
+                    output: &output,
+                    cause: Some(Cause::of(&input)),
+                    emitted: 0,
+                    command_events: vec![],
+                };
+                handle_one(&mut ctx, p, &input)
+            }
+            Err(e) => Err(HandleError::Poison(e)),
+        };
+        match outcome {
+            Ok(()) => {}
+            Err(HandleError::Retry(e)) => return Err(e),
+            // Roll the whole batch back so nothing of the record's partial work remains.
+            Err(HandleError::Poison(reason)) => {
+                return Err(LogError::Poison { topic: rec.topic.clone(), partition: rec.partition, offset: rec.offset, reason })
+            }
+        }
+        txn.commit_position(p.name(), &rec.topic, rec.partition, rec.offset + 1)?;
+    }
+    if !timers {
+        return Ok(());
+    }
+    let mut ctx = Ctx { txn, codec, module: p.name(), output: &output, cause: None, emitted: 0, command_events: vec![] };
+    let now = ctx.now();
+    match p.punctuate(&mut ctx, now) {
+        Ok(_) => Ok(()),
+        Err(HandleError::Retry(e)) => Err(e),
+        Err(HandleError::Poison(reason)) => {
+            tracing::error!(processor = p.name(), %reason, "timer failed");
+            Ok(())
+        }
+    }
+}
+
+/// Applies a command once: a command already applied or rejected is skipped.
+fn handle_one(ctx: &mut Ctx<'_, '_>, p: &dyn Processor, input: &Input) -> Result<(), HandleError> {
+    if let Input::Command(c) = input {
+        if ctx.command_done(&c.envelope.tenant, &c.envelope.command_id)? {
+            return Ok(());
+        }
+    }
+    p.handle(ctx, input)
+}
+
+fn decode(codec: &Codec, rec: &LogRecord) -> Result<Input, String> {
+    if rec.topic.ends_with(".commands") {
+        codec.decode_command(&rec.value).map(Input::Command).map_err(|e| e.to_string())
+    } else {
+        codec.decode_event(&rec.value).map(Input::Event).map_err(|e| e.to_string())
+    }
+}
+
+/// Puts a record on its topic's dead-letter topic, same partition, with the error in headers.
+fn dead_letter(txn: &mut LogTxn<'_>, group: &str, rec: &LogRecord, reason: &str) -> Result<(), LogError> {
+    tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, %reason, "dead-lettering record");
+    let mut headers = rec.headers.clone();
+    headers.extend([
+        ("dlq.error".to_string(), reason.as_bytes().to_vec()),
+        ("dlq.topic".to_string(), rec.topic.as_bytes().to_vec()),
+        ("dlq.partition".to_string(), rec.partition.to_string().into_bytes()),
+        ("dlq.offset".to_string(), rec.offset.to_string().into_bytes()),
+        ("dlq.consumer_group".to_string(), group.as_bytes().to_vec()),
+    ]);
+    let dlq = dlq_of(&rec.topic);
+    txn.append_to(rec.partition, Append { topic: &dlq, key: &rec.key, value: &rec.value, headers })?;
+    Ok(())
+}

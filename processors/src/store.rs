@@ -1,0 +1,233 @@
+//! The store: projection rows of every module keyed by tenant, and the ingest side's registries.
+//! Processors write rows inside their batch transaction; the API reads them through `Store`.
+//! Every key starts with the tenant, so no read can reach across tenants.
+
+use porch_schemas::*;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Backend(String),
+    #[error("row {table}/{key} does not decode: {reason}")]
+    Corrupt { table: String, key: String, reason: String },
+    #[error("the command writer has stopped")]
+    Closed,
+}
+
+impl From<porch_topics::LogError> for StoreError {
+    fn from(e: porch_topics::LogError) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+/// Table names and key layouts. Keys are `/`-joined ids (ids never contain `/`).
+pub mod tables {
+    /// tenant/product → ProductState
+    pub const PRODUCT: &str = "product";
+    /// tenant/product → VariantSetState
+    pub const VARIANT: &str = "variant";
+    /// tenant/product/offer → OfferState
+    pub const OFFER: &str = "offer";
+    /// tenant/product/seller/sku/region → InventoryState
+    pub const INVENTORY: &str = "inventory";
+    /// tenant/product/region → ComplianceState
+    pub const COMPLIANCE: &str = "compliance";
+    /// tenant/product → ActivationState
+    pub const ACTIVATION: &str = "activation";
+    /// tenant/product/offer → ListingState
+    pub const LISTING: &str = "listing";
+    /// tenant/product/<occurred_at, 20 digits>/<event id> → HistoryEntry
+    pub const HISTORY: &str = "history";
+    /// tenant/command → CommandStatus
+    pub const COMMAND: &str = "command";
+    /// tenant/idempotency key → IdempotencyRecord
+    pub const IDEMPOTENCY: &str = "idempotency";
+    /// tenant/sku → product id (a SKU belongs to one product)
+    pub const SKU: &str = "sku";
+    /// tenant/offer → OfferRef
+    pub const OFFER_REF: &str = "offer_ref";
+    /// tenant/seller/sku/region → offer id (one offer per seller, SKU and region)
+    pub const OFFER_KEY: &str = "offer_key";
+    /// tenant/reservation → StockLine
+    pub const RESERVATION: &str = "reservation";
+    /// tenant/location → region code
+    pub const LOCATION: &str = "location";
+}
+
+/// Joins key parts with `/`.
+pub fn key(parts: &[&str]) -> String {
+    parts.join("/")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CommandState {
+    Accepted,
+    Applied,
+    Rejected,
+}
+
+/// What became of a command (GET /v1/commands/{id}).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandStatus {
+    pub command_id: CommandId,
+    pub command_type: String,
+    pub status: CommandState,
+    pub aggregate_id: String,
+    pub product_id: ProductId,
+    pub reasons: Vec<Reason>,
+    /// Types of the events the command caused.
+    pub events: Vec<String>,
+    pub accepted_at: Micros,
+    pub completed_at: Option<Micros>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub command_id: CommandId,
+    /// A digest of the request, so a key reused for a different request is refused.
+    pub request_hash: String,
+}
+
+/// Where an offer lives, for routing commands that name only the offer id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferRef {
+    pub offer_id: OfferId,
+    pub product_id: ProductId,
+    pub seller: SellerId,
+    pub sku: Sku,
+    pub region: RegionCode,
+}
+
+/// One transition of a product's history (any module).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub at: Micros,
+    pub module: String,
+    pub event: String,
+    pub aggregate_id: String,
+    pub version: i64,
+    pub event_id: String,
+    pub causation_id: String,
+    /// The event body as JSON.
+    pub detail: serde_json::Value,
+}
+
+/// An identity the ingest API claims atomically with the command that introduces it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The SKU belongs to this product (a SKU already owned by another product is a conflict).
+    Sku { sku: Sku, product_id: ProductId },
+    /// A new offer (a second offer for the same seller, SKU and region is a conflict).
+    Offer(OfferRef),
+    /// A new reservation, to route its release later.
+    Reservation { reservation_id: ReservationId, line: StockLine },
+}
+
+/// A command the API accepted, with what must be recorded atomically alongside it.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub record: CommandRecord,
+    pub idempotency_key: Option<String>,
+    pub request_hash: String,
+    pub claims: Vec<Claim>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SubmitOutcome {
+    /// Appended to its commands topic; status ACCEPTED.
+    Accepted { command_id: CommandId },
+    /// The idempotency key (or command id) was seen before: the earlier command's id.
+    Replayed { command_id: CommandId },
+    /// Refused before anything was written (a claim or idempotency conflict).
+    Conflict(Reason),
+}
+
+/// Read access to the projections (the API's query side).
+pub trait Store: Send + Sync {
+    fn get_raw(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Rows of `table` whose key starts with `prefix`, in key order, after `start_after`.
+    fn scan_raw(
+        &self,
+        table: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+}
+
+impl dyn Store {
+    /// A row decoded as JSON into `T`.
+    pub fn get<T: serde::de::DeserializeOwned>(&self, table: &str, key: &str) -> Result<Option<T>, StoreError> {
+        match self.get_raw(table, key)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupt {
+                table: table.into(),
+                key: key.into(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// Rows decoded as JSON into `T`.
+    pub fn scan<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        self.scan_raw(table, prefix, start_after, limit)?
+            .into_iter()
+            .map(|(k, v)| {
+                serde_json::from_slice(&v)
+                    .map(|t| (k.clone(), t))
+                    .map_err(|e| StoreError::Corrupt { table: table.into(), key: k, reason: e.to_string() })
+            })
+            .collect()
+    }
+}
+
+/// The write side the API uses: submitting commands and registering locations.
+pub trait CommandSink: Send + Sync {
+    /// Appends the command to its topic with status ACCEPTED, its idempotency key and claims,
+    /// atomically and durably, before the future resolves.
+    fn submit(&self, submission: Submission) -> BoxFuture<'_, Result<SubmitOutcome, StoreError>>;
+    /// Registers a location of a tenant in a region. A location keeps its region for ever:
+    /// registering it again in the same region is fine, in another is a conflict.
+    fn register_location(
+        &self,
+        tenant: TenantId,
+        location: LocationId,
+        region: RegionCode,
+    ) -> BoxFuture<'_, Result<SubmitOutcome, StoreError>>;
+    /// Resolves after the next commit of any batch, or after `timeout_ms`.
+    fn changed(&self, timeout_ms: u64) -> BoxFuture<'_, ()>;
+}
+
+/// One record of a topic, decoded for people (operator's topic reader, taps, tests).
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicRecordJson {
+    pub topic: String,
+    pub partition: u32,
+    pub offset: u64,
+    pub timestamp: Micros,
+    pub key: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Record type full name, or null when it did not decode (dead letters).
+    pub record_type: Option<String>,
+    pub value: serde_json::Value,
+}
+
+/// Reading topics as JSON, for operators.
+pub trait TopicReader: Send + Sync {
+    fn topics(&self) -> Vec<String>;
+    fn partitions(&self) -> u32;
+    fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, StoreError>;
+    fn read_json(&self, topic: &str, partition: u32, from: u64, max: usize) -> Result<Vec<TopicRecordJson>, StoreError>;
+}

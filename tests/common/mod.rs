@@ -1,0 +1,223 @@
+//! Drives the built `porch` binary over HTTP: starts `porch up` on a free port with a fresh data
+//! directory and a config of its own, and offers small helpers to talk to it.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const OPERATOR_KEY: &str = "operator-test-key";
+
+/// Keys of the test tenants: `acme` (regions GB, IN, DE, BR) and `beta`, plus `t00`…`t19` for
+/// load tests.
+pub fn admin_key(tenant: &str) -> String {
+    format!("{tenant}-admin-key")
+}
+
+pub fn reader_key(tenant: &str) -> String {
+    format!("{tenant}-reader-key")
+}
+
+fn config_toml() -> String {
+    let mut s = format!("[operator]\napi_key = \"{OPERATOR_KEY}\"\n\n");
+    let mut tenants = vec!["acme".to_string(), "beta".to_string()];
+    tenants.extend((0..20).map(|i| format!("t{i:02}")));
+    for t in tenants {
+        s.push_str(&format!(
+            "[[tenant]]\nid = \"{t}\"\nmode = \"single_brand\"\nregions = [\"GB\", \"IN\", \"DE\", \"BR\"]\nchannels = [\"storefront\", \"meta\"]\n\n\
+             [[tenant.key]]\nkey = \"{}\"\nrole = \"admin\"\n\n[[tenant.key]]\nkey = \"{}\"\nrole = \"reader\"\n\n",
+            admin_key(&t),
+            reader_key(&t)
+        ));
+    }
+    s.push_str(
+        "[compliance.IN]\nrequired_attributes = [\"tax_code\"]\nbanned_categories = [\"weapons\"]\nreview_categories = [\"supplements\"]\n\n\
+         [compliance.BR]\nrequired_attributes = [\"tax_code\"]\n\n\
+         [compliance.GB]\nbanned_categories = [\"weapons\"]\n",
+    );
+    s
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A running `porch up`.
+pub struct Porch {
+    pub dir: PathBuf,
+    pub port: u16,
+    child: Option<Child>,
+    pub http: reqwest::Client,
+}
+
+impl Porch {
+    /// Starts porch on a fresh data directory.
+    pub async fn start() -> Porch {
+        let dir = std::env::temp_dir().join(format!("porch-e2e-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("porch.toml"), config_toml()).unwrap();
+        let mut p = Porch { dir, port: free_port(), child: None, http: reqwest::Client::new() };
+        p.spawn().await;
+        p
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_porch"))
+            .args(["up", "--config"])
+            .arg(self.dir.join("porch.toml"))
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .env("PORCH_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start porch up");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "porch did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Starts porch again on the same data directory and port.
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.spawn().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub async fn req(&self, method: reqwest::Method, key: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut r = self.http.request(method, self.url(path)).bearer_auth(key);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        self.req(reqwest::Method::GET, key, path, None).await
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
+        self.req(reqwest::Method::POST, key, path, Some(body)).await
+    }
+
+    /// Sends a command, expects 202, waits for its outcome and returns the command status.
+    pub async fn command(&self, method: reqwest::Method, key: &str, path: &str, body: Value) -> Value {
+        let (status, accepted) = self.req(method, key, path, Some(body)).await;
+        assert_eq!(status, 202, "{path}: {accepted}");
+        let id = accepted["command_id"].as_str().expect("command id").to_string();
+        let (s, outcome) = self.get(key, &format!("/v1/commands/{id}?wait=10000")).await;
+        assert_eq!(s, 200, "{outcome}");
+        outcome
+    }
+
+    /// Like `command`, and asserts it was APPLIED.
+    pub async fn applied(&self, method: reqwest::Method, key: &str, path: &str, body: Value) -> Value {
+        let outcome = self.command(method, key, path, body).await;
+        assert_eq!(outcome["status"], "APPLIED", "{path}: {outcome}");
+        outcome
+    }
+
+    /// Polls `f` until it returns Some, or fails after `secs`.
+    pub async fn eventually<T, F, Fut>(&self, what: &str, secs: u64, mut f: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(t) = f().await {
+                return t;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every record of a topic (all partitions), read through the operator's topic API.
+    pub async fn topic(&self, topic: &str) -> Vec<Value> {
+        let (s, info) = self.get(OPERATOR_KEY, &format!("/v1/topics/{topic}")).await;
+        assert_eq!(s, 200, "{info}");
+        let partitions = info["partitions"].as_array().expect("partitions").len();
+        let mut out = Vec::new();
+        for p in 0..partitions {
+            let mut from = 0u64;
+            loop {
+                let (s, page) = self
+                    .get(OPERATOR_KEY, &format!("/v1/topics/{topic}/partitions/{p}/records?from={from}&limit=1000"))
+                    .await;
+                assert_eq!(s, 200, "{page}");
+                let recs = page["records"].as_array().cloned().unwrap_or_default();
+                if recs.is_empty() {
+                    break;
+                }
+                from = recs.last().unwrap()["offset"].as_u64().unwrap() + 1;
+                out.extend(recs);
+            }
+        }
+        out
+    }
+
+    /// Total records on a topic (sum of end offsets).
+    pub async fn topic_len(&self, topic: &str) -> u64 {
+        let (s, info) = self.get(OPERATOR_KEY, &format!("/v1/topics/{topic}")).await;
+        assert_eq!(s, 200, "{info}");
+        info["partitions"].as_array().unwrap().iter().map(|p| p["end_offset"].as_u64().unwrap()).sum()
+    }
+
+    pub async fn search(&self, key: &str, query: &str) -> Vec<Value> {
+        let (s, page) = self.get(key, &format!("/v1/search?{query}")).await;
+        assert_eq!(s, 200, "{page}");
+        page["hits"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Porch {
+    fn drop(&mut self) {
+        self.kill9();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A product body with the IN tax code unless told otherwise.
+pub fn product_body(id: &str, title: &str, category: &str, tax_code: bool) -> Value {
+    let mut attrs = json!({ "material": "linen" });
+    if tax_code {
+        attrs["tax_code"] = json!("6205");
+    }
+    json!({
+        "id": id,
+        "title": title,
+        "description": format!("{title}, made to last"),
+        "brand": "Acme",
+        "category": category,
+        "attributes": attrs,
+        "images": ["front.jpg"]
+    })
+}
