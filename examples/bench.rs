@@ -28,18 +28,29 @@ struct Args {
 }
 
 fn parse_args() -> Args {
-    let mut a = Args { products: 100_000, concurrency: 64, rate: 1000, latency_offers: 5000 };
+    let mut a = Args {
+        products: 100_000,
+        concurrency: 64,
+        rate: 1000,
+        latency_offers: 5000,
+    };
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let mut i = 0;
     while i < argv.len() {
-        let v = || argv.get(i + 1).and_then(|s| s.parse().ok()).expect("a number after the flag");
+        let v = || {
+            argv.get(i + 1)
+                .and_then(|s| s.parse().ok())
+                .expect("a number after the flag")
+        };
         match argv[i].as_str() {
             "--products" => a.products = v(),
             "--concurrency" => a.concurrency = v(),
             "--rate" => a.rate = v(),
             "--latency-offers" => a.latency_offers = v(),
             "--help" | "-h" => {
-                println!("usage: bench [--products N] [--concurrency C] [--rate R] [--latency-offers M]");
+                println!(
+                    "usage: bench [--products N] [--concurrency C] [--rate R] [--latency-offers M]"
+                );
                 std::process::exit(0);
             }
             other => panic!("unknown argument {other}"),
@@ -68,7 +79,12 @@ fn config() -> String {
 fn rss_mib(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
         .map(|kib| kib / 1024.0)
         .unwrap_or(f64::NAN)
 }
@@ -88,22 +104,50 @@ struct Client {
 impl Client {
     async fn send(&self, method: reqwest::Method, key: &str, path: &str, body: &Value) -> Value {
         loop {
-            match self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(key).json(body).send().await {
-                Ok(r) if r.status().as_u16() == 202 || r.status().is_success() => return r.json().await.unwrap_or(Value::Null),
-                Ok(r) if r.status().as_u16() == 503 => tokio::time::sleep(Duration::from_millis(5)).await,
-                Ok(r) => panic!("{path}: {} {}", r.status(), r.text().await.unwrap_or_default()),
+            match self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(key)
+                .json(body)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().as_u16() == 202 || r.status().is_success() => {
+                    return r.json().await.unwrap_or(Value::Null)
+                }
+                Ok(r) if r.status().as_u16() == 503 => {
+                    tokio::time::sleep(Duration::from_millis(5)).await
+                }
+                Ok(r) => panic!(
+                    "{path}: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                ),
                 Err(e) => panic!("{path}: {e}"),
             }
         }
     }
 
     async fn get(&self, key: &str, path: &str) -> Value {
-        self.http.get(format!("{}{path}", self.base)).bearer_auth(key).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     async fn ends(&self, topic: &str) -> Vec<u64> {
         let v = self.get(OPERATOR, &format!("/v1/topics/{topic}")).await;
-        v["partitions"].as_array().unwrap().iter().map(|p| p["end_offset"].as_u64().unwrap()).collect()
+        v["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["end_offset"].as_u64().unwrap())
+            .collect()
     }
 
     /// Records of a topic from the given offsets on.
@@ -112,7 +156,12 @@ impl Client {
         for (p, start) in from.iter().enumerate() {
             let mut at = *start;
             loop {
-                let page = self.get(OPERATOR, &format!("/v1/topics/{topic}/partitions/{p}/records?from={at}&limit=1000")).await;
+                let page = self
+                    .get(
+                        OPERATOR,
+                        &format!("/v1/topics/{topic}/partitions/{p}/records?from={at}&limit=1000"),
+                    )
+                    .await;
                 let recs = page["records"].as_array().cloned().unwrap_or_default();
                 if recs.is_empty() {
                     break;
@@ -126,7 +175,15 @@ impl Client {
 
     /// Waits until no topic grows for a while: the pipeline has drained.
     async fn drained(&self) {
-        let topics = ["product.events", "compliance.events", "variant.events", "offer.events", "inventory.events", "activation.events", "search.events"];
+        let topics = [
+            "product.events",
+            "compliance.events",
+            "variant.events",
+            "offer.events",
+            "inventory.events",
+            "activation.events",
+            "search.events",
+        ];
         let mut last = Vec::new();
         let mut stable_since = Instant::now();
         loop {
@@ -149,12 +206,24 @@ impl Client {
 async fn main() {
     let args = parse_args();
     let exe = std::env::current_exe().unwrap();
-    let porch = exe.parent().and_then(|d| d.parent()).map(|d| d.join("porch")).unwrap();
-    assert!(porch.exists(), "build the binary first: cargo build --release ({} missing)", porch.display());
+    let porch = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("porch"))
+        .unwrap();
+    assert!(
+        porch.exists(),
+        "build the binary first: cargo build --release ({} missing)",
+        porch.display()
+    );
     let dir = std::env::temp_dir().join(format!("porch-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("porch.toml"), config()).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let mut child = Command::new(&porch)
         .args(["up", "--config"])
         .arg(dir.join("porch.toml"))
@@ -166,11 +235,28 @@ async fn main() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let client = Arc::new(Client { http: reqwest::Client::new(), base: format!("http://127.0.0.1:{port}") });
-    while client.http.get(format!("{}/readyz", client.base)).send().await.map(|r| !r.status().is_success()).unwrap_or(true) {
+    let client = Arc::new(Client {
+        http: reqwest::Client::new(),
+        base: format!("http://127.0.0.1:{port}"),
+    });
+    while client
+        .http
+        .get(format!("{}/readyz", client.base))
+        .send()
+        .await
+        .map(|r| !r.status().is_success())
+        .unwrap_or(true)
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    println!("porch bench: {} products over {TENANTS} tenants, concurrency {}, machine cores {}", args.products, args.concurrency, std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "porch bench: {} products over {TENANTS} tenants, concurrency {}, machine cores {}",
+        args.products,
+        args.concurrency,
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
 
     // 1. Throughput of accepted commands.
     let next = Arc::new(AtomicUsize::new(0));
@@ -195,17 +281,33 @@ async fn main() {
         t.await.unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("accepted: {} commands in {secs:.2} s = {:.0} commands/s (concurrency {})", args.products, args.products as f64 / secs, args.concurrency);
+    println!(
+        "accepted: {} commands in {secs:.2} s = {:.0} commands/s (concurrency {})",
+        args.products,
+        args.products as f64 / secs,
+        args.concurrency
+    );
     println!("rss after accepting: {:.0} MiB", rss_mib(pid, "VmRSS:"));
 
     let t0 = Instant::now();
     client.drained().await;
-    println!("pipeline drained {} products (× 4 regions of compliance) in {:.1} s after the last accept", args.products, t0.elapsed().as_secs_f64());
+    println!(
+        "pipeline drained {} products (× 4 regions of compliance) in {:.1} s after the last accept",
+        args.products,
+        t0.elapsed().as_secs_f64()
+    );
 
     // 3. Latency at a steady rate: each offer completes a product that already has variant and stock.
     let m = args.latency_offers.min(args.products);
     for t in 0..TENANTS {
-        client.send(reqwest::Method::POST, &key(t), "/v1/locations", &json!({ "location_id": "lon", "region": "GB" })).await;
+        client
+            .send(
+                reqwest::Method::POST,
+                &key(t),
+                "/v1/locations",
+                &json!({ "location_id": "lon", "region": "GB" }),
+            )
+            .await;
     }
     let setup = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -218,8 +320,22 @@ async fn main() {
                     break;
                 }
                 let k = key(i % TENANTS);
-                client.send(reqwest::Method::POST, &k, &format!("/v1/products/p{i}/variants"), &json!({ "variants": [{ "sku": format!("s{i}") }] })).await;
-                client.send(reqwest::Method::PUT, &k, &format!("/v1/inventory/s{i}/lon"), &json!({ "on_hand": 5 })).await;
+                client
+                    .send(
+                        reqwest::Method::POST,
+                        &k,
+                        &format!("/v1/products/p{i}/variants"),
+                        &json!({ "variants": [{ "sku": format!("s{i}") }] }),
+                    )
+                    .await;
+                client
+                    .send(
+                        reqwest::Method::PUT,
+                        &k,
+                        &format!("/v1/inventory/s{i}/lon"),
+                        &json!({ "on_hand": 5 }),
+                    )
+                    .await;
             }
         }));
     }
@@ -249,7 +365,15 @@ async fn main() {
     let commands = client.read_from("offer.commands", &commands_from).await;
     let accepted_at: HashMap<String, i64> = commands
         .iter()
-        .map(|r| (r["value"]["envelope"]["correlation_id"].as_str().unwrap_or_default().to_string(), r["timestamp"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["value"]["envelope"]["correlation_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                r["timestamp"].as_i64().unwrap(),
+            )
+        })
         .collect();
     let mut lat_ms: Vec<f64> = client
         .read_from("search.events", &search_from)
@@ -258,7 +382,9 @@ async fn main() {
         .filter(|r| r["record_type"] == "porch.search.ListingVisible")
         .filter_map(|r| {
             let corr = r["value"]["envelope"]["correlation_id"].as_str()?;
-            accepted_at.get(corr).map(|a| (r["timestamp"].as_i64().unwrap() - a) as f64 / 1000.0)
+            accepted_at
+                .get(corr)
+                .map(|a| (r["timestamp"].as_i64().unwrap() - a) as f64 / 1000.0)
         })
         .collect();
     lat_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -271,7 +397,12 @@ async fn main() {
     );
 
     // 4. Memory with the catalogue loaded.
-    println!("rss of porch up with {} products loaded: {:.0} MiB (peak {:.0} MiB)", args.products, rss_mib(pid, "VmRSS:"), rss_mib(pid, "VmHWM:"));
+    println!(
+        "rss of porch up with {} products loaded: {:.0} MiB (peak {:.0} MiB)",
+        args.products,
+        rss_mib(pid, "VmRSS:"),
+        rss_mib(pid, "VmHWM:")
+    );
     let size: u64 = walk_size(&dir.join("data"));
     println!("data directory: {:.0} MiB", size as f64 / (1024.0 * 1024.0));
 

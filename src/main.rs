@@ -7,7 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "porch", version, about = "Product orchestrator for multi-merchant commerce")]
+#[command(
+    name = "porch",
+    version,
+    about = "Product orchestrator for multi-merchant commerce"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -33,12 +37,21 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PORCH_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("PORCH_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Up { config, data_dir, listen } => up::run(up::UpArgs { config, data_dir, listen }),
+        Cmd::Up {
+            config,
+            data_dir,
+            listen,
+        } => up::run(up::UpArgs {
+            config,
+            data_dir,
+            listen,
+        }),
     }
 }

@@ -23,24 +23,28 @@ pub struct UpArgs {
 /// fresh key on first start, so the key stays the same across restarts).
 fn load_config(args: &UpArgs) -> anyhow::Result<(Config, Option<String>)> {
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let config = Config::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
         return Ok((config, None));
     }
     let dev_path = args.data_dir.join("development.toml");
     if dev_path.exists() {
         let text = std::fs::read_to_string(&dev_path)?;
-        let config = Config::from_toml(&text).with_context(|| format!("in {}", dev_path.display()))?;
+        let config =
+            Config::from_toml(&text).with_context(|| format!("in {}", dev_path.display()))?;
         let key = config.development_admin_key();
         return Ok((config, key));
     }
     let (config, key) = Config::development();
-    std::fs::write(&dev_path, config.to_toml()?).with_context(|| format!("writing {}", dev_path.display()))?;
+    std::fs::write(&dev_path, config.to_toml()?)
+        .with_context(|| format!("writing {}", dev_path.display()))?;
     Ok((config, Some(key)))
 }
 
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let (config, dev_key) = load_config(&args)?;
     let config = Arc::new(config);
 
@@ -60,10 +64,21 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let search = Arc::new(SearchIndex::open(&args.data_dir.join("search"))?);
 
     let runtime = EmbeddedRuntime::new(log.clone(), codec.clone(), RuntimeConfig::default());
-    let compliance = ComplianceConfig { tenant_regions: config.tenant_regions(), rules: config.compliance.clone() };
-    let mut threads: Vec<_> = modules::all(compliance).into_iter().map(|p| runtime.spawn(p)).collect();
+    let compliance = ComplianceConfig {
+        tenant_regions: config.tenant_regions(),
+        rules: config.compliance.clone(),
+    };
+    let mut threads: Vec<_> = modules::all(compliance)
+        .into_iter()
+        .map(|p| runtime.spawn(p))
+        .collect();
     let stop = runtime.stop_flag();
-    threads.push(spawn_indexer(log.clone(), codec.clone(), search.clone(), stop.clone()));
+    threads.push(spawn_indexer(
+        log.clone(),
+        codec.clone(),
+        search.clone(),
+        stop.clone(),
+    ));
 
     let images_dir = args.data_dir.join("images");
     std::fs::create_dir_all(&images_dir)?;
@@ -79,7 +94,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         ready: ready.clone(),
     };
 
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -111,7 +128,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
@@ -125,7 +143,12 @@ async fn shutdown_signal() {
 
 /// Feeds search.events into the full-text index. Its position is the index's own commit
 /// payload, so the index and its checkpoint can never disagree after a crash.
-fn spawn_indexer(log: Arc<EmbeddedLog>, codec: Arc<Codec>, index: Arc<SearchIndex>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+fn spawn_indexer(
+    log: Arc<EmbeddedLog>,
+    codec: Arc<Codec>,
+    index: Arc<SearchIndex>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
     std::thread::Builder::new()
         .name("porch-search-index".into())
         .spawn(move || {
@@ -172,4 +195,3 @@ fn spawn_indexer(log: Arc<EmbeddedLog>, codec: Arc<Codec>, index: Arc<SearchInde
         })
         .expect("spawn search indexer")
 }
-

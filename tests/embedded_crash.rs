@@ -22,7 +22,15 @@ struct Sent {
 }
 
 /// Sends one command until it is accepted, retrying through the crash with the same key.
-async fn send(http: &reqwest::Client, port: u16, tenant: &str, method: reqwest::Method, path: &str, body: &Value, idem: &str) -> Value {
+async fn send(
+    http: &reqwest::Client,
+    port: u16,
+    tenant: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: &Value,
+    idem: &str,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let r = http
@@ -38,14 +46,23 @@ async fn send(http: &reqwest::Client, port: u16, tenant: &str, method: reqwest::
             if status == 202 {
                 return r.json().await.unwrap();
             }
-            assert!(status >= 500, "{path} refused with {status}: {}", r.text().await.unwrap_or_default());
+            assert!(
+                status >= 500,
+                "{path} refused with {status}: {}",
+                r.text().await.unwrap_or_default()
+            );
         }
         assert!(Instant::now() < deadline, "{path} never accepted");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
-async fn tenant_load(http: reqwest::Client, port: u16, tenant: String, accepted: Arc<AtomicUsize>) -> Vec<Sent> {
+async fn tenant_load(
+    http: reqwest::Client,
+    port: u16,
+    tenant: String,
+    accepted: Arc<AtomicUsize>,
+) -> Vec<Sent> {
     let mut sent = Vec::new();
     let put = reqwest::Method::PUT;
     let post = reqwest::Method::POST;
@@ -53,10 +70,30 @@ async fn tenant_load(http: reqwest::Client, port: u16, tenant: String, accepted:
         let pid = format!("p{i:03}");
         let sku = format!("{pid}-s");
         let steps: Vec<(&'static str, reqwest::Method, String, Value)> = vec![
-            ("product", post.clone(), "/v1/products".into(), product_body(&pid, &format!("Item {pid} of {tenant}"), "apparel", true)),
-            ("variant", post.clone(), format!("/v1/products/{pid}/variants"), json!({ "variants": [{ "sku": sku }] })),
-            ("offer", post.clone(), "/v1/offers".into(), json!({ "sku": sku, "region": "GB", "price": { "amount_minor": 1000 + i, "currency": "GBP" } })),
-            ("inventory", put.clone(), format!("/v1/inventory/{sku}/lon-1"), json!({ "on_hand": 5 })),
+            (
+                "product",
+                post.clone(),
+                "/v1/products".into(),
+                product_body(&pid, &format!("Item {pid} of {tenant}"), "apparel", true),
+            ),
+            (
+                "variant",
+                post.clone(),
+                format!("/v1/products/{pid}/variants"),
+                json!({ "variants": [{ "sku": sku }] }),
+            ),
+            (
+                "offer",
+                post.clone(),
+                "/v1/offers".into(),
+                json!({ "sku": sku, "region": "GB", "price": { "amount_minor": 1000 + i, "currency": "GBP" } }),
+            ),
+            (
+                "inventory",
+                put.clone(),
+                format!("/v1/inventory/{sku}/lon-1"),
+                json!({ "on_hand": 5 }),
+            ),
         ];
         for (n, (module, method, path, body)) in steps.into_iter().enumerate() {
             let idem = format!("{tenant}-{pid}-{n}");
@@ -78,18 +115,38 @@ async fn sigkill_under_load_loses_nothing_and_doubles_nothing() {
     let mut p = Porch::start().await;
     let tenants: Vec<String> = (0..TENANTS).map(|i| format!("t{i:02}")).collect();
     for t in &tenants {
-        let (s, b) = p.post(&admin_key(t), "/v1/locations", json!({ "location_id": "lon-1", "region": "GB" })).await;
+        let (s, b) = p
+            .post(
+                &admin_key(t),
+                "/v1/locations",
+                json!({ "location_id": "lon-1", "region": "GB" }),
+            )
+            .await;
         assert!(s == 200 || s == 201, "{b}");
     }
 
     let accepted = Arc::new(AtomicUsize::new(0));
     let tasks: Vec<_> = tenants
         .iter()
-        .map(|t| tokio::spawn(tenant_load(p.http.clone(), p.port, t.clone(), accepted.clone())))
+        .map(|t| {
+            tokio::spawn(tenant_load(
+                p.http.clone(),
+                p.port,
+                t.clone(),
+                accepted.clone(),
+            ))
+        })
         .collect();
 
     // Kill in the middle of the load, then bring it back on the same data.
     while accepted.load(Ordering::Relaxed) < TENANTS * PRODUCTS * 4 / 2 {
+        if tasks.iter().any(|t| t.is_finished()) {
+            // A client stopped early: surface its failure instead of waiting for ever.
+            for t in tasks {
+                t.await.unwrap();
+            }
+            panic!("a tenant's load ended before the kill");
+        }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     p.kill9();
@@ -106,7 +163,12 @@ async fn sigkill_under_load_loses_nothing_and_doubles_nothing() {
 
     // Every accepted command reaches its outcome.
     for s in &sent {
-        let (code, st) = p.get(&admin_key(&s.tenant), &format!("/v1/commands/{}?wait=30000", s.command_id)).await;
+        let (code, st) = p
+            .get(
+                &admin_key(&s.tenant),
+                &format!("/v1/commands/{}?wait=30000", s.command_id),
+            )
+            .await;
         assert_eq!(code, 200, "{st}");
         assert_eq!(st["status"], "APPLIED", "{st}");
     }
@@ -120,12 +182,28 @@ async fn sigkill_under_load_loses_nothing_and_doubles_nothing() {
         let records = p.topic(&format!("{module}.commands")).await;
         let mut counts: HashMap<String, usize> = HashMap::new();
         for r in &records {
-            *counts.entry(r["value"]["envelope"]["command_id"].as_str().unwrap().to_string()).or_default() += 1;
+            *counts
+                .entry(
+                    r["value"]["envelope"]["command_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                )
+                .or_default() += 1;
         }
         for c in cmds {
-            assert_eq!(counts.get(&c.command_id), Some(&1), "{module} command {} on its topic", c.command_id);
+            assert_eq!(
+                counts.get(&c.command_id),
+                Some(&1),
+                "{module} command {} on its topic",
+                c.command_id
+            );
         }
-        assert_eq!(records.len(), cmds.len(), "{module}.commands holds exactly the accepted commands");
+        assert_eq!(
+            records.len(),
+            cmds.len(),
+            "{module}.commands holds exactly the accepted commands"
+        );
     }
 
     // Each command's effect is in its events topic exactly once, and no event appears twice.
@@ -141,31 +219,61 @@ async fn sigkill_under_load_loses_nothing_and_doubles_nothing() {
         let mut per_cause: HashMap<String, Vec<String>> = HashMap::new();
         for e in &events {
             let env = &e["value"]["envelope"];
-            assert!(all_event_ids.insert(env["event_id"].as_str().unwrap().to_string()), "event {} appears twice", env["event_id"]);
-            let ty = e["record_type"].as_str().unwrap().rsplit('.').next().unwrap().to_string();
-            per_cause.entry(env["causation_id"].as_str().unwrap().to_string()).or_default().push(ty);
+            assert!(
+                all_event_ids.insert(env["event_id"].as_str().unwrap().to_string()),
+                "event {} appears twice",
+                env["event_id"]
+            );
+            let ty = e["record_type"]
+                .as_str()
+                .unwrap()
+                .rsplit('.')
+                .next()
+                .unwrap()
+                .to_string();
+            per_cause
+                .entry(env["causation_id"].as_str().unwrap().to_string())
+                .or_default()
+                .push(ty);
         }
         for c in cmds {
             let got = per_cause.get(&c.command_id).cloned().unwrap_or_default();
-            assert_eq!(got, expected[module], "{module} events of command {}", c.command_id);
+            assert_eq!(
+                got, expected[module],
+                "{module} events of command {}",
+                c.command_id
+            );
         }
     }
     for topic in ["activation.events", "search.events"] {
         for e in p.topic(topic).await {
-            let id = e["value"]["envelope"]["event_id"].as_str().unwrap().to_string();
-            assert!(all_event_ids.insert(id.clone()), "{topic}: event {id} appears twice");
+            let id = e["value"]["envelope"]["event_id"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                all_event_ids.insert(id.clone()),
+                "{topic}: event {id} appears twice"
+            );
         }
     }
 
     // The final search is right for every tenant: all its offers, in GB, once each.
     for t in &tenants {
-        let mut want: Vec<String> = sent.iter().filter(|s| &s.tenant == t && s.module == "offer").map(|s| s.aggregate_id.clone()).collect();
+        let mut want: Vec<String> = sent
+            .iter()
+            .filter(|s| &s.tenant == t && s.module == "offer")
+            .map(|s| s.aggregate_id.clone())
+            .collect();
         want.sort();
         let key = admin_key(t);
         let got = p
             .eventually(&format!("{t}'s listings visible"), 60, || async {
                 let hits = p.search(&key, "region=GB&limit=100").await;
-                let mut ids: Vec<String> = hits.iter().map(|h| h["offer_id"].as_str().unwrap().to_string()).collect();
+                let mut ids: Vec<String> = hits
+                    .iter()
+                    .map(|h| h["offer_id"].as_str().unwrap().to_string())
+                    .collect();
                 ids.sort();
                 (ids.len() >= want.len()).then_some(ids)
             })

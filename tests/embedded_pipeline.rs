@@ -15,7 +15,13 @@ struct Listed {
 
 /// Steps 1–4 for one product: two variants, offers in GB and IN, stock in both.
 async fn list_product(p: &Porch, key: &str, id: &str, category: &str, tax_code: bool) -> Listed {
-    p.applied(Method::POST, key, "/v1/products", product_body(id, &format!("Linen shirt {id}"), category, tax_code)).await;
+    p.applied(
+        Method::POST,
+        key,
+        "/v1/products",
+        product_body(id, &format!("Linen shirt {id}"), category, tax_code),
+    )
+    .await;
     let sku = format!("{id}-M");
     p.applied(
         Method::POST,
@@ -28,7 +34,13 @@ async fn list_product(p: &Porch, key: &str, id: &str, category: &str, tax_code: 
     )
     .await;
     for (loc, region) in [("lon-1", "GB"), ("mum-1", "IN")] {
-        let (s, body) = p.post(key, "/v1/locations", json!({ "location_id": loc, "region": region })).await;
+        let (s, body) = p
+            .post(
+                key,
+                "/v1/locations",
+                json!({ "location_id": loc, "region": region }),
+            )
+            .await;
         assert!(s == 200 || s == 201, "{body}");
     }
     let gb = p
@@ -38,7 +50,13 @@ async fn list_product(p: &Porch, key: &str, id: &str, category: &str, tax_code: 
         .applied(Method::POST, key, "/v1/offers", json!({ "sku": sku, "region": "IN", "price": { "amount_minor": 199900, "currency": "INR" }, "channels": ["storefront"] }))
         .await;
     for loc in ["lon-1", "mum-1"] {
-        p.applied(Method::PUT, key, &format!("/v1/inventory/{sku}/{loc}"), json!({ "on_hand": 10 })).await;
+        p.applied(
+            Method::PUT,
+            key,
+            &format!("/v1/inventory/{sku}/{loc}"),
+            json!({ "on_hand": 10 }),
+        )
+        .await;
     }
     Listed {
         product: id.to_string(),
@@ -49,7 +67,10 @@ async fn list_product(p: &Porch, key: &str, id: &str, category: &str, tax_code: 
 }
 
 fn offer_ids(hits: &[Value]) -> Vec<String> {
-    let mut ids: Vec<String> = hits.iter().map(|h| h["offer_id"].as_str().unwrap().to_string()).collect();
+    let mut ids: Vec<String> = hits
+        .iter()
+        .map(|h| h["offer_id"].as_str().unwrap().to_string())
+        .collect();
     ids.sort();
     ids
 }
@@ -59,9 +80,13 @@ async fn visible_in(p: &Porch, key: &str, region: &str) -> Vec<String> {
 }
 
 async fn wait_visible(p: &Porch, key: &str, region: &str, offer: &str, want: bool) {
-    p.eventually(&format!("offer {offer} visible={want} in {region}"), 15, || async {
-        (visible_in(p, key, region).await.iter().any(|o| o == offer) == want).then_some(())
-    })
+    p.eventually(
+        &format!("offer {offer} visible={want} in {region}"),
+        15,
+        || async {
+            (visible_in(p, key, region).await.iter().any(|o| o == offer) == want).then_some(())
+        },
+    )
     .await
 }
 
@@ -69,12 +94,30 @@ async fn wait_visible(p: &Porch, key: &str, region: &str, offer: &str, want: boo
 async fn offer_state(p: &Porch, key: &str, product: &str, offer: &str) -> (String, Vec<String>) {
     let (s, view) = p.get(key, &format!("/v1/products/{product}")).await;
     assert_eq!(s, 200, "{view}");
-    let o = view["offers"].as_array().unwrap().iter().find(|o| o["offer_id"] == offer).unwrap_or_else(|| panic!("offer {offer} in {view}")).clone();
-    let codes = o["reasons"].as_array().cloned().unwrap_or_default().iter().map(|r| r["code"].as_str().unwrap_or("").to_string()).collect();
+    let o = view["offers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["offer_id"] == offer)
+        .unwrap_or_else(|| panic!("offer {offer} in {view}"))
+        .clone();
+    let codes = o["reasons"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap_or("").to_string())
+        .collect();
     (o["status"].as_str().unwrap_or("").to_string(), codes)
 }
 
-async fn wait_offer_status(p: &Porch, key: &str, product: &str, offer: &str, status: &str) -> Vec<String> {
+async fn wait_offer_status(
+    p: &Porch,
+    key: &str,
+    product: &str,
+    offer: &str,
+    status: &str,
+) -> Vec<String> {
     p.eventually(&format!("offer {offer} {status}"), 15, || async {
         let (s, codes) = offer_state(p, key, product, offer).await;
         (s == status).then_some(codes)
@@ -90,8 +133,16 @@ async fn seven_steps_make_listings_visible_in_their_own_region_only() {
 
     wait_visible(&p, &key, "GB", &l.gb_offer, true).await;
     wait_visible(&p, &key, "IN", &l.in_offer, true).await;
-    assert_eq!(visible_in(&p, &key, "GB").await, vec![l.gb_offer.clone()], "GB shows only the GB listing");
-    assert_eq!(visible_in(&p, &key, "IN").await, vec![l.in_offer.clone()], "IN shows only the IN listing");
+    assert_eq!(
+        visible_in(&p, &key, "GB").await,
+        vec![l.gb_offer.clone()],
+        "GB shows only the GB listing"
+    );
+    assert_eq!(
+        visible_in(&p, &key, "IN").await,
+        vec![l.in_offer.clone()],
+        "IN shows only the IN listing"
+    );
 
     let gb_hit = p.search(&key, "region=GB&q=linen").await;
     assert_eq!(gb_hit.len(), 1);
@@ -102,7 +153,10 @@ async fn seven_steps_make_listings_visible_in_their_own_region_only() {
     // The aggregated view shows every step's state.
     let (s, view) = p.get(&key, &format!("/v1/products/{}", l.product)).await;
     assert_eq!(s, 200);
-    assert_eq!(view["product"]["status"], "ACTIVE", "published once a listing is visible: {view}");
+    assert_eq!(
+        view["product"]["status"], "ACTIVE",
+        "published once a listing is visible: {view}"
+    );
     assert_eq!(view["variants"].as_array().unwrap().len(), 2, "{view}");
     let offers = view["offers"].as_array().unwrap();
     assert_eq!(offers.len(), 2);
@@ -114,9 +168,18 @@ async fn seven_steps_make_listings_visible_in_their_own_region_only() {
     }
     let listings = view["listings"].as_array().unwrap();
     assert_eq!(listings.len(), 2, "{view}");
-    assert!(listings.iter().all(|x| x["status"] == "VISIBLE"), "{view}");
-    let img = view["images"][0].as_str().unwrap_or_default();
-    assert!(img.ends_with("/v1/products/shirt-1/images/front.jpg"), "{view}");
+    assert!(listings.iter().all(|x| x["search"] == "VISIBLE"), "{view}");
+    assert!(
+        listings
+            .iter()
+            .all(|x| x["channels"][0]["status"] == "LIVE"),
+        "{view}"
+    );
+    let img = view["images"][0]["url"].as_str().unwrap_or_default();
+    assert!(
+        img.ends_with("/v1/products/shirt-1/images/front.jpg"),
+        "{view}"
+    );
 }
 
 #[tokio::test]
@@ -128,20 +191,41 @@ async fn stock_out_suspends_only_its_region_and_price_change_touches_only_its_of
     wait_visible(&p, &key, "GB", &l.gb_offer, true).await;
 
     // Stock-out in Mumbai.
-    p.applied(Method::PUT, &key, &format!("/v1/inventory/{}/mum-1", l.sku), json!({ "on_hand": 0 })).await;
+    p.applied(
+        Method::PUT,
+        &key,
+        &format!("/v1/inventory/{}/mum-1", l.sku),
+        json!({ "on_hand": 0 }),
+    )
+    .await;
     let reasons = wait_offer_status(&p, &key, &l.product, &l.in_offer, "SUSPENDED").await;
     assert_eq!(reasons, vec!["OUT_OF_STOCK".to_string()]);
     wait_visible(&p, &key, "IN", &l.in_offer, false).await;
-    assert_eq!(offer_state(&p, &key, &l.product, &l.gb_offer).await.0, "ACTIVE");
+    assert_eq!(
+        offer_state(&p, &key, &l.product, &l.gb_offer).await.0,
+        "ACTIVE"
+    );
     assert_eq!(visible_in(&p, &key, "GB").await, vec![l.gb_offer.clone()]);
 
     // Restock brings it back.
-    p.applied(Method::PUT, &key, &format!("/v1/inventory/{}/mum-1", l.sku), json!({ "on_hand": 4 })).await;
+    p.applied(
+        Method::PUT,
+        &key,
+        &format!("/v1/inventory/{}/mum-1", l.sku),
+        json!({ "on_hand": 4 }),
+    )
+    .await;
     wait_offer_status(&p, &key, &l.product, &l.in_offer, "ACTIVE").await;
     wait_visible(&p, &key, "IN", &l.in_offer, true).await;
 
     // A price change in GB changes only the GB listing's price.
-    p.applied(Method::PATCH, &key, &format!("/v1/offers/{}", l.gb_offer), json!({ "price": { "amount_minor": 1999, "currency": "GBP" } })).await;
+    p.applied(
+        Method::PATCH,
+        &key,
+        &format!("/v1/offers/{}", l.gb_offer),
+        json!({ "price": { "amount_minor": 1999, "currency": "GBP" } }),
+    )
+    .await;
     p.eventually("GB price 1999", 15, || async {
         let hits = p.search(&key, "region=GB").await;
         (hits.len() == 1 && hits[0]["price_minor"] == 1999).then_some(())
@@ -161,22 +245,44 @@ async fn compliance_holds_back_what_a_region_forbids_until_resolved() {
     let l = list_product(&p, &key, "notax", "apparel", false).await;
     wait_visible(&p, &key, "GB", &l.gb_offer, true).await;
     let reasons = wait_offer_status(&p, &key, &l.product, &l.in_offer, "SUSPENDED").await;
-    assert!(reasons.contains(&"COMPLIANCE_REJECTED".to_string()), "{reasons:?}");
+    assert!(
+        reasons.contains(&"COMPLIANCE_REJECTED".to_string()),
+        "{reasons:?}"
+    );
     let (_, view) = p.get(&key, "/v1/products/notax").await;
     let in_reasons = view["compliance"]["IN"]["reasons"].to_string();
-    assert!(in_reasons.contains("tax_code"), "the reason names the missing tax code: {view}");
+    assert!(
+        in_reasons.contains("tax_code"),
+        "the reason names the missing tax code: {view}"
+    );
     assert!(!visible_in(&p, &key, "IN").await.contains(&l.in_offer));
 
     // Adding the tax code re-evaluates and activates.
-    p.applied(Method::PATCH, &key, "/v1/products/notax", json!({ "attributes": { "tax_code": "6205" } })).await;
+    p.applied(
+        Method::PATCH,
+        &key,
+        "/v1/products/notax",
+        json!({ "attributes": { "tax_code": "6205" } }),
+    )
+    .await;
     wait_visible(&p, &key, "IN", &l.in_offer, true).await;
 
     // A review category waits for a person in IN, then activates on approval.
     let r = list_product(&p, &key, "vitamins", "supplements", true).await;
     let reasons = wait_offer_status(&p, &key, &r.product, &r.in_offer, "SUSPENDED").await;
-    assert!(reasons.contains(&"COMPLIANCE_REVIEW".to_string()), "{reasons:?}");
+    assert!(
+        reasons.contains(&"COMPLIANCE_REVIEW".to_string()),
+        "{reasons:?}"
+    );
     wait_visible(&p, &key, "GB", &r.gb_offer, true).await;
-    let d = p.applied(Method::POST, &key, "/v1/compliance/vitamins/IN/decision", json!({ "approve": true, "note": "label checked" })).await;
+    let d = p
+        .applied(
+            Method::POST,
+            &key,
+            "/v1/compliance/vitamins/IN/decision",
+            json!({ "approve": true, "note": "label checked" }),
+        )
+        .await;
     assert_eq!(d["status"], "APPLIED");
     wait_visible(&p, &key, "IN", &r.in_offer, true).await;
 }
@@ -189,32 +295,74 @@ async fn deactivation_hides_everything_and_reactivation_restores_with_history() 
     wait_visible(&p, &key, "GB", &l.gb_offer, true).await;
     wait_visible(&p, &key, "IN", &l.in_offer, true).await;
 
-    p.applied(Method::POST, &key, "/v1/products/lamp/deactivate", json!({})).await;
+    p.applied(
+        Method::POST,
+        &key,
+        "/v1/products/lamp/deactivate",
+        json!({}),
+    )
+    .await;
     wait_visible(&p, &key, "GB", &l.gb_offer, false).await;
     wait_visible(&p, &key, "IN", &l.in_offer, false).await;
     let reasons = wait_offer_status(&p, &key, "lamp", &l.gb_offer, "SUSPENDED").await;
-    assert!(reasons.contains(&"PRODUCT_INACTIVE".to_string()), "{reasons:?}");
+    assert!(
+        reasons.contains(&"PRODUCT_INACTIVE".to_string()),
+        "{reasons:?}"
+    );
     let (_, view) = p.get(&key, "/v1/products/lamp").await;
     assert_eq!(view["product"]["status"], "INACTIVE");
 
-    p.applied(Method::POST, &key, "/v1/products/lamp/reactivate", json!({})).await;
+    p.applied(
+        Method::POST,
+        &key,
+        "/v1/products/lamp/reactivate",
+        json!({}),
+    )
+    .await;
     wait_visible(&p, &key, "GB", &l.gb_offer, true).await;
     wait_visible(&p, &key, "IN", &l.in_offer, true).await;
 
     let (s, history) = p.get(&key, "/v1/products/lamp/history").await;
     assert_eq!(s, 200);
-    let events: Vec<String> = history["entries"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap().to_string()).collect();
+    let events: Vec<String> = history["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
     for want in [
-        "ProductCreated", "VariantsCreated", "OfferCreated", "StockAdjusted", "InventoryAvailable", "ComplianceApproved",
-        "OfferActivated", "ListingVisible", "ProductPublished", "ProductDeactivated", "OfferSuspended", "ListingHidden",
+        "ProductCreated",
+        "VariantsCreated",
+        "OfferCreated",
+        "StockAdjusted",
+        "InventoryAvailable",
+        "ComplianceApproved",
+        "OfferActivated",
+        "ListingVisible",
+        "ProductPublished",
+        "ProductDeactivated",
+        "OfferSuspended",
+        "ListingHidden",
         "ProductReactivated",
     ] {
-        assert!(events.iter().any(|e| e == want), "history lacks {want}: {events:?}");
+        assert!(
+            events.iter().any(|e| e == want),
+            "history lacks {want}: {events:?}"
+        );
     }
-    let deact = events.iter().position(|e| e == "ProductDeactivated").unwrap();
-    let react = events.iter().position(|e| e == "ProductReactivated").unwrap();
+    let deact = events
+        .iter()
+        .position(|e| e == "ProductDeactivated")
+        .unwrap();
+    let react = events
+        .iter()
+        .position(|e| e == "ProductReactivated")
+        .unwrap();
     assert!(deact < react, "history is in order");
-    assert!(events[react..].iter().any(|e| e == "ListingVisible"), "visible again after reactivation");
+    assert!(
+        events[react..].iter().any(|e| e == "ListingVisible"),
+        "visible again after reactivation"
+    );
 }
 
 #[tokio::test]
@@ -224,20 +372,36 @@ async fn another_tenant_sees_nothing() {
     let b = admin_key("beta");
     let l = list_product(&p, &a, "secret", "apparel", true).await;
     wait_visible(&p, &a, "GB", &l.gb_offer, true).await;
-    let (_, accepted) = p.post(&a, "/v1/products", product_body("secret-2", "Another", "apparel", true)).await;
+    let (_, accepted) = p
+        .post(
+            &a,
+            "/v1/products",
+            product_body("secret-2", "Another", "apparel", true),
+        )
+        .await;
     let cmd = accepted["command_id"].as_str().unwrap().to_string();
 
     assert_eq!(p.get(&b, "/v1/products/secret").await.0, 404);
     assert_eq!(p.get(&b, "/v1/products/secret/history").await.0, 404);
     assert_eq!(p.get(&b, &format!("/v1/commands/{cmd}")).await.0, 404);
-    assert_eq!(p.get(&b, &format!("/v1/offers/{}", l.gb_offer)).await.0 / 100, 4);
+    assert_eq!(
+        p.get(&b, &format!("/v1/offers/{}", l.gb_offer)).await.0 / 100,
+        4
+    );
     let (s, list) = p.get(&b, "/v1/products").await;
     assert_eq!(s, 200);
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
     assert!(p.search(&b, "region=GB").await.is_empty());
     assert!(p.search(&b, "q=linen").await.is_empty());
     // Writes cannot reach it either.
-    let (s, _) = p.req(Method::PATCH, &b, "/v1/products/secret", Some(json!({ "title": "mine" }))).await;
+    let (s, _) = p
+        .req(
+            Method::PATCH,
+            &b,
+            "/v1/products/secret",
+            Some(json!({ "title": "mine" })),
+        )
+        .await;
     assert_eq!(s, 404);
     // And the owner still sees it.
     assert_eq!(p.get(&a, "/v1/products/secret").await.0, 200);
@@ -250,8 +414,20 @@ async fn another_tenant_sees_nothing() {
 async fn bad_input_is_a_problem_and_enqueues_nothing() {
     let p = Porch::start().await;
     let key = admin_key("acme");
-    p.applied(Method::POST, &key, "/v1/products", product_body("base", "Base", "apparel", true)).await;
-    p.applied(Method::POST, &key, "/v1/products/base/variants", json!({ "variants": [{ "sku": "base-1" }] })).await;
+    p.applied(
+        Method::POST,
+        &key,
+        "/v1/products",
+        product_body("base", "Base", "apparel", true),
+    )
+    .await;
+    p.applied(
+        Method::POST,
+        &key,
+        "/v1/products/base/variants",
+        json!({ "variants": [{ "sku": "base-1" }] }),
+    )
+    .await;
     let before: Vec<u64> = futures_len(&p).await;
 
     let raw = |body: &'static str| {
@@ -259,7 +435,13 @@ async fn bad_input_is_a_problem_and_enqueues_nothing() {
         let url = p.url("/v1/products");
         let key = key.clone();
         async move {
-            http.post(url).bearer_auth(key).header("content-type", "application/json").body(body).send().await.unwrap()
+            http.post(url)
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
         }
     };
     let r = raw("{\"title\": ").await;
@@ -274,11 +456,36 @@ async fn bad_input_is_a_problem_and_enqueues_nothing() {
     assert_eq!(s, 422, "{b}");
     assert!(b.to_string().contains("region"), "names the region: {b}");
 
-    let big = vec![b'a'; 10 * 1024 * 1024];
-    let r = p.http.post(p.url("/v1/products")).bearer_auth(&key).header("content-type", "application/json").body(big).send().await.unwrap();
-    check_problem(r, 413, None).await;
+    // A 10 MiB body: refused from its declared length, before the body is read.
+    let head = ten_mib_request(&p, &key).await;
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert!(head.contains("\"status\":413"), "{head}");
 
     assert_eq!(futures_len(&p).await, before, "nothing was enqueued");
+}
+
+/// Sends the head of a request declaring a 10 MiB JSON body and returns the raw response.
+async fn ten_mib_request(p: &Porch, key: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", p.port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /v1/products HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {key}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        10 * 1024 * 1024
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut buf))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 async fn futures_len(p: &Porch) -> Vec<u64> {
@@ -291,8 +498,15 @@ async fn futures_len(p: &Porch) -> Vec<u64> {
 
 async fn check_problem(r: reqwest::Response, status: u16, field: Option<&str>) {
     assert_eq!(r.status().as_u16(), status);
-    let ct = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-    assert!(ct.starts_with("application/problem+json"), "content type {ct}");
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "content type {ct}"
+    );
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], status);
     if let Some(f) = field {
@@ -315,12 +529,17 @@ async fn one_idempotency_key_one_command_one_set_of_events() {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 202);
-        r.json::<Value>().await.unwrap()["command_id"].as_str().unwrap().to_string()
+        r.json::<Value>().await.unwrap()["command_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
     };
     let first = send().await;
     let second = send().await;
     assert_eq!(first, second);
-    let (_, outcome) = p.get(&key, &format!("/v1/commands/{first}?wait=10000")).await;
+    let (_, outcome) = p
+        .get(&key, &format!("/v1/commands/{first}?wait=10000"))
+        .await;
     assert_eq!(outcome["status"], "APPLIED");
     let third = send().await;
     assert_eq!(first, third);
@@ -330,9 +549,18 @@ async fn one_idempotency_key_one_command_one_set_of_events() {
     })
     .await;
     let commands = p.topic("product.commands").await;
-    assert_eq!(commands.iter().filter(|r| r["value"]["envelope"]["command_id"] == first.as_str()).count(), 1);
+    assert_eq!(
+        commands
+            .iter()
+            .filter(|r| r["value"]["envelope"]["command_id"] == first.as_str())
+            .count(),
+        1
+    );
     let events = p.topic("product.events").await;
-    let created: Vec<_> = events.iter().filter(|r| r["value"]["envelope"]["causation_id"] == first.as_str()).collect();
+    let created: Vec<_> = events
+        .iter()
+        .filter(|r| r["value"]["envelope"]["causation_id"] == first.as_str())
+        .collect();
     assert_eq!(created.len(), 1, "one ProductCreated");
     assert_eq!(created[0]["record_type"], "porch.product.ProductCreated");
 }

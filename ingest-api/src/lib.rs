@@ -88,11 +88,37 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::JSON_BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_declared_oversize))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// Answers 413 before reading a byte of a body whose declared length is over the limit, so the
+/// client gets the problem instead of a connection closed under it mid-upload.
+async fn refuse_declared_oversize(
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let limit = if req.method() == axum::http::Method::PUT && req.uri().path().contains("/images/")
+    {
+        extract::IMAGE_BODY_LIMIT
+    } else {
+        extract::JSON_BODY_LIMIT
+    };
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(len) if len > limit as u64 => {
+            axum::response::IntoResponse::into_response(ApiError::payload_too_large(limit))
+        }
+        _ => next.run(req).await,
+    }
 }
 
 async fn overload_error(err: BoxError) -> ApiError {

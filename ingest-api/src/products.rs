@@ -7,7 +7,7 @@ use crate::error::{ApiError, Problem, Violations};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::images::is_image_ref;
 use crate::params::{non_blank, parse_limit};
-use crate::reads::{blocking, existing_product, product_prefix};
+use crate::reads::{blocking, existing_product, known_product, product_prefix};
 use crate::{product_view, AppState};
 use axum::extract::State;
 use axum::response::Response;
@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use porch_processors::domain::activation::ActivationState;
 use porch_processors::domain::product::{ProductState, ProductStatus};
-use porch_processors::store::{key, tables, HistoryEntry, Store};
+use porch_processors::store::{key, tables, Claim, HistoryEntry, Store};
 use porch_schemas::{
     Attributes, Channel, CreateProduct, DeactivateProduct, ProductData, ProductId,
     ReactivateProduct, SellerId, TenantId, UpdateProduct,
@@ -146,7 +146,11 @@ pub async fn create_product(
         images: b.images,
         channel_overrides: b.channel_overrides,
     };
-    let command = NewCommand::new(CreateProduct { product }, product_id.as_str());
+    let command = NewCommand::new(CreateProduct { product }, product_id.as_str()).claiming(vec![
+        Claim::Product {
+            product_id: product_id.clone(),
+        },
+    ]);
     submit(&state, &writer, &meta, &body.raw, command).await
 }
 
@@ -203,10 +207,7 @@ pub async fn patch_product(
     v.finish()?;
     let tenant = writer.caller().tenant().clone();
     let pid = product_id.clone();
-    blocking(&state, move |store| {
-        existing_product(store, &tenant, &pid).map(drop)
-    })
-    .await?;
+    blocking(&state, move |store| known_product(store, &tenant, &pid)).await?;
     let mut attributes_set = Attributes::new();
     let mut attributes_removed = Vec::new();
     for (name, value) in b.attributes {
@@ -297,10 +298,7 @@ pub async fn checked_product(
     let product_id = path_product(id)?;
     let tenant = writer.caller().tenant().clone();
     let pid = product_id.clone();
-    blocking(state, move |store| {
-        existing_product(store, &tenant, &pid).map(drop)
-    })
-    .await?;
+    blocking(state, move |store| known_product(store, &tenant, &pid)).await?;
     Ok(product_id)
 }
 

@@ -60,6 +60,20 @@ pub fn existing_product(
         .ok_or_else(|| ApiError::not_found(format!("product '{product}'")))
 }
 
+/// 404 unless the tenant's product exists or its creation was accepted: commands for a product
+/// may follow its creation at once, before the product processor has applied it.
+pub fn known_product(
+    store: &(dyn Store + 'static),
+    tenant: &TenantId,
+    product: &ProductId,
+) -> Result<(), ApiError> {
+    let k = key(&[tenant.as_str(), product.as_str()]);
+    if store.get_raw(tables::PRODUCT_ID, &k)?.is_some() {
+        return Ok(());
+    }
+    existing_product(store, tenant, product).map(drop)
+}
+
 /// The product a SKU belongs to, if the tenant has the SKU.
 pub fn sku_owner(
     store: &(dyn Store + 'static),

@@ -149,7 +149,7 @@ impl FakeSink {
                         ));
                     }
                 }
-                Claim::Reservation { .. } => {}
+                Claim::Product { .. } | Claim::Reservation { .. } => {}
             }
         }
         SubmitOutcome::Accepted {
@@ -170,6 +170,11 @@ impl FakeSink {
         }
         for claim in &s.claims {
             match claim {
+                Claim::Product { product_id } => self.store.put(
+                    tables::PRODUCT_ID,
+                    &key(&[tenant, product_id.as_str()]),
+                    &"",
+                ),
                 Claim::Sku { sku, product_id } => {
                     self.store
                         .put(tables::SKU, &key(&[tenant, sku.as_str()]), product_id)

@@ -10,8 +10,17 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 enum Job {
-    Submit { submission: Box<Submission>, bytes: Vec<u8>, reply: oneshot::Sender<Result<SubmitOutcome, StoreError>> },
-    Location { tenant: TenantId, location: LocationId, region: RegionCode, reply: oneshot::Sender<Result<SubmitOutcome, StoreError>> },
+    Submit {
+        submission: Box<Submission>,
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<SubmitOutcome, StoreError>>,
+    },
+    Location {
+        tenant: TenantId,
+        location: LocationId,
+        region: RegionCode,
+        reply: oneshot::Sender<Result<SubmitOutcome, StoreError>>,
+    },
 }
 
 /// The embedded store and command sink.
@@ -34,7 +43,11 @@ impl EmbeddedBackend {
             .name("porch-command-writer".into())
             .spawn(move || writer(&writer_log, rx))
             .expect("spawn command writer");
-        Arc::new(Self { log, codec, jobs: tx })
+        Arc::new(Self {
+            log,
+            codec,
+            jobs: tx,
+        })
     }
 
     pub fn log(&self) -> &Arc<EmbeddedLog> {
@@ -55,7 +68,11 @@ fn writer(log: &EmbeddedLog, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let result = log.write(|txn| jobs.iter().map(|j| apply(txn, j)).collect::<Result<Vec<_>, LogError>>());
+        let result = log.write(|txn| {
+            jobs.iter()
+                .map(|j| apply(txn, j))
+                .collect::<Result<Vec<_>, LogError>>()
+        });
         match result {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -80,14 +97,25 @@ fn reply(job: Job, r: Result<SubmitOutcome, StoreError>) {
     let _ = tx.send(r);
 }
 
-fn get_json<T: serde::de::DeserializeOwned>(txn: &LogTxn<'_>, table: &str, k: &str) -> Result<Option<T>, LogError> {
+fn get_json<T: serde::de::DeserializeOwned>(
+    txn: &LogTxn<'_>,
+    table: &str,
+    k: &str,
+) -> Result<Option<T>, LogError> {
     match txn.get(table, k)? {
         None => Ok(None),
-        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| LogError::Corrupt(format!("{table}/{k}: {e}"))),
+        Some(b) => serde_json::from_slice(&b)
+            .map(Some)
+            .map_err(|e| LogError::Corrupt(format!("{table}/{k}: {e}"))),
     }
 }
 
-fn put_json<T: serde::Serialize>(txn: &mut LogTxn<'_>, table: &str, k: &str, v: &T) -> Result<(), LogError> {
+fn put_json<T: serde::Serialize>(
+    txn: &mut LogTxn<'_>,
+    table: &str,
+    k: &str,
+    v: &T,
+) -> Result<(), LogError> {
     let bytes = serde_json::to_vec(v).map_err(|e| LogError::Corrupt(e.to_string()))?;
     txn.put(table, k, &bytes)
 }
@@ -96,10 +124,17 @@ fn put_json<T: serde::Serialize>(txn: &mut LogTxn<'_>, table: &str, k: &str, v: 
 /// written, so a conflict leaves no trace.
 fn apply(txn: &mut LogTxn<'_>, job: &Job) -> Result<SubmitOutcome, LogError> {
     match job {
-        Job::Location { tenant, location, region, .. } => {
+        Job::Location {
+            tenant,
+            location,
+            region,
+            ..
+        } => {
             let k = key(&[tenant.as_str(), location.as_str()]);
             match get_json::<RegionCode>(txn, tables::LOCATION, &k)? {
-                Some(existing) if existing == *region => Ok(SubmitOutcome::Replayed { command_id: CommandId::parse("location").expect("valid id") }),
+                Some(existing) if existing == *region => Ok(SubmitOutcome::Replayed {
+                    command_id: CommandId::parse("location").expect("valid id"),
+                }),
                 Some(existing) => Ok(SubmitOutcome::Conflict(Reason::on_field(
                     "LOCATION_IN_OTHER_REGION",
                     "region",
@@ -107,11 +142,15 @@ fn apply(txn: &mut LogTxn<'_>, job: &Job) -> Result<SubmitOutcome, LogError> {
                 ))),
                 None => {
                     put_json(txn, tables::LOCATION, &k, region)?;
-                    Ok(SubmitOutcome::Accepted { command_id: CommandId::parse("location").expect("valid id") })
+                    Ok(SubmitOutcome::Accepted {
+                        command_id: CommandId::parse("location").expect("valid id"),
+                    })
                 }
             }
         }
-        Job::Submit { submission, bytes, .. } => submit(txn, submission, bytes),
+        Job::Submit {
+            submission, bytes, ..
+        } => submit(txn, submission, bytes),
     }
 }
 
@@ -122,7 +161,9 @@ fn submit(txn: &mut LogTxn<'_>, s: &Submission, bytes: &[u8]) -> Result<SubmitOu
     if let Some(ik) = &idem_key {
         if let Some(prev) = get_json::<IdempotencyRecord>(txn, tables::IDEMPOTENCY, ik)? {
             if prev.request_hash == s.request_hash {
-                return Ok(SubmitOutcome::Replayed { command_id: prev.command_id });
+                return Ok(SubmitOutcome::Replayed {
+                    command_id: prev.command_id,
+                });
             }
             return Ok(SubmitOutcome::Conflict(Reason::on_field(
                 "IDEMPOTENCY_KEY_REUSED",
@@ -133,7 +174,9 @@ fn submit(txn: &mut LogTxn<'_>, s: &Submission, bytes: &[u8]) -> Result<SubmitOu
     }
     let command_key = key(&[tenant, env.command_id.as_str()]);
     if txn.get(tables::COMMAND, &command_key)?.is_some() {
-        return Ok(SubmitOutcome::Replayed { command_id: env.command_id.clone() });
+        return Ok(SubmitOutcome::Replayed {
+            command_id: env.command_id.clone(),
+        });
     }
     for claim in &s.claims {
         if let Some(conflict) = check_claim(txn, tenant, claim)? {
@@ -144,7 +187,15 @@ fn submit(txn: &mut LogTxn<'_>, s: &Submission, bytes: &[u8]) -> Result<SubmitOu
         write_claim(txn, tenant, claim)?;
     }
     if let Some(ik) = &idem_key {
-        put_json(txn, tables::IDEMPOTENCY, ik, &IdempotencyRecord { command_id: env.command_id.clone(), request_hash: s.request_hash.clone() })?;
+        put_json(
+            txn,
+            tables::IDEMPOTENCY,
+            ik,
+            &IdempotencyRecord {
+                command_id: env.command_id.clone(),
+                request_hash: s.request_hash.clone(),
+            },
+        )?;
     }
     let product = s.record.command.product_id();
     let status = CommandStatus {
@@ -165,35 +216,56 @@ fn submit(txn: &mut LogTxn<'_>, s: &Submission, bytes: &[u8]) -> Result<SubmitOu
         topic: &topic,
         key: k.as_bytes(),
         value: bytes,
-        headers: vec![("correlation_id".into(), env.correlation_id.clone().into_bytes())],
+        headers: vec![(
+            "correlation_id".into(),
+            env.correlation_id.clone().into_bytes(),
+        )],
     })?;
-    Ok(SubmitOutcome::Accepted { command_id: env.command_id.clone() })
+    Ok(SubmitOutcome::Accepted {
+        command_id: env.command_id.clone(),
+    })
 }
 
 fn check_claim(txn: &LogTxn<'_>, tenant: &str, claim: &Claim) -> Result<Option<Reason>, LogError> {
     Ok(match claim {
-        Claim::Sku { sku, product_id } => match get_json::<ProductId>(txn, tables::SKU, &key(&[tenant, sku.as_str()]))? {
-            Some(owner) if owner != *product_id => Some(Reason::on_field(
-                "SKU_TAKEN",
-                "sku",
-                format!("SKU {sku} already belongs to product {owner}"),
-            )),
-            _ => None,
-        },
+        Claim::Sku { sku, product_id } => {
+            match get_json::<ProductId>(txn, tables::SKU, &key(&[tenant, sku.as_str()]))? {
+                Some(owner) if owner != *product_id => Some(Reason::on_field(
+                    "SKU_TAKEN",
+                    "sku",
+                    format!("SKU {sku} already belongs to product {owner}"),
+                )),
+                _ => None,
+            }
+        }
         Claim::Offer(r) => {
             let nk = key(&[tenant, r.seller.as_str(), r.sku.as_str(), r.region.as_str()]);
             match get_json::<OfferId>(txn, tables::OFFER_KEY, &nk)? {
                 Some(existing) if existing != r.offer_id => Some(Reason::on_field(
                     "OFFER_EXISTS",
                     "sku",
-                    format!("seller {} already has offer {existing} for SKU {} in {}", r.seller, r.sku, r.region),
+                    format!(
+                        "seller {} already has offer {existing} for SKU {} in {}",
+                        r.seller, r.sku, r.region
+                    ),
                 )),
                 _ => None,
             }
         }
+        Claim::Product { .. } => None,
         Claim::Reservation { reservation_id, .. } => {
-            if txn.get(tables::RESERVATION, &key(&[tenant, reservation_id.as_str()]))?.is_some() {
-                Some(Reason::on_field("RESERVATION_EXISTS", "reservation_id", "reservation id already used"))
+            if txn
+                .get(
+                    tables::RESERVATION,
+                    &key(&[tenant, reservation_id.as_str()]),
+                )?
+                .is_some()
+            {
+                Some(Reason::on_field(
+                    "RESERVATION_EXISTS",
+                    "reservation_id",
+                    "reservation id already used",
+                ))
             } else {
                 None
             }
@@ -203,14 +275,37 @@ fn check_claim(txn: &LogTxn<'_>, tenant: &str, claim: &Claim) -> Result<Option<R
 
 fn write_claim(txn: &mut LogTxn<'_>, tenant: &str, claim: &Claim) -> Result<(), LogError> {
     match claim {
-        Claim::Sku { sku, product_id } => put_json(txn, tables::SKU, &key(&[tenant, sku.as_str()]), product_id),
+        Claim::Product { product_id } => txn.put(
+            tables::PRODUCT_ID,
+            &key(&[tenant, product_id.as_str()]),
+            b"",
+        ),
+        Claim::Sku { sku, product_id } => {
+            put_json(txn, tables::SKU, &key(&[tenant, sku.as_str()]), product_id)
+        }
         Claim::Offer(r) => {
-            put_json(txn, tables::OFFER_KEY, &key(&[tenant, r.seller.as_str(), r.sku.as_str(), r.region.as_str()]), &r.offer_id)?;
-            put_json(txn, tables::OFFER_REF, &key(&[tenant, r.offer_id.as_str()]), r)
+            put_json(
+                txn,
+                tables::OFFER_KEY,
+                &key(&[tenant, r.seller.as_str(), r.sku.as_str(), r.region.as_str()]),
+                &r.offer_id,
+            )?;
+            put_json(
+                txn,
+                tables::OFFER_REF,
+                &key(&[tenant, r.offer_id.as_str()]),
+                r,
+            )
         }
-        Claim::Reservation { reservation_id, line } => {
-            put_json(txn, tables::RESERVATION, &key(&[tenant, reservation_id.as_str()]), line)
-        }
+        Claim::Reservation {
+            reservation_id,
+            line,
+        } => put_json(
+            txn,
+            tables::RESERVATION,
+            &key(&[tenant, reservation_id.as_str()]),
+            line,
+        ),
     }
 }
 
@@ -218,7 +313,13 @@ impl Store for EmbeddedBackend {
     fn get_raw(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.log.get(table, key)?)
     }
-    fn scan_raw(&self, table: &str, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    fn scan_raw(
+        &self,
+        table: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         Ok(self.log.scan(table, prefix, start_after, limit)?)
     }
 }
@@ -233,7 +334,11 @@ impl CommandSink for EmbeddedBackend {
                 .map_err(|e| StoreError::Backend(format!("encoding command: {e}")))?;
             let (reply, rx) = oneshot::channel();
             let jobs = self.jobs.clone();
-            let job = Job::Submit { submission: Box::new(submission), bytes, reply };
+            let job = Job::Submit {
+                submission: Box::new(submission),
+                bytes,
+                reply,
+            };
             // The queue is bounded: waiting for room is back-pressure, off the async threads.
             tokio::task::spawn_blocking(move || jobs.send(job).map_err(|_| StoreError::Closed))
                 .await
@@ -242,10 +347,20 @@ impl CommandSink for EmbeddedBackend {
         })
     }
 
-    fn register_location(&self, tenant: TenantId, location: LocationId, region: RegionCode) -> BoxFuture<'_, Result<SubmitOutcome, StoreError>> {
+    fn register_location(
+        &self,
+        tenant: TenantId,
+        location: LocationId,
+        region: RegionCode,
+    ) -> BoxFuture<'_, Result<SubmitOutcome, StoreError>> {
         Box::pin(async move {
             let (reply, rx) = oneshot::channel();
-            self.enqueue(Job::Location { tenant, location, region, reply })?;
+            self.enqueue(Job::Location {
+                tenant,
+                location,
+                region,
+                reply,
+            })?;
             rx.await.map_err(|_| StoreError::Closed)?
         })
     }
@@ -271,14 +386,23 @@ impl TopicReader for EmbeddedBackend {
     fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, StoreError> {
         Ok(self.log.end_offset(topic, partition)?)
     }
-    fn read_json(&self, topic: &str, partition: u32, from: u64, max: usize) -> Result<Vec<TopicRecordJson>, StoreError> {
+    fn read_json(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<TopicRecordJson>, StoreError> {
         let records = self.log.read(topic, partition, from, max)?;
         Ok(records
             .into_iter()
             .map(|r| {
                 let (record_type, value) = match self.codec.decode_json(&r.value) {
                     Ok((name, json)) => (Some(name), json),
-                    Err(e) => (None, serde_json::json!({ "undecodable": e.to_string(), "bytes": r.value.len() })),
+                    Err(e) => (
+                        None,
+                        serde_json::json!({ "undecodable": e.to_string(), "bytes": r.value.len() }),
+                    ),
                 };
                 TopicRecordJson {
                     topic: r.topic,
@@ -286,7 +410,11 @@ impl TopicReader for EmbeddedBackend {
                     offset: r.offset,
                     timestamp: r.timestamp,
                     key: String::from_utf8_lossy(&r.key).into_owned(),
-                    headers: r.headers.into_iter().map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned())).collect(),
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                        .collect(),
                     record_type,
                     value,
                 }

@@ -45,7 +45,11 @@ fn decide_and_apply<A: Aggregate>(
 }
 
 /// Finishes a command: APPLIED, or REJECTED with its reasons.
-fn outcome(ctx: &mut Ctx<'_, '_>, product: &ProductId, r: Result<(), Vec<Reason>>) -> Result<(), HandleError> {
+fn outcome(
+    ctx: &mut Ctx<'_, '_>,
+    product: &ProductId,
+    r: Result<(), Vec<Reason>>,
+) -> Result<(), HandleError> {
     match r {
         Ok(()) => ctx.applied(product),
         Err(reasons) => ctx.reject(product, reasons),
@@ -72,18 +76,31 @@ impl Processor for ProductProcessor {
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
         let (tenant, product, pinput) = match input {
-            Input::Command(c) if c.command.module() == "product" => {
-                (&c.envelope.tenant, c.command.product_id().clone(), ProductInput::Command(c.command.clone()))
-            }
+            Input::Command(c) if c.command.module() == "product" => (
+                &c.envelope.tenant,
+                c.command.product_id().clone(),
+                ProductInput::Command(c.command.clone()),
+            ),
             Input::Command(c) => return Err(wrong_input("product", c.command.full_name())),
             Input::Event(e) => match &e.event {
-                Event::ListingVisible(v) => (&e.envelope.tenant, v.listing.product_id.clone(), ProductInput::ListingVisible(v.clone())),
+                Event::ListingVisible(v) => (
+                    &e.envelope.tenant,
+                    v.listing.product_id.clone(),
+                    ProductInput::ListingVisible(v.clone()),
+                ),
                 _ => return Ok(()),
             },
         };
         let row = key(&[tenant.as_str(), product.as_str()]);
         let pid = product.to_string();
-        let r = decide_and_apply::<Product>(ctx, tables::PRODUCT, &row, &pinput, None, |s: &ProductState, _| (pid.clone(), s.version))?;
+        let r = decide_and_apply::<Product>(
+            ctx,
+            tables::PRODUCT,
+            &row,
+            &pinput,
+            None,
+            |s: &ProductState, _| (pid.clone(), s.version),
+        )?;
         match input {
             Input::Command(_) => outcome(ctx, &product, r),
             Input::Event(_) => Ok(()),
@@ -106,14 +123,23 @@ impl Processor for VariantProcessor {
         events_topic("variant")
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
-        let Input::Command(c) = input else { return Ok(()) };
+        let Input::Command(c) = input else {
+            return Ok(());
+        };
         if c.command.module() != "variant" {
             return Err(wrong_input("variant", c.command.full_name()));
         }
         let product = c.command.product_id().clone();
         let row = key(&[c.envelope.tenant.as_str(), product.as_str()]);
         let pid = product.to_string();
-        let r = decide_and_apply::<Variants>(ctx, tables::VARIANT, &row, &c.command, None, |s: &VariantSetState, _| (pid.clone(), s.version))?;
+        let r = decide_and_apply::<Variants>(
+            ctx,
+            tables::VARIANT,
+            &row,
+            &c.command,
+            None,
+            |s: &VariantSetState, _| (pid.clone(), s.version),
+        )?;
         outcome(ctx, &product, r)
     }
 }
@@ -133,7 +159,9 @@ impl Processor for OfferProcessor {
         events_topic("offer")
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
-        let Input::Command(c) = input else { return Ok(()) };
+        let Input::Command(c) = input else {
+            return Ok(());
+        };
         let offer_id = match &c.command {
             Command::CreateOffer(o) => o.offer.offer_id.clone(),
             Command::UpdateOffer(o) => o.offer_id.clone(),
@@ -141,9 +169,20 @@ impl Processor for OfferProcessor {
             other => return Err(wrong_input("offer", other.full_name())),
         };
         let product = c.command.product_id().clone();
-        let row = key(&[c.envelope.tenant.as_str(), product.as_str(), offer_id.as_str()]);
+        let row = key(&[
+            c.envelope.tenant.as_str(),
+            product.as_str(),
+            offer_id.as_str(),
+        ]);
         let oid = offer_id.to_string();
-        let r = decide_and_apply::<Offer>(ctx, tables::OFFER, &row, &c.command, None, |s: &OfferState, _| (oid.clone(), s.version))?;
+        let r = decide_and_apply::<Offer>(
+            ctx,
+            tables::OFFER,
+            &row,
+            &c.command,
+            None,
+            |s: &OfferState, _| (oid.clone(), s.version),
+        )?;
         outcome(ctx, &product, r)
     }
 }
@@ -163,7 +202,9 @@ impl Processor for InventoryProcessor {
         events_topic("inventory")
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
-        let Input::Command(c) = input else { return Ok(()) };
+        let Input::Command(c) = input else {
+            return Ok(());
+        };
         let line = match &c.command {
             Command::SetStock(s) => &s.line,
             Command::ReserveStock(s) => &s.line,
@@ -177,11 +218,20 @@ impl Processor for InventoryProcessor {
             line.sku.as_str(),
             line.region.as_str(),
         ]);
-        let aggregate = key(&[line.seller.as_str(), line.sku.as_str(), line.region.as_str()]);
+        let aggregate = key(&[
+            line.seller.as_str(),
+            line.sku.as_str(),
+            line.region.as_str(),
+        ]);
         let product = line.product_id.clone();
-        let r = decide_and_apply::<Inventory>(ctx, tables::INVENTORY, &row, &c.command, None, |s: &InventoryState, _| {
-            (aggregate.clone(), s.version)
-        })?;
+        let r = decide_and_apply::<Inventory>(
+            ctx,
+            tables::INVENTORY,
+            &row,
+            &c.command,
+            None,
+            |s: &InventoryState, _| (aggregate.clone(), s.version),
+        )?;
         outcome(ctx, &product, r)
     }
 }
@@ -215,7 +265,13 @@ impl Processor for ComplianceProcessor {
                 let Command::DecideCompliance(d) = &c.command else {
                     return Err(wrong_input("compliance", c.command.full_name()));
                 };
-                let r = self.decide_region(ctx, &c.envelope.tenant, &d.product_id, &d.region, &ComplianceInput::Decision(d.clone()))?;
+                let r = self.decide_region(
+                    ctx,
+                    &c.envelope.tenant,
+                    &d.product_id,
+                    &d.region,
+                    &ComplianceInput::Decision(d.clone()),
+                )?;
                 outcome(ctx, &d.product_id, r)
             }
             Input::Event(e) => {
@@ -231,9 +287,14 @@ impl Processor for ComplianceProcessor {
                 };
                 for region in regions {
                     let rules = self.config.rules.get(&region).cloned().unwrap_or_default();
-                    let input = ComplianceInput::ProductChanged { product: product.clone(), region: region.clone(), rules };
+                    let input = ComplianceInput::ProductChanged {
+                        product: product.clone(),
+                        region: region.clone(),
+                        rules,
+                    };
                     // A product event is a fact: rule verdicts never reject it.
-                    let _ = self.decide_region(ctx, tenant, &product.product_id, &region, &input)?;
+                    let _ =
+                        self.decide_region(ctx, tenant, &product.product_id, &region, &input)?;
                 }
                 Ok(())
             }
@@ -252,7 +313,14 @@ impl ComplianceProcessor {
     ) -> Result<Result<(), Vec<Reason>>, HandleError> {
         let row = key(&[tenant.as_str(), product.as_str(), region.as_str()]);
         let aggregate = key(&[product.as_str(), region.as_str()]);
-        decide_and_apply::<Compliance>(ctx, tables::COMPLIANCE, &row, input, None, |s: &ComplianceState, _| (aggregate.clone(), s.version))
+        decide_and_apply::<Compliance>(
+            ctx,
+            tables::COMPLIANCE,
+            &row,
+            input,
+            None,
+            |s: &ComplianceState, _| (aggregate.clone(), s.version),
+        )
     }
 }
 
@@ -276,7 +344,10 @@ fn offer_of(event: &Event) -> Option<&OfferId> {
 
 fn offer_version(s: &ActivationState, e: &Event) -> (String, i64) {
     let id = offer_of(e).map(|o| o.to_string()).unwrap_or_default();
-    let version = offer_of(e).and_then(|o| s.offers.get(o)).map(|o| o.version).unwrap_or(0);
+    let version = offer_of(e)
+        .and_then(|o| s.offers.get(o))
+        .map(|o| o.version)
+        .unwrap_or(0);
     (id, version)
 }
 
@@ -291,7 +362,14 @@ impl ActivationProcessor {
     ) -> Result<(), HandleError> {
         let row = key(&[tenant.as_str(), product.as_str()]);
         // The view absorbs facts; a decision over facts is never refused.
-        let _ = decide_and_apply::<Activation>(ctx, tables::ACTIVATION, &row, input, absorbed, offer_version)?;
+        let _ = decide_and_apply::<Activation>(
+            ctx,
+            tables::ACTIVATION,
+            &row,
+            input,
+            absorbed,
+            offer_version,
+        )?;
         self.reschedule(ctx, &row)
     }
 
@@ -300,7 +378,9 @@ impl ActivationProcessor {
         let state: ActivationState = ctx.load(tables::ACTIVATION, row)?;
         let next = activation::next_deadline(&state, ctx.now());
         let want = next.map(|due| format!("{due:020}/{row}"));
-        let have = ctx.get_raw(DEADLINE_OF, row)?.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let have = ctx
+            .get_raw(DEADLINE_OF, row)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
         if want == have {
             return Ok(());
         }
@@ -321,18 +401,32 @@ impl Processor for ActivationProcessor {
         "activation"
     }
     fn inputs(&self) -> Vec<String> {
-        ["product", "variant", "offer", "inventory", "compliance"].iter().map(|m| events_topic(m)).collect()
+        ["product", "variant", "offer", "inventory", "compliance"]
+            .iter()
+            .map(|m| events_topic(m))
+            .collect()
     }
     fn output(&self) -> String {
         events_topic("activation")
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
-        let Input::Event(e) = input else { return Err(wrong_input("activation", "commands")) };
+        let Input::Event(e) = input else {
+            return Err(wrong_input("activation", "commands"));
+        };
         if matches!(e.event, Event::CommandRejected(_)) {
             return Ok(());
         }
-        let observed = ActivationInput::Observed { event: e.event.clone(), now: ctx.now() };
-        self.decide(ctx, &e.envelope.tenant, e.event.product_id(), &observed, Some(&e.event))
+        let observed = ActivationInput::Observed {
+            event: e.event.clone(),
+            now: ctx.now(),
+        };
+        self.decide(
+            ctx,
+            &e.envelope.tenant,
+            e.event.product_id(),
+            &observed,
+            Some(&e.event),
+        )
     }
     fn has_timers(&self) -> bool {
         true
@@ -342,12 +436,21 @@ impl Processor for ActivationProcessor {
             .scan(DEADLINES, "", 256)?
             .into_iter()
             .map(|(k, _)| k)
-            .take_while(|k| k.get(..20).and_then(|t| t.parse::<i64>().ok()).is_some_and(|t| t <= now))
+            .take_while(|k| {
+                k.get(..20)
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .is_some_and(|t| t <= now)
+            })
             .collect();
         for entry in &due {
             let mut parts = entry.splitn(3, '/').skip(1);
-            let (Some(tenant), Some(product)) = (parts.next(), parts.next()) else { continue };
-            let (Ok(tenant), Ok(product)) = (TenantId::parse(tenant), ProductId::parse(product)) else { continue };
+            let (Some(tenant), Some(product)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let (Ok(tenant), Ok(product)) = (TenantId::parse(tenant), ProductId::parse(product))
+            else {
+                continue;
+            };
             ctx.remove(DEADLINES, entry)?;
             ctx.remove(DEADLINE_OF, &key(&[tenant.as_str(), product.as_str()]))?;
             ctx.set_cause(Cause {
@@ -377,12 +480,23 @@ impl Processor for ListingProcessor {
         events_topic("search")
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
-        let Input::Event(e) = input else { return Err(wrong_input("search", "commands")) };
-        let Some(offer) = offer_of(&e.event) else { return Ok(()) };
+        let Input::Event(e) = input else {
+            return Err(wrong_input("search", "commands"));
+        };
+        let Some(offer) = offer_of(&e.event) else {
+            return Ok(());
+        };
         let product = e.event.product_id();
         let row = key(&[e.envelope.tenant.as_str(), product.as_str(), offer.as_str()]);
         let oid = offer.to_string();
-        let _ = decide_and_apply::<SearchListing>(ctx, tables::LISTING, &row, &e.event, None, |s: &ListingState, _| (oid.clone(), s.version))?;
+        let _ = decide_and_apply::<SearchListing>(
+            ctx,
+            tables::LISTING,
+            &row,
+            &e.event,
+            None,
+            |s: &ListingState, _| (oid.clone(), s.version),
+        )?;
         Ok(())
     }
 }
@@ -404,11 +518,27 @@ pub fn all(compliance: ComplianceConfig) -> Vec<std::sync::Arc<dyn Processor>> {
 pub fn topic_record_types() -> Vec<(String, Vec<&'static str>)> {
     let mut out = Vec::new();
     for module in ["product", "variant", "offer", "inventory", "compliance"] {
-        let commands: Vec<&'static str> = Command::FULL_NAMES.iter().copied().filter(|n| n.starts_with(&format!("porch.{module}."))).collect();
+        let commands: Vec<&'static str> = Command::FULL_NAMES
+            .iter()
+            .copied()
+            .filter(|n| n.starts_with(&format!("porch.{module}.")))
+            .collect();
         out.push((commands_topic(module), commands));
     }
-    for module in ["product", "variant", "offer", "inventory", "compliance", "activation", "search"] {
-        let mut events: Vec<&'static str> = Event::FULL_NAMES.iter().copied().filter(|n| n.starts_with(&format!("porch.{module}."))).collect();
+    for module in [
+        "product",
+        "variant",
+        "offer",
+        "inventory",
+        "compliance",
+        "activation",
+        "search",
+    ] {
+        let mut events: Vec<&'static str> = Event::FULL_NAMES
+            .iter()
+            .copied()
+            .filter(|n| n.starts_with(&format!("porch.{module}.")))
+            .collect();
         events.push("porch.outcome.CommandRejected");
         out.push((events_topic(module), events));
     }

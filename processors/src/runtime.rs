@@ -92,11 +92,16 @@ impl<'a, 't> Ctx<'a, 't> {
     }
 
     /// Loads a projection row, or the default state when there is none.
-    pub fn load<S: DeserializeOwned + Default>(&self, table: &str, key: &str) -> Result<S, HandleError> {
+    pub fn load<S: DeserializeOwned + Default>(
+        &self,
+        table: &str,
+        key: &str,
+    ) -> Result<S, HandleError> {
         match self.txn.get(table, key)? {
             None => Ok(S::default()),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map_err(|e| HandleError::Poison(format!("row {table}/{key} does not decode: {e}"))),
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                HandleError::Poison(format!("row {table}/{key} does not decode: {e}"))
+            }),
         }
     }
 
@@ -105,7 +110,12 @@ impl<'a, 't> Ctx<'a, 't> {
         Ok(self.txn.get(table, key)?)
     }
 
-    pub fn save<S: Serialize>(&mut self, table: &str, key: &str, state: &S) -> Result<(), HandleError> {
+    pub fn save<S: Serialize>(
+        &mut self,
+        table: &str,
+        key: &str,
+        state: &S,
+    ) -> Result<(), HandleError> {
         let bytes = serde_json::to_vec(state).map_err(|e| HandleError::Poison(e.to_string()))?;
         self.txn.put(table, key, &bytes)?;
         Ok(())
@@ -117,7 +127,12 @@ impl<'a, 't> Ctx<'a, 't> {
     }
 
     /// Rows of `table` whose key starts with `prefix`, seeing this batch's writes.
-    pub fn scan(&self, table: &str, prefix: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, HandleError> {
+    pub fn scan(
+        &self,
+        table: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, HandleError> {
         Ok(self.txn.scan(table, prefix, limit)?)
     }
 
@@ -133,12 +148,19 @@ impl<'a, 't> Ctx<'a, 't> {
     }
 
     fn cause(&self) -> Result<&Cause, HandleError> {
-        self.cause.as_ref().ok_or_else(|| HandleError::Poison("no cause set".into()))
+        self.cause
+            .as_ref()
+            .ok_or_else(|| HandleError::Poison("no cause set".into()))
     }
 
     /// Appends an event of `aggregate_id` at `version` to the output topic, with its envelope,
     /// and records it in the product's history.
-    pub fn emit(&mut self, event: Event, aggregate_id: &str, version: i64) -> Result<(), HandleError> {
+    pub fn emit(
+        &mut self,
+        event: Event,
+        aggregate_id: &str,
+        version: i64,
+    ) -> Result<(), HandleError> {
         let cause = self.cause()?.clone();
         let envelope = EventEnvelope {
             event_id: format!("{}.{}", cause.id, self.emitted),
@@ -152,19 +174,22 @@ impl<'a, 't> Ctx<'a, 't> {
         self.emitted += 1;
         let product = event.product_id().clone();
         let record = EventRecord { envelope, event };
-        let bytes = self
-            .codec
-            .encode_event(self.output, &record)
-            .map_err(|e| HandleError::Poison(format!("cannot encode {}: {e}", record.event.full_name())))?;
+        let bytes = self.codec.encode_event(self.output, &record).map_err(|e| {
+            HandleError::Poison(format!("cannot encode {}: {e}", record.event.full_name()))
+        })?;
         let k = product_key(cause.tenant.as_str(), product.as_str());
         self.txn.append(Append {
             topic: self.output,
             key: k.as_bytes(),
             value: &bytes,
-            headers: vec![("correlation_id".into(), cause.correlation_id.clone().into_bytes())],
+            headers: vec![(
+                "correlation_id".into(),
+                cause.correlation_id.clone().into_bytes(),
+            )],
         })?;
         if !matches!(record.event, Event::CommandRejected(_)) {
-            self.command_events.push(record.event.type_name().to_string());
+            self.command_events
+                .push(record.event.type_name().to_string());
             let entry = HistoryEntry {
                 at: record.envelope.occurred_at,
                 module: self.module.to_string(),
@@ -208,14 +233,21 @@ impl<'a, 't> Ctx<'a, 't> {
         self.finish_command(CommandState::Applied, product, vec![])
     }
 
-    fn finish_command(&mut self, state: CommandState, product: &ProductId, reasons: Vec<Reason>) -> Result<(), HandleError> {
+    fn finish_command(
+        &mut self,
+        state: CommandState,
+        product: &ProductId,
+        reasons: Vec<Reason>,
+    ) -> Result<(), HandleError> {
         let cause = self.cause()?.clone();
         let Some((command_id, command_type)) = cause.command else {
             return Ok(());
         };
         let k = key(&[cause.tenant.as_str(), command_id.as_str()]);
         let mut status: CommandStatus = match self.txn.get(tables::COMMAND, &k)? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| HandleError::Poison(e.to_string()))?,
+            Some(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| HandleError::Poison(e.to_string()))?
+            }
             None => CommandStatus {
                 command_id: command_id.clone(),
                 command_type: command_type.to_string(),
@@ -236,7 +268,11 @@ impl<'a, 't> Ctx<'a, 't> {
     }
 
     /// Whether a command was already applied or rejected (a processor applies a command once).
-    pub fn command_done(&self, tenant: &TenantId, command_id: &CommandId) -> Result<bool, HandleError> {
+    pub fn command_done(
+        &self,
+        tenant: &TenantId,
+        command_id: &CommandId,
+    ) -> Result<bool, HandleError> {
         let k = key(&[tenant.as_str(), command_id.as_str()]);
         Ok(match self.txn.get(tables::COMMAND, &k)? {
             None => false,
@@ -255,12 +291,32 @@ fn event_json(event: &Event) -> serde_json::Value {
         };
     }
     j!(
-        ProductCreated, ProductUpdated, ProductReady, ProductDeactivated, ProductReactivated,
-        ProductPublished, VariantsCreated, VariantUpdated, VariantDiscontinued, OfferCreated,
-        OfferUpdated, OfferWithdrawn, StockAdjusted, StockReserved, ReservationReleased,
-        InventoryAvailable, InventoryDepleted, ComplianceApproved, ComplianceRejected,
-        ComplianceReviewRequested, OfferActivated, OfferSuspended, OfferEnded, ListingVisible,
-        ListingHidden, CommandRejected
+        ProductCreated,
+        ProductUpdated,
+        ProductReady,
+        ProductDeactivated,
+        ProductReactivated,
+        ProductPublished,
+        VariantsCreated,
+        VariantUpdated,
+        VariantDiscontinued,
+        OfferCreated,
+        OfferUpdated,
+        OfferWithdrawn,
+        StockAdjusted,
+        StockReserved,
+        ReservationReleased,
+        InventoryAvailable,
+        InventoryDepleted,
+        ComplianceApproved,
+        ComplianceRejected,
+        ComplianceReviewRequested,
+        OfferActivated,
+        OfferSuspended,
+        OfferEnded,
+        ListingVisible,
+        ListingHidden,
+        CommandRejected
     )
     .unwrap_or(serde_json::Value::Null)
 }
@@ -278,7 +334,11 @@ pub struct RuntimeConfig {
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { max_per_partition: 256, max_batch: 2048, idle_wait: Duration::from_millis(500) }
+        Self {
+            max_per_partition: 256,
+            max_batch: 2048,
+            idle_wait: Duration::from_millis(500),
+        }
     }
 }
 
@@ -292,7 +352,12 @@ pub struct EmbeddedRuntime {
 
 impl EmbeddedRuntime {
     pub fn new(log: Arc<EmbeddedLog>, codec: Arc<Codec>, config: RuntimeConfig) -> Self {
-        Self { log, codec, config, stop: Arc::new(AtomicBool::new(false)) }
+        Self {
+            log,
+            codec,
+            config,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// A flag that stops every loop at its next turn.
@@ -313,7 +378,13 @@ impl EmbeddedRuntime {
     }
 }
 
-fn run_loop(log: &EmbeddedLog, codec: &Codec, config: &RuntimeConfig, stop: &AtomicBool, p: &dyn Processor) {
+fn run_loop(
+    log: &EmbeddedLog,
+    codec: &Codec,
+    config: &RuntimeConfig,
+    stop: &AtomicBool,
+    p: &dyn Processor,
+) {
     let inputs = p.inputs();
     let mut backoff = Duration::from_millis(50);
     let mut last_timers = std::time::Instant::now();
@@ -342,7 +413,12 @@ fn run_loop(log: &EmbeddedLog, codec: &Codec, config: &RuntimeConfig, stop: &Ato
                 backoff = Duration::from_millis(50);
                 poison.clear();
             }
-            Err(LogError::Poison { topic, partition, offset, reason }) => {
+            Err(LogError::Poison {
+                topic,
+                partition,
+                offset,
+                reason,
+            }) => {
                 poison.insert((topic, partition, offset), reason);
             }
             Err(e) => {
@@ -354,7 +430,12 @@ fn run_loop(log: &EmbeddedLog, codec: &Codec, config: &RuntimeConfig, stop: &Ato
     }
 }
 
-fn collect_batch(log: &EmbeddedLog, config: &RuntimeConfig, group: &str, inputs: &[String]) -> Result<Vec<LogRecord>, LogError> {
+fn collect_batch(
+    log: &EmbeddedLog,
+    config: &RuntimeConfig,
+    group: &str,
+    inputs: &[String],
+) -> Result<Vec<LogRecord>, LogError> {
     let mut batch = Vec::new();
     for topic in inputs {
         for p in 0..log.partitions() {
@@ -409,7 +490,12 @@ fn process_batch(
             Err(HandleError::Retry(e)) => return Err(e),
             // Roll the whole batch back so nothing of the record's partial work remains.
             Err(HandleError::Poison(reason)) => {
-                return Err(LogError::Poison { topic: rec.topic.clone(), partition: rec.partition, offset: rec.offset, reason })
+                return Err(LogError::Poison {
+                    topic: rec.topic.clone(),
+                    partition: rec.partition,
+                    offset: rec.offset,
+                    reason,
+                })
             }
         }
         txn.commit_position(p.name(), &rec.topic, rec.partition, rec.offset + 1)?;
@@ -417,7 +503,15 @@ fn process_batch(
     if !timers {
         return Ok(());
     }
-    let mut ctx = Ctx { txn, codec, module: p.name(), output: &output, cause: None, emitted: 0, command_events: vec![] };
+    let mut ctx = Ctx {
+        txn,
+        codec,
+        module: p.name(),
+        output: &output,
+        cause: None,
+        emitted: 0,
+        command_events: vec![],
+    };
     let now = ctx.now();
     match p.punctuate(&mut ctx, now) {
         Ok(_) => Ok(()),
@@ -441,24 +535,49 @@ fn handle_one(ctx: &mut Ctx<'_, '_>, p: &dyn Processor, input: &Input) -> Result
 
 fn decode(codec: &Codec, rec: &LogRecord) -> Result<Input, String> {
     if rec.topic.ends_with(".commands") {
-        codec.decode_command(&rec.value).map(Input::Command).map_err(|e| e.to_string())
+        codec
+            .decode_command(&rec.value)
+            .map(Input::Command)
+            .map_err(|e| e.to_string())
     } else {
-        codec.decode_event(&rec.value).map(Input::Event).map_err(|e| e.to_string())
+        codec
+            .decode_event(&rec.value)
+            .map(Input::Event)
+            .map_err(|e| e.to_string())
     }
 }
 
 /// Puts a record on its topic's dead-letter topic, same partition, with the error in headers.
-fn dead_letter(txn: &mut LogTxn<'_>, group: &str, rec: &LogRecord, reason: &str) -> Result<(), LogError> {
+fn dead_letter(
+    txn: &mut LogTxn<'_>,
+    group: &str,
+    rec: &LogRecord,
+    reason: &str,
+) -> Result<(), LogError> {
     tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, %reason, "dead-lettering record");
     let mut headers = rec.headers.clone();
     headers.extend([
         ("dlq.error".to_string(), reason.as_bytes().to_vec()),
         ("dlq.topic".to_string(), rec.topic.as_bytes().to_vec()),
-        ("dlq.partition".to_string(), rec.partition.to_string().into_bytes()),
-        ("dlq.offset".to_string(), rec.offset.to_string().into_bytes()),
+        (
+            "dlq.partition".to_string(),
+            rec.partition.to_string().into_bytes(),
+        ),
+        (
+            "dlq.offset".to_string(),
+            rec.offset.to_string().into_bytes(),
+        ),
         ("dlq.consumer_group".to_string(), group.as_bytes().to_vec()),
     ]);
     let dlq = dlq_of(&rec.topic);
-    txn.append_to(rec.partition, Append { topic: &dlq, key: &rec.key, value: &rec.value, headers })?;
+    txn.append_to(
+        rec.partition,
+        Append {
+            topic: &dlq,
+            key: &rec.key,
+            value: &rec.value,
+            headers,
+        },
+    )?;
     Ok(())
 }

@@ -14,7 +14,11 @@ pub enum StoreError {
     #[error("store: {0}")]
     Backend(String),
     #[error("row {table}/{key} does not decode: {reason}")]
-    Corrupt { table: String, key: String, reason: String },
+    Corrupt {
+        table: String,
+        key: String,
+        reason: String,
+    },
     #[error("the command writer has stopped")]
     Closed,
 }
@@ -47,6 +51,8 @@ pub mod tables {
     pub const COMMAND: &str = "command";
     /// tenant/idempotency key → IdempotencyRecord
     pub const IDEMPOTENCY: &str = "idempotency";
+    /// tenant/product → "" for every product whose creation was accepted (routing, existence)
+    pub const PRODUCT_ID: &str = "product_id";
     /// tenant/sku → product id (a SKU belongs to one product)
     pub const SKU: &str = "sku";
     /// tenant/offer → OfferRef
@@ -121,12 +127,18 @@ pub struct HistoryEntry {
 /// An identity the ingest API claims atomically with the command that introduces it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
+    /// A product whose creation was accepted: later commands may address it at once, before
+    /// the product processor has applied the creation.
+    Product { product_id: ProductId },
     /// The SKU belongs to this product (a SKU already owned by another product is a conflict).
     Sku { sku: Sku, product_id: ProductId },
     /// A new offer (a second offer for the same seller, SKU and region is a conflict).
     Offer(OfferRef),
     /// A new reservation, to route its release later.
-    Reservation { reservation_id: ReservationId, line: StockLine },
+    Reservation {
+        reservation_id: ReservationId,
+        line: StockLine,
+    },
 }
 
 /// A command the API accepted, with what must be recorded atomically alongside it.
@@ -163,14 +175,22 @@ pub trait Store: Send + Sync {
 
 impl dyn Store {
     /// A row decoded as JSON into `T`.
-    pub fn get<T: serde::de::DeserializeOwned>(&self, table: &str, key: &str) -> Result<Option<T>, StoreError> {
+    pub fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &str,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
         match self.get_raw(table, key)? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| StoreError::Corrupt {
-                table: table.into(),
-                key: key.into(),
-                reason: e.to_string(),
-            }),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        table: table.into(),
+                        key: key.into(),
+                        reason: e.to_string(),
+                    })
+            }
         }
     }
 
@@ -187,7 +207,11 @@ impl dyn Store {
             .map(|(k, v)| {
                 serde_json::from_slice(&v)
                     .map(|t| (k.clone(), t))
-                    .map_err(|e| StoreError::Corrupt { table: table.into(), key: k, reason: e.to_string() })
+                    .map_err(|e| StoreError::Corrupt {
+                        table: table.into(),
+                        key: k,
+                        reason: e.to_string(),
+                    })
             })
             .collect()
     }
@@ -229,5 +253,11 @@ pub trait TopicReader: Send + Sync {
     fn topics(&self) -> Vec<String>;
     fn partitions(&self) -> u32;
     fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, StoreError>;
-    fn read_json(&self, topic: &str, partition: u32, from: u64, max: usize) -> Result<Vec<TopicRecordJson>, StoreError>;
+    fn read_json(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<TopicRecordJson>, StoreError>;
 }

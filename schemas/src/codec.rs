@@ -57,7 +57,12 @@ impl Codec {
                 (n, schema)
             })
             .collect();
-        Self { registry, readers, ids: RwLock::default(), writers: RwLock::default() }
+        Self {
+            registry,
+            readers,
+            ids: RwLock::default(),
+            writers: RwLock::default(),
+        }
     }
 
     pub fn registry(&self) -> &Arc<EmbeddedRegistry> {
@@ -65,7 +70,11 @@ impl Codec {
     }
 
     /// Registers the schema of every record type that may travel on `topic`.
-    pub fn register_topic(&self, topic: &str, full_names: &[&'static str]) -> Result<(), CodecError> {
+    pub fn register_topic(
+        &self,
+        topic: &str,
+        full_names: &[&'static str],
+    ) -> Result<(), CodecError> {
         for name in full_names {
             self.id_for(topic, name)?;
         }
@@ -73,12 +82,21 @@ impl Codec {
     }
 
     fn id_for(&self, topic: &str, full_name: &'static str) -> Result<u32, CodecError> {
-        if let Some(id) = self.ids.read().expect("codec lock").get(&(topic.to_string(), full_name)) {
+        if let Some(id) = self
+            .ids
+            .read()
+            .expect("codec lock")
+            .get(&(topic.to_string(), full_name))
+        {
             return Ok(*id);
         }
-        let text = avsc::resolved(full_name).ok_or_else(|| CodecError::UnknownType(full_name.into()))?;
+        let text =
+            avsc::resolved(full_name).ok_or_else(|| CodecError::UnknownType(full_name.into()))?;
         let id = self.registry.register(&subject(topic, full_name), &text)?;
-        self.ids.write().expect("codec lock").insert((topic.to_string(), full_name), id);
+        self.ids
+            .write()
+            .expect("codec lock")
+            .insert((topic.to_string(), full_name), id);
         Ok(id)
     }
 
@@ -86,17 +104,31 @@ impl Codec {
         if let Some(s) = self.writers.read().expect("codec lock").get(&id) {
             return Ok(s.clone());
         }
-        let text = self.registry.schema_by_id(id).ok_or(CodecError::UnknownSchemaId(id))?;
+        let text = self
+            .registry
+            .schema_by_id(id)
+            .ok_or(CodecError::UnknownSchemaId(id))?;
         let schema = Arc::new(Schema::parse_str(&text)?);
-        self.writers.write().expect("codec lock").insert(id, schema.clone());
+        self.writers
+            .write()
+            .expect("codec lock")
+            .insert(id, schema.clone());
         Ok(schema)
     }
 
-    fn frame(&self, topic: &str, full_name: &'static str, envelope: Value, body: Value) -> Result<Vec<u8>, CodecError> {
+    fn frame(
+        &self,
+        topic: &str,
+        full_name: &'static str,
+        envelope: Value,
+        body: Value,
+    ) -> Result<Vec<u8>, CodecError> {
         let id = self.id_for(topic, full_name)?;
         let schema = &self.readers[full_name];
         let Value::Record(mut fields) = body else {
-            return Err(CodecError::Avro(format!("{full_name} did not serialise to a record")));
+            return Err(CodecError::Avro(format!(
+                "{full_name} did not serialise to a record"
+            )));
         };
         fields.insert(0, ("envelope".to_string(), envelope));
         let value = Value::Record(fields).resolve(schema)?;
@@ -129,14 +161,24 @@ impl Codec {
         let writer = self.writer_schema(id)?;
         let full_name = match writer.as_ref() {
             Schema::Record(r) => r.name.fullname(None),
-            _ => return Err(CodecError::UnknownType(format!("schema id {id} is not a record"))),
+            _ => {
+                return Err(CodecError::UnknownType(format!(
+                    "schema id {id} is not a record"
+                )))
+            }
         };
-        let reader = self.readers.get(&full_name).ok_or_else(|| CodecError::UnknownType(full_name.clone()))?;
+        let reader = self
+            .readers
+            .get(&full_name)
+            .ok_or_else(|| CodecError::UnknownType(full_name.clone()))?;
         let mut slice = &bytes[5..];
         #[allow(deprecated)]
         let value = apache_avro::from_avro_datum(&writer, &mut slice, Some(reader))?;
         if !slice.is_empty() {
-            return Err(CodecError::Avro(format!("{} trailing bytes after the record", slice.len())));
+            return Err(CodecError::Avro(format!(
+                "{} trailing bytes after the record",
+                slice.len()
+            )));
         }
         let Value::Record(mut fields) = value else {
             return Err(CodecError::UnknownType(full_name));
@@ -152,21 +194,30 @@ impl Codec {
     pub fn decode_command(&self, bytes: &[u8]) -> Result<CommandRecord, CodecError> {
         let (name, env, body) = self.unframe(bytes)?;
         let command = Command::from_body(&name, body).ok_or(CodecError::UnknownType(name))??;
-        Ok(CommandRecord { envelope: apache_avro::from_value(&env)?, command })
+        Ok(CommandRecord {
+            envelope: apache_avro::from_value(&env)?,
+            command,
+        })
     }
 
     pub fn decode_event(&self, bytes: &[u8]) -> Result<EventRecord, CodecError> {
         let (name, env, body) = self.unframe(bytes)?;
         let event = Event::from_body(&name, body).ok_or(CodecError::UnknownType(name))??;
-        Ok(EventRecord { envelope: apache_avro::from_value(&env)?, event })
+        Ok(EventRecord {
+            envelope: apache_avro::from_value(&env)?,
+            event,
+        })
     }
 
     /// Any porch record as JSON (for taps and the operator's topic reader), with its type name.
     pub fn decode_json(&self, bytes: &[u8]) -> Result<(String, serde_json::Value), CodecError> {
         let (name, env, body) = self.unframe(bytes)?;
-        let Value::Record(mut fields) = body else { unreachable!("unframe returns records") };
+        let Value::Record(mut fields) = body else {
+            unreachable!("unframe returns records")
+        };
         fields.insert(0, ("envelope".into(), env));
-        let json = serde_json::Value::try_from(Value::Record(fields)).map_err(|e| CodecError::Avro(e.to_string()))?;
+        let json = serde_json::Value::try_from(Value::Record(fields))
+            .map_err(|e| CodecError::Avro(e.to_string()))?;
         Ok((name, json))
     }
 }

@@ -90,10 +90,18 @@ pub struct Reason {
 
 impl Reason {
     pub fn new(code: &str, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), field: None }
+        Self {
+            code: code.into(),
+            message: message.into(),
+            field: None,
+        }
     }
     pub fn on_field(code: &str, field: &str, message: impl Into<String>) -> Self {
-        Self { code: code.into(), message: message.into(), field: Some(field.into()) }
+        Self {
+            code: code.into(),
+            message: message.into(),
+            field: Some(field.into()),
+        }
     }
 }
 

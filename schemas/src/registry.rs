@@ -14,7 +14,11 @@ pub enum RegistryError {
     #[error("schema for subject {subject} is not valid Avro: {reason}")]
     InvalidSchema { subject: String, reason: String },
     #[error("schema for subject {subject} is incompatible with version {version}: {reason}")]
-    Incompatible { subject: String, version: u32, reason: String },
+    Incompatible {
+        subject: String,
+        version: u32,
+        reason: String,
+    },
     #[error("registry file {path}: {reason}")]
     Storage { path: String, reason: String },
 }
@@ -48,17 +52,32 @@ impl EmbeddedRegistry {
                 path: path.display().to_string(),
                 reason: e.to_string(),
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State { next_id: 1, ..Default::default() },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State {
+                next_id: 1,
+                ..Default::default()
+            },
             Err(e) => {
-                return Err(RegistryError::Storage { path: path.display().to_string(), reason: e.to_string() })
+                return Err(RegistryError::Storage {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })
             }
         };
-        Ok(Self { path: Some(path), state: Mutex::new(state) })
+        Ok(Self {
+            path: Some(path),
+            state: Mutex::new(state),
+        })
     }
 
     /// A registry that lives in memory only (unit tests, tools).
     pub fn in_memory() -> Self {
-        Self { path: None, state: Mutex::new(State { next_id: 1, ..Default::default() }) }
+        Self {
+            path: None,
+            state: Mutex::new(State {
+                next_id: 1,
+                ..Default::default()
+            }),
+        }
     }
 
     /// Registers `schema` under `subject` and returns its global id. Registering a schema the
@@ -71,7 +90,11 @@ impl EmbeddedRegistry {
         })?;
         let canonical = parsed.canonical_form();
         let mut st = self.state.lock().expect("registry lock");
-        let existing_id = st.schemas.iter().find(|(_, s)| **s == canonical).map(|(id, _)| *id);
+        let existing_id = st
+            .schemas
+            .iter()
+            .find(|(_, s)| **s == canonical)
+            .map(|(id, _)| *id);
         let versions = st.subjects.get(subject).cloned().unwrap_or_default();
         if let Some(id) = existing_id {
             if versions.iter().any(|v| v.id == id) {
@@ -98,32 +121,58 @@ impl EmbeddedRegistry {
             }
         };
         let version = versions.last().map(|v| v.version + 1).unwrap_or(1);
-        st.subjects.entry(subject.into()).or_default().push(SubjectVersion { version, id });
+        st.subjects
+            .entry(subject.into())
+            .or_default()
+            .push(SubjectVersion { version, id });
         self.persist(&st)?;
         Ok(id)
     }
 
     /// The schema text with this id, if any.
     pub fn schema_by_id(&self, id: u32) -> Option<String> {
-        self.state.lock().expect("registry lock").schemas.get(&id).cloned()
+        self.state
+            .lock()
+            .expect("registry lock")
+            .schemas
+            .get(&id)
+            .cloned()
     }
 
     /// The latest version registered under `subject`.
     pub fn latest(&self, subject: &str) -> Option<SubjectVersion> {
-        self.state.lock().expect("registry lock").subjects.get(subject).and_then(|v| v.last().cloned())
+        self.state
+            .lock()
+            .expect("registry lock")
+            .subjects
+            .get(subject)
+            .and_then(|v| v.last().cloned())
     }
 
     pub fn subjects(&self) -> Vec<String> {
-        self.state.lock().expect("registry lock").subjects.keys().cloned().collect()
+        self.state
+            .lock()
+            .expect("registry lock")
+            .subjects
+            .keys()
+            .cloned()
+            .collect()
     }
 
     fn persist(&self, st: &State) -> Result<(), RegistryError> {
-        let Some(path) = &self.path else { return Ok(()) };
-        let err = |e: std::io::Error| RegistryError::Storage { path: path.display().to_string(), reason: e.to_string() };
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let err = |e: std::io::Error| RegistryError::Storage {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        };
         let tmp = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(st).expect("registry state serialises");
         std::fs::write(&tmp, bytes).map_err(err)?;
-        std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(err)?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(err)?;
         std::fs::rename(&tmp, path).map_err(err)?;
         Ok(())
     }
@@ -133,7 +182,8 @@ impl EmbeddedRegistry {
 mod tests {
     use super::*;
 
-    const V1: &str = r#"{"type":"record","name":"T","namespace":"t","fields":[{"name":"a","type":"string"}]}"#;
+    const V1: &str =
+        r#"{"type":"record","name":"T","namespace":"t","fields":[{"name":"a","type":"string"}]}"#;
     const V2_OPTIONAL: &str = r#"{"type":"record","name":"T","namespace":"t","fields":[{"name":"a","type":"string"},{"name":"b","type":["null","long"],"default":null}]}"#;
     const V2_REQUIRED: &str = r#"{"type":"record","name":"T","namespace":"t","fields":[{"name":"a","type":"string"},{"name":"b","type":"long"}]}"#;
 
@@ -142,7 +192,11 @@ mod tests {
         let r = EmbeddedRegistry::in_memory();
         let id1 = r.register("topic-t.T", V1).unwrap();
         assert_eq!(r.register("topic-t.T", V1).unwrap(), id1);
-        assert_eq!(r.register("other-t.T", V1).unwrap(), id1, "ids are global per schema");
+        assert_eq!(
+            r.register("other-t.T", V1).unwrap(),
+            id1,
+            "ids are global per schema"
+        );
         let id2 = r.register("topic-t.T", V2_OPTIONAL).unwrap();
         assert_ne!(id1, id2);
         assert_eq!(r.latest("topic-t.T").unwrap().version, 2);
@@ -158,9 +212,13 @@ mod tests {
 
     #[test]
     fn ids_survive_reopening() {
-        let dir = std::env::temp_dir().join(format!("porch-registry-{}", crate::values::new_uuid_v7()));
+        let dir =
+            std::env::temp_dir().join(format!("porch-registry-{}", crate::values::new_uuid_v7()));
         std::fs::create_dir_all(&dir).unwrap();
-        let id = EmbeddedRegistry::open(&dir).unwrap().register("s", V1).unwrap();
+        let id = EmbeddedRegistry::open(&dir)
+            .unwrap()
+            .register("s", V1)
+            .unwrap();
         let again = EmbeddedRegistry::open(&dir).unwrap();
         assert_eq!(again.register("s", V1).unwrap(), id);
         assert!(again.schema_by_id(id).is_some());

@@ -17,7 +17,10 @@ fn product() -> ProductData {
         category: Some("apparel".into()),
         attributes: BTreeMap::from([("tax_code".into(), "6109".into())]),
         images: vec!["front.jpg".into()],
-        channel_overrides: BTreeMap::from([("meta".into(), BTreeMap::from([("title".into(), "Shirt".into())]))]),
+        channel_overrides: BTreeMap::from([(
+            "meta".into(),
+            BTreeMap::from([("title".into(), "Shirt".into())]),
+        )]),
     }
 }
 
@@ -71,13 +74,21 @@ fn variant() -> VariantData {
         sku: Sku::parse("SKU-1").unwrap(),
         options: BTreeMap::from([("size".into(), "M".into())]),
         weight_grams: Some(200),
-        dimensions: Some(Dimensions { length_mm: 1, width_mm: 2, height_mm: 3 }),
+        dimensions: Some(Dimensions {
+            length_mm: 1,
+            width_mm: 2,
+            height_mm: 3,
+        }),
         gtin: None,
     }
 }
 
 fn reasons() -> Vec<Reason> {
-    vec![Reason::on_field("MISSING_ATTRIBUTE", "attributes.tax_code", "IN needs a tax code")]
+    vec![Reason::on_field(
+        "MISSING_ATTRIBUTE",
+        "attributes.tax_code",
+        "IN needs a tax code",
+    )]
 }
 
 fn all_commands() -> Vec<Command> {
@@ -96,19 +107,77 @@ fn all_commands() -> Vec<Command> {
             channel_overrides: None,
         }
         .into(),
-        DeactivateProduct { product_id: pid.clone() }.into(),
-        ReactivateProduct { product_id: pid.clone() }.into(),
-        AddProductImage { product_id: pid.clone(), name: "a.png".into() }.into(),
-        CreateVariants { product_id: pid.clone(), variants: vec![variant()] }.into(),
-        UpdateVariant { product_id: pid.clone(), sku: Sku::parse("SKU-1").unwrap(), options: None, weight_grams: Some(1), dimensions: None, gtin: Some("123".into()) }.into(),
-        DiscontinueVariant { product_id: pid.clone(), sku: Sku::parse("SKU-1").unwrap() }.into(),
+        DeactivateProduct {
+            product_id: pid.clone(),
+        }
+        .into(),
+        ReactivateProduct {
+            product_id: pid.clone(),
+        }
+        .into(),
+        AddProductImage {
+            product_id: pid.clone(),
+            name: "a.png".into(),
+        }
+        .into(),
+        CreateVariants {
+            product_id: pid.clone(),
+            variants: vec![variant()],
+        }
+        .into(),
+        UpdateVariant {
+            product_id: pid.clone(),
+            sku: Sku::parse("SKU-1").unwrap(),
+            options: None,
+            weight_grams: Some(1),
+            dimensions: None,
+            gtin: Some("123".into()),
+        }
+        .into(),
+        DiscontinueVariant {
+            product_id: pid.clone(),
+            sku: Sku::parse("SKU-1").unwrap(),
+        }
+        .into(),
         CreateOffer { offer: offer() }.into(),
-        UpdateOffer { offer_id: OfferId::generate(), product_id: pid.clone(), price: Some(money(5)), compare_at: None, valid_from: None, valid_until: Some(5), channels: None }.into(),
-        WithdrawOffer { offer_id: OfferId::generate(), product_id: pid.clone() }.into(),
-        SetStock { line: line(), on_hand: 5 }.into(),
-        ReserveStock { reservation_id: ReservationId::generate(), line: line(), quantity: 2 }.into(),
-        ReleaseReservation { reservation_id: ReservationId::generate(), line: line() }.into(),
-        DecideCompliance { product_id: pid, region: RegionCode::parse("IN").unwrap(), approve: true, note: None }.into(),
+        UpdateOffer {
+            offer_id: OfferId::generate(),
+            product_id: pid.clone(),
+            price: Some(money(5)),
+            compare_at: None,
+            valid_from: None,
+            valid_until: Some(5),
+            channels: None,
+        }
+        .into(),
+        WithdrawOffer {
+            offer_id: OfferId::generate(),
+            product_id: pid.clone(),
+        }
+        .into(),
+        SetStock {
+            line: line(),
+            on_hand: 5,
+        }
+        .into(),
+        ReserveStock {
+            reservation_id: ReservationId::generate(),
+            line: line(),
+            quantity: 2,
+        }
+        .into(),
+        ReleaseReservation {
+            reservation_id: ReservationId::generate(),
+            line: line(),
+        }
+        .into(),
+        DecideCompliance {
+            product_id: pid,
+            region: RegionCode::parse("IN").unwrap(),
+            approve: true,
+            note: None,
+        }
+        .into(),
     ]
 }
 
@@ -117,32 +186,144 @@ fn all_events() -> Vec<Event> {
     let gb = RegionCode::parse("GB").unwrap();
     let o = offer();
     vec![
-        ProductCreated { product: product(), status: "READY".into(), missing: vec![] }.into(),
-        ProductUpdated { product: product(), status: "DRAFT".into(), missing: vec!["title".into()] }.into(),
-        ProductReady { product_id: pid.clone() }.into(),
-        ProductDeactivated { product_id: pid.clone() }.into(),
-        ProductReactivated { product_id: pid.clone(), status: "READY".into() }.into(),
-        ProductPublished { product_id: pid.clone(), channel: Channel::Storefront }.into(),
-        VariantsCreated { product_id: pid.clone(), variants: vec![variant(), variant()] }.into(),
-        VariantUpdated { product_id: pid.clone(), variant: variant() }.into(),
-        VariantDiscontinued { product_id: pid.clone(), sku: Sku::parse("SKU-1").unwrap() }.into(),
+        ProductCreated {
+            product: product(),
+            status: "READY".into(),
+            missing: vec![],
+        }
+        .into(),
+        ProductUpdated {
+            product: product(),
+            status: "DRAFT".into(),
+            missing: vec!["title".into()],
+        }
+        .into(),
+        ProductReady {
+            product_id: pid.clone(),
+        }
+        .into(),
+        ProductDeactivated {
+            product_id: pid.clone(),
+        }
+        .into(),
+        ProductReactivated {
+            product_id: pid.clone(),
+            status: "READY".into(),
+        }
+        .into(),
+        ProductPublished {
+            product_id: pid.clone(),
+            channel: Channel::Storefront,
+        }
+        .into(),
+        VariantsCreated {
+            product_id: pid.clone(),
+            variants: vec![variant(), variant()],
+        }
+        .into(),
+        VariantUpdated {
+            product_id: pid.clone(),
+            variant: variant(),
+        }
+        .into(),
+        VariantDiscontinued {
+            product_id: pid.clone(),
+            sku: Sku::parse("SKU-1").unwrap(),
+        }
+        .into(),
         OfferCreated { offer: o.clone() }.into(),
         OfferUpdated { offer: o.clone() }.into(),
         OfferWithdrawn { offer: o.clone() }.into(),
-        StockAdjusted { line: line(), on_hand: 5, reserved: 1, region_available: 4 }.into(),
-        StockReserved { reservation_id: ReservationId::generate(), line: line(), quantity: 1, region_available: 3 }.into(),
-        ReservationReleased { reservation_id: ReservationId::generate(), line: line(), quantity: 1, region_available: 4 }.into(),
-        InventoryAvailable { product_id: pid.clone(), seller: o.seller.clone(), sku: o.sku.clone(), region: gb.clone(), available: 4 }.into(),
-        InventoryDepleted { product_id: pid.clone(), seller: o.seller.clone(), sku: o.sku.clone(), region: gb.clone() }.into(),
-        ComplianceApproved { product_id: pid.clone(), region: gb.clone(), manual: false, reasons: vec![] }.into(),
-        ComplianceRejected { product_id: pid.clone(), region: gb.clone(), manual: true, reasons: reasons() }.into(),
-        ComplianceReviewRequested { product_id: pid.clone(), region: gb.clone(), reasons: reasons() }.into(),
+        StockAdjusted {
+            line: line(),
+            on_hand: 5,
+            reserved: 1,
+            region_available: 4,
+        }
+        .into(),
+        StockReserved {
+            reservation_id: ReservationId::generate(),
+            line: line(),
+            quantity: 1,
+            region_available: 3,
+        }
+        .into(),
+        ReservationReleased {
+            reservation_id: ReservationId::generate(),
+            line: line(),
+            quantity: 1,
+            region_available: 4,
+        }
+        .into(),
+        InventoryAvailable {
+            product_id: pid.clone(),
+            seller: o.seller.clone(),
+            sku: o.sku.clone(),
+            region: gb.clone(),
+            available: 4,
+        }
+        .into(),
+        InventoryDepleted {
+            product_id: pid.clone(),
+            seller: o.seller.clone(),
+            sku: o.sku.clone(),
+            region: gb.clone(),
+        }
+        .into(),
+        ComplianceApproved {
+            product_id: pid.clone(),
+            region: gb.clone(),
+            manual: false,
+            reasons: vec![],
+        }
+        .into(),
+        ComplianceRejected {
+            product_id: pid.clone(),
+            region: gb.clone(),
+            manual: true,
+            reasons: reasons(),
+        }
+        .into(),
+        ComplianceReviewRequested {
+            product_id: pid.clone(),
+            region: gb.clone(),
+            reasons: reasons(),
+        }
+        .into(),
         OfferActivated { listing: listing() }.into(),
-        OfferSuspended { offer_id: o.offer_id.clone(), product_id: pid.clone(), seller: o.seller.clone(), sku: o.sku.clone(), region: gb.clone(), reasons: reasons() }.into(),
-        OfferEnded { offer_id: o.offer_id.clone(), product_id: pid.clone(), seller: o.seller.clone(), sku: o.sku.clone(), region: gb.clone(), reasons: reasons() }.into(),
+        OfferSuspended {
+            offer_id: o.offer_id.clone(),
+            product_id: pid.clone(),
+            seller: o.seller.clone(),
+            sku: o.sku.clone(),
+            region: gb.clone(),
+            reasons: reasons(),
+        }
+        .into(),
+        OfferEnded {
+            offer_id: o.offer_id.clone(),
+            product_id: pid.clone(),
+            seller: o.seller.clone(),
+            sku: o.sku.clone(),
+            region: gb.clone(),
+            reasons: reasons(),
+        }
+        .into(),
         ListingVisible { listing: listing() }.into(),
-        ListingHidden { offer_id: o.offer_id.clone(), product_id: pid.clone(), region: gb, reasons: reasons() }.into(),
-        CommandRejected { command_id: CommandId::generate(), command_type: "CreateOffer".into(), product_id: pid, reasons: reasons() }.into(),
+        ListingHidden {
+            offer_id: o.offer_id.clone(),
+            product_id: pid.clone(),
+            region: gb,
+            reasons: reasons(),
+        }
+        .into(),
+        CommandRejected {
+            command_id: CommandId::generate(),
+            command_type: "CreateOffer".into(),
+            product_id: pid,
+            reasons: reasons(),
+        }
+        .into(),
     ]
 }
 
@@ -156,7 +337,10 @@ fn every_message_has_a_schema_file() {
     for n in Command::FULL_NAMES.iter().chain(Event::FULL_NAMES) {
         assert!(names.iter().any(|x| x == n), "no .avsc for {n}");
     }
-    assert_eq!(names.len(), Command::FULL_NAMES.len() + Event::FULL_NAMES.len());
+    assert_eq!(
+        names.len(),
+        Command::FULL_NAMES.len() + Event::FULL_NAMES.len()
+    );
 }
 
 #[test]
@@ -178,7 +362,12 @@ fn commands_round_trip_with_confluent_framing() {
         assert_eq!(bytes[0], 0, "magic byte");
         let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
         assert!(c.registry().schema_by_id(id).is_some());
-        assert_eq!(c.decode_command(&bytes).unwrap(), rec, "{}", rec.command.full_name());
+        assert_eq!(
+            c.decode_command(&bytes).unwrap(),
+            rec,
+            "{}",
+            rec.command.full_name()
+        );
     }
 }
 
@@ -199,7 +388,12 @@ fn events_round_trip_and_decode_to_json() {
             event,
         };
         let bytes = c.encode_event("x.events", &rec).unwrap();
-        assert_eq!(c.decode_event(&bytes).unwrap(), rec, "{}", rec.event.full_name());
+        assert_eq!(
+            c.decode_event(&bytes).unwrap(),
+            rec,
+            "{}",
+            rec.event.full_name()
+        );
         let (name, json) = c.decode_json(&bytes).unwrap();
         assert_eq!(name, rec.event.full_name());
         assert_eq!(json["envelope"]["aggregate_version"], 3);
@@ -209,14 +403,31 @@ fn events_round_trip_and_decode_to_json() {
 #[test]
 fn garbage_is_refused_not_panicked_on() {
     let c = codec();
-    assert!(matches!(c.decode_event(b"hello"), Err(CodecError::NotFramed)));
-    assert!(matches!(c.decode_event(&[0, 0, 0, 0, 99, 1, 2]), Err(CodecError::UnknownSchemaId(99))));
+    assert!(matches!(
+        c.decode_event(b"hello"),
+        Err(CodecError::NotFramed)
+    ));
+    assert!(matches!(
+        c.decode_event(&[0, 0, 0, 0, 99, 1, 2]),
+        Err(CodecError::UnknownSchemaId(99))
+    ));
     let rec = all_events().remove(0);
     let good = c
-        .encode_event("t", &EventRecord {
-            envelope: EventEnvelope { event_id: "e".into(), tenant: TenantId::parse("a").unwrap(), aggregate_id: "p".into(), aggregate_version: 1, occurred_at: 0, causation_id: "c".into(), correlation_id: "c".into() },
-            event: rec,
-        })
+        .encode_event(
+            "t",
+            &EventRecord {
+                envelope: EventEnvelope {
+                    event_id: "e".into(),
+                    tenant: TenantId::parse("a").unwrap(),
+                    aggregate_id: "p".into(),
+                    aggregate_version: 1,
+                    occurred_at: 0,
+                    causation_id: "c".into(),
+                    correlation_id: "c".into(),
+                },
+                event: rec,
+            },
+        )
         .unwrap();
     assert!(c.decode_event(&good[..good.len() - 3]).is_err());
 }

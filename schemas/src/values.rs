@@ -11,7 +11,9 @@ pub struct InvalidValue(pub String);
 
 fn check_token(kind: &str, s: &str, max: usize, extra: &[char]) -> Result<(), InvalidValue> {
     if s.is_empty() || s.len() > max {
-        return Err(InvalidValue(format!("{kind} must be 1 to {max} characters")));
+        return Err(InvalidValue(format!(
+            "{kind} must be 1 to {max} characters"
+        )));
     }
     if !s
         .chars()
@@ -174,10 +176,33 @@ impl fmt::Display for RegionCode {
 
 /// ISO 4217 codes porch accepts, with their minor-unit exponent.
 const CURRENCIES: &[(&str, u8)] = &[
-    ("ARS", 2), ("AUD", 2), ("BRL", 2), ("CAD", 2), ("CHF", 2), ("CLP", 0), ("CNY", 2),
-    ("COP", 2), ("CZK", 2), ("DKK", 2), ("EUR", 2), ("GBP", 2), ("HKD", 2), ("IDR", 2),
-    ("INR", 2), ("JPY", 0), ("KRW", 0), ("MXN", 2), ("NOK", 2), ("NZD", 2), ("PEN", 2),
-    ("PLN", 2), ("SEK", 2), ("SGD", 2), ("USD", 2), ("UYU", 2), ("ZAR", 2),
+    ("ARS", 2),
+    ("AUD", 2),
+    ("BRL", 2),
+    ("CAD", 2),
+    ("CHF", 2),
+    ("CLP", 0),
+    ("CNY", 2),
+    ("COP", 2),
+    ("CZK", 2),
+    ("DKK", 2),
+    ("EUR", 2),
+    ("GBP", 2),
+    ("HKD", 2),
+    ("IDR", 2),
+    ("INR", 2),
+    ("JPY", 0),
+    ("KRW", 0),
+    ("MXN", 2),
+    ("NOK", 2),
+    ("NZD", 2),
+    ("PEN", 2),
+    ("PLN", 2),
+    ("SEK", 2),
+    ("SGD", 2),
+    ("USD", 2),
+    ("UYU", 2),
+    ("ZAR", 2),
 ];
 
 /// An ISO 4217 currency code.
@@ -191,7 +216,9 @@ impl Currency {
         if CURRENCIES.iter().any(|(c, _)| *c == s) {
             Ok(Self(s))
         } else {
-            Err(InvalidValue(format!("currency '{s}' is not an ISO 4217 code porch accepts")))
+            Err(InvalidValue(format!(
+                "currency '{s}' is not an ISO 4217 code porch accepts"
+            )))
         }
     }
     pub fn as_str(&self) -> &str {
@@ -199,7 +226,11 @@ impl Currency {
     }
     /// Digits after the decimal point (2 for GBP, 0 for JPY).
     pub fn exponent(&self) -> u8 {
-        CURRENCIES.iter().find(|(c, _)| *c == self.0).map(|(_, e)| *e).unwrap_or(2)
+        CURRENCIES
+            .iter()
+            .find(|(c, _)| *c == self.0)
+            .map(|(_, e)| *e)
+            .unwrap_or(2)
     }
 }
 impl TryFrom<String> for Currency {
@@ -239,7 +270,10 @@ impl Money {
         if amount_minor < 0 {
             return Err(InvalidValue("amount must not be negative".into()));
         }
-        Ok(Self { amount_minor, currency })
+        Ok(Self {
+            amount_minor,
+            currency,
+        })
     }
     pub fn amount_minor(&self) -> i64 {
         self.amount_minor
@@ -259,7 +293,10 @@ impl TryFrom<RawMoney> for Money {
 }
 impl From<Money> for RawMoney {
     fn from(m: Money) -> RawMoney {
-        RawMoney { amount_minor: m.amount_minor, currency: m.currency }
+        RawMoney {
+            amount_minor: m.amount_minor,
+            currency: m.currency,
+        }
     }
 }
 
@@ -349,7 +386,8 @@ mod tests {
         assert!(Money::new(0, inr.clone()).unwrap().amount_minor() == 0);
         assert!(Currency::parse("XXX").is_err());
         assert_eq!(Currency::parse("JPY").unwrap().exponent(), 0);
-        let json: Result<Money, _> = serde_json::from_str(r#"{"amount_minor":-5,"currency":"GBP"}"#);
+        let json: Result<Money, _> =
+            serde_json::from_str(r#"{"amount_minor":-5,"currency":"GBP"}"#);
         assert!(json.is_err());
     }
 

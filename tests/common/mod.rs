@@ -41,7 +41,11 @@ fn config_toml() -> String {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `porch up`.
@@ -58,7 +62,12 @@ impl Porch {
         let dir = std::env::temp_dir().join(format!("porch-e2e-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("porch.toml"), config_toml()).unwrap();
-        let mut p = Porch { dir, port: free_port(), child: None, http: reqwest::Client::new() };
+        let mut p = Porch {
+            dir,
+            port: free_port(),
+            child: None,
+            http: reqwest::Client::new(),
+        };
         p.spawn().await;
         p
     }
@@ -106,7 +115,13 @@ impl Porch {
         format!("http://127.0.0.1:{}{}", self.port, path)
     }
 
-    pub async fn req(&self, method: reqwest::Method, key: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn req(
+        &self,
+        method: reqwest::Method,
+        key: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut r = self.http.request(method, self.url(path)).bearer_auth(key);
         if let Some(b) = body {
             r = r.json(&b);
@@ -114,7 +129,10 @@ impl Porch {
         let resp = r.send().await.expect("request");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
@@ -126,17 +144,34 @@ impl Porch {
     }
 
     /// Sends a command, expects 202, waits for its outcome and returns the command status.
-    pub async fn command(&self, method: reqwest::Method, key: &str, path: &str, body: Value) -> Value {
+    pub async fn command(
+        &self,
+        method: reqwest::Method,
+        key: &str,
+        path: &str,
+        body: Value,
+    ) -> Value {
         let (status, accepted) = self.req(method, key, path, Some(body)).await;
         assert_eq!(status, 202, "{path}: {accepted}");
-        let id = accepted["command_id"].as_str().expect("command id").to_string();
-        let (s, outcome) = self.get(key, &format!("/v1/commands/{id}?wait=10000")).await;
+        let id = accepted["command_id"]
+            .as_str()
+            .expect("command id")
+            .to_string();
+        let (s, outcome) = self
+            .get(key, &format!("/v1/commands/{id}?wait=10000"))
+            .await;
         assert_eq!(s, 200, "{outcome}");
         outcome
     }
 
     /// Like `command`, and asserts it was APPLIED.
-    pub async fn applied(&self, method: reqwest::Method, key: &str, path: &str, body: Value) -> Value {
+    pub async fn applied(
+        &self,
+        method: reqwest::Method,
+        key: &str,
+        path: &str,
+        body: Value,
+    ) -> Value {
         let outcome = self.command(method, key, path, body).await;
         assert_eq!(outcome["status"], "APPLIED", "{path}: {outcome}");
         outcome
@@ -168,7 +203,12 @@ impl Porch {
             let mut from = 0u64;
             loop {
                 let (s, page) = self
-                    .get(OPERATOR_KEY, &format!("/v1/topics/{topic}/partitions/{p}/records?from={from}&limit=1000"))
+                    .get(
+                        OPERATOR_KEY,
+                        &format!(
+                            "/v1/topics/{topic}/partitions/{p}/records?from={from}&limit=1000"
+                        ),
+                    )
                     .await;
                 assert_eq!(s, 200, "{page}");
                 let recs = page["records"].as_array().cloned().unwrap_or_default();
@@ -186,7 +226,12 @@ impl Porch {
     pub async fn topic_len(&self, topic: &str) -> u64 {
         let (s, info) = self.get(OPERATOR_KEY, &format!("/v1/topics/{topic}")).await;
         assert_eq!(s, 200, "{info}");
-        info["partitions"].as_array().unwrap().iter().map(|p| p["end_offset"].as_u64().unwrap()).sum()
+        info["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["end_offset"].as_u64().unwrap())
+            .sum()
     }
 
     pub async fn search(&self, key: &str, query: &str) -> Vec<Value> {

@@ -30,7 +30,12 @@ pub enum LogError {
     Aborted(String),
     /// A record that cannot be handled; the batch is rolled back and redone without it.
     #[error("record {topic}/{partition}@{offset} cannot be handled: {reason}")]
-    Poison { topic: String, partition: u32, offset: u64, reason: String },
+    Poison {
+        topic: String,
+        partition: u32,
+        offset: u64,
+        reason: String,
+    },
 }
 
 macro_rules! db_err {
@@ -40,7 +45,13 @@ macro_rules! db_err {
         }
     )+};
 }
-db_err!(redb::DatabaseError, redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+db_err!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 /// One record of a topic partition.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,10 +94,12 @@ impl<'a> Cursor<'a> {
         Some(a)
     }
     fn u16(&mut self) -> Option<usize> {
-        self.take(2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+        self.take(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
     }
     fn u32(&mut self) -> Option<usize> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
     }
 }
 
@@ -105,7 +118,15 @@ fn decode_record(topic: &str, partition: u32, offset: u64, bytes: &[u8]) -> Opti
         let hvl = c.u32()?;
         headers.push((hk, c.take(hvl)?.to_vec()));
     }
-    Some(LogRecord { topic: topic.to_string(), partition, offset, timestamp: ts, key, value, headers })
+    Some(LogRecord {
+        topic: topic.to_string(),
+        partition,
+        offset,
+        timestamp: ts,
+        key,
+        value,
+        headers,
+    })
 }
 
 /// Wakes readers when a transaction commits.
@@ -156,21 +177,36 @@ impl LogTxn<'_> {
         if !self.topics.iter().any(|t| t == rec.topic) {
             return Err(LogError::UnknownTopic(rec.topic.to_string()));
         }
-        let end = self.ends.get((rec.topic, partition))?.map(|v| v.value()).unwrap_or(0);
+        let end = self
+            .ends
+            .get((rec.topic, partition))?
+            .map(|v| v.value())
+            .unwrap_or(0);
         let bytes = encode_record(self.now, rec.key, rec.value, &rec.headers);
-        self.records.insert((rec.topic, partition, end), bytes.as_slice())?;
+        self.records
+            .insert((rec.topic, partition, end), bytes.as_slice())?;
         self.ends.insert((rec.topic, partition), end + 1)?;
         Ok((partition, end))
     }
 
     /// Commits a consumer group's position: the next offset it will read.
-    pub fn commit_position(&mut self, group: &str, topic: &str, partition: u32, next: u64) -> Result<(), LogError> {
+    pub fn commit_position(
+        &mut self,
+        group: &str,
+        topic: &str,
+        partition: u32,
+        next: u64,
+    ) -> Result<(), LogError> {
         self.positions.insert((group, topic, partition), next)?;
         Ok(())
     }
 
     pub fn position(&self, group: &str, topic: &str, partition: u32) -> Result<u64, LogError> {
-        Ok(self.positions.get((group, topic, partition))?.map(|v| v.value()).unwrap_or(0))
+        Ok(self
+            .positions
+            .get((group, topic, partition))?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     /// A store row, seeing this batch's own writes.
@@ -184,7 +220,12 @@ impl LogTxn<'_> {
     }
 
     /// Store rows of `table` whose key starts with `prefix`, in key order, seeing this batch.
-    pub fn scan(&self, table: &str, prefix: &str, limit: usize) -> Result<Vec<(String, Vec<u8>)>, LogError> {
+    pub fn scan(
+        &self,
+        table: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, LogError> {
         let mut out = Vec::new();
         for item in self.kv.range((table, prefix)..)? {
             let (k, v) = item?;
@@ -210,9 +251,22 @@ impl LogTxn<'_> {
 
 impl EmbeddedLog {
     /// Opens (or creates) the database file and the catalogue's topics.
-    pub fn open(path: &Path, partitions: u32, topics: Vec<String>, cache_bytes: usize) -> Result<Self, LogError> {
-        let db = Database::builder().set_cache_size(cache_bytes).create(path)?;
-        let log = Self { db, partitions, topics, notifier: Notifier::default(), commits: tokio::sync::watch::Sender::new(0) };
+    pub fn open(
+        path: &Path,
+        partitions: u32,
+        topics: Vec<String>,
+        cache_bytes: usize,
+    ) -> Result<Self, LogError> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)?;
+        let log = Self {
+            db,
+            partitions,
+            topics,
+            notifier: Notifier::default(),
+            commits: tokio::sync::watch::Sender::new(0),
+        };
         // Create the tables so readers never see a missing table.
         log.write(|_| Ok(()))?;
         Ok(log)
@@ -232,7 +286,10 @@ impl EmbeddedLog {
 
     /// Runs `f` in one write transaction and commits it durably (fsync) before returning.
     /// If `f` fails, nothing of it is written.
-    pub fn write<R>(&self, f: impl FnOnce(&mut LogTxn<'_>) -> Result<R, LogError>) -> Result<R, LogError> {
+    pub fn write<R>(
+        &self,
+        f: impl FnOnce(&mut LogTxn<'_>) -> Result<R, LogError>,
+    ) -> Result<R, LogError> {
         let txn = self.db.begin_write()?;
         let result = {
             let mut t = LogTxn {
@@ -263,11 +320,20 @@ impl EmbeddedLog {
     }
 
     /// Up to `max` records of a partition from `from` on.
-    pub fn read(&self, topic: &str, partition: u32, from: u64, max: usize) -> Result<Vec<LogRecord>, LogError> {
+    pub fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<LogRecord>, LogError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(RECORDS)?;
         let mut out = Vec::new();
-        for item in table.range((topic, partition, from)..=(topic, partition, u64::MAX))?.take(max) {
+        for item in table
+            .range((topic, partition, from)..=(topic, partition, u64::MAX))?
+            .take(max)
+        {
             let (k, v) = item?;
             let (_, _, offset) = k.value();
             let rec = decode_record(topic, partition, offset, v.value())
@@ -281,14 +347,20 @@ impl EmbeddedLog {
     pub fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ENDS)?;
-        Ok(table.get((topic, partition))?.map(|v| v.value()).unwrap_or(0))
+        Ok(table
+            .get((topic, partition))?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     /// A consumer group's committed position on a partition.
     pub fn position(&self, group: &str, topic: &str, partition: u32) -> Result<u64, LogError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(POSITIONS)?;
-        Ok(table.get((group, topic, partition))?.map(|v| v.value()).unwrap_or(0))
+        Ok(table
+            .get((group, topic, partition))?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     /// A store row.
@@ -299,7 +371,13 @@ impl EmbeddedLog {
     }
 
     /// Store rows of `table` whose key starts with `prefix`, in key order, after `start_after`.
-    pub fn scan(&self, table: &str, prefix: &str, start_after: Option<&str>, limit: usize) -> Result<Vec<(String, Vec<u8>)>, LogError> {
+    pub fn scan(
+        &self,
+        table: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, LogError> {
         let txn = self.db.begin_read()?;
         let t = txn.open_table(KV)?;
         let mut out = Vec::new();
@@ -350,7 +428,13 @@ mod tests {
     fn temp_log(partitions: u32) -> (EmbeddedLog, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!("porch-log-{}", porch_schemas::new_uuid_v7()));
         std::fs::create_dir_all(&dir).unwrap();
-        let log = EmbeddedLog::open(&dir.join("log.redb"), partitions, vec!["a".into(), "b".into()], 1 << 20).unwrap();
+        let log = EmbeddedLog::open(
+            &dir.join("log.redb"),
+            partitions,
+            vec!["a".into(), "b".into()],
+            1 << 20,
+        )
+        .unwrap();
         (log, dir)
     }
 
@@ -362,7 +446,12 @@ mod tests {
                 (0..20)
                     .map(|i| {
                         let key = format!("acme/p-{}", i % 5);
-                        t.append(Append { topic: "a", key: key.as_bytes(), value: b"v", headers: vec![("h".into(), b"x".to_vec())] })
+                        t.append(Append {
+                            topic: "a",
+                            key: key.as_bytes(),
+                            value: b"v",
+                            headers: vec![("h".into(), b"x".to_vec())],
+                        })
                     })
                     .collect()
             })
@@ -384,7 +473,12 @@ mod tests {
     fn a_failed_batch_writes_nothing() {
         let (log, dir) = temp_log(1);
         let r: Result<(), LogError> = log.write(|t| {
-            t.append(Append { topic: "a", key: b"k", value: b"v", headers: vec![] })?;
+            t.append(Append {
+                topic: "a",
+                key: b"k",
+                value: b"v",
+                headers: vec![],
+            })?;
             t.put("rows", "k", b"v")?;
             t.commit_position("g", "b", 0, 7)?;
             Err(LogError::Aborted("decided to fail".into()))
@@ -393,7 +487,14 @@ mod tests {
         assert_eq!(log.end_offset("a", 0).unwrap(), 0);
         assert_eq!(log.get("rows", "k").unwrap(), None);
         assert_eq!(log.position("g", "b", 0).unwrap(), 0);
-        assert!(log.write(|t| t.append(Append { topic: "nope", key: b"k", value: b"v", headers: vec![] })).is_err());
+        assert!(log
+            .write(|t| t.append(Append {
+                topic: "nope",
+                key: b"k",
+                value: b"v",
+                headers: vec![]
+            }))
+            .is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -401,7 +502,15 @@ mod tests {
     fn positions_rows_and_records_survive_reopening() {
         let (log, dir) = temp_log(2);
         log.write(|t| {
-            t.append_to(1, Append { topic: "b", key: b"k", value: b"v1", headers: vec![] })?;
+            t.append_to(
+                1,
+                Append {
+                    topic: "b",
+                    key: b"k",
+                    value: b"v1",
+                    headers: vec![],
+                },
+            )?;
             t.commit_position("g", "b", 1, 1)?;
             t.put("rows", "acme/p1", b"one")?;
             t.put("rows", "acme/p2", b"two")?;
@@ -409,7 +518,13 @@ mod tests {
         })
         .unwrap();
         drop(log);
-        let log = EmbeddedLog::open(&dir.join("log.redb"), 2, vec!["a".into(), "b".into()], 1 << 20).unwrap();
+        let log = EmbeddedLog::open(
+            &dir.join("log.redb"),
+            2,
+            vec!["a".into(), "b".into()],
+            1 << 20,
+        )
+        .unwrap();
         assert_eq!(log.read("b", 1, 0, 10).unwrap()[0].value, b"v1");
         assert_eq!(log.position("g", "b", 1).unwrap(), 1);
         let rows = log.scan("rows", "acme/", None, 10).unwrap();
