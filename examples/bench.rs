@@ -230,8 +230,12 @@ async fn main() {
         .arg("--data-dir")
         .arg(dir.join("data"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("PORCH_LOG", "warn")
+        .env(
+            "PORCH_LOG",
+            std::env::var("PORCH_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let pid = child.id();

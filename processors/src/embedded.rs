@@ -68,11 +68,17 @@ fn writer(log: &EmbeddedLog, rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let result = log.write(|txn| {
+        let started = std::time::Instant::now();
+        let result = log.write_foreground(|txn| {
             jobs.iter()
                 .map(|j| apply(txn, j))
                 .collect::<Result<Vec<_>, LogError>>()
         });
+        tracing::debug!(
+            requests = jobs.len(),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "command group committed"
+        );
         match result {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {

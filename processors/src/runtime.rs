@@ -436,21 +436,7 @@ fn collect_batch(
     group: &str,
     inputs: &[String],
 ) -> Result<Vec<LogRecord>, LogError> {
-    let mut batch = Vec::new();
-    for topic in inputs {
-        for p in 0..log.partitions() {
-            if batch.len() >= config.max_batch {
-                return Ok(batch);
-            }
-            let from = log.position(group, topic, p)?;
-            if log.end_offset(topic, p)? <= from {
-                continue;
-            }
-            let room = config.max_per_partition.min(config.max_batch - batch.len());
-            batch.extend(log.read(topic, p, from, room)?);
-        }
-    }
-    Ok(batch)
+    log.read_pending(group, inputs, config.max_per_partition, config.max_batch)
 }
 
 /// Handles a batch, and due timers, inside one transaction.

@@ -5,10 +5,13 @@
 use crate::avsc;
 use crate::messages::*;
 use crate::registry::{EmbeddedRegistry, RegistryError};
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::schema::ResolvedSchema;
 use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -32,13 +35,98 @@ impl From<apache_avro::Error> for CodecError {
     }
 }
 
-/// Encodes and decodes porch's records. Holds the parsed reader schemas and the ids the
-/// registry issued for each (topic, record) pair.
+/// A schema porch writes with: parsed, its names resolved and its datum writer built once.
+struct Known {
+    schema: &'static Schema,
+    names: ResolvedSchema<'static>,
+    writer: GenericDatumWriter<'static>,
+}
+
+/// Parsing and resolving a schema is far dearer than encoding a record with it, so every
+/// schema is prepared once per process. Schemas live as long as the process: the compiled-in
+/// ones are constants, and writer schemas met on a topic are few and never change under an id.
+fn leak(schema: Schema) -> &'static Schema {
+    Box::leak(Box::new(schema))
+}
+
+/// The compiled-in schemas, by full name.
+fn known() -> &'static HashMap<String, Known> {
+    static KNOWN: OnceLock<HashMap<String, Known>> = OnceLock::new();
+    KNOWN.get_or_init(|| {
+        avsc::message_names()
+            .into_iter()
+            .map(|n| {
+                let text = avsc::resolved(&n).expect("listed schema resolves");
+                let schema = leak(
+                    Schema::parse_str(&text)
+                        .unwrap_or_else(|e| panic!("schema {n} does not parse: {e}")),
+                );
+                let names = ResolvedSchema::try_from(schema).expect("schema names resolve");
+                let writer = GenericDatumWriter::builder(schema)
+                    .validate(false)
+                    .build()
+                    .expect("datum writer");
+                (
+                    n,
+                    Known {
+                        schema,
+                        names,
+                        writer,
+                    },
+                )
+            })
+            .collect()
+    })
+}
+
+/// How to read records written with one schema id.
+struct WriterSchema {
+    full_name: String,
+    reader: GenericDatumReader<'static>,
+}
+
+/// Writer schemas by canonical text, shared by every codec of the process.
+fn writer_schema_for(text: &str) -> Result<Arc<WriterSchema>, CodecError> {
+    static WRITERS: OnceLock<RwLock<HashMap<String, Arc<WriterSchema>>>> = OnceLock::new();
+    let cache = WRITERS.get_or_init(RwLock::default);
+    if let Some(w) = cache.read().expect("codec lock").get(text) {
+        return Ok(w.clone());
+    }
+    let schema = leak(Schema::parse_str(text)?);
+    let full_name = match schema {
+        Schema::Record(r) => r.name.fullname(None),
+        _ => {
+            return Err(CodecError::UnknownType(
+                "a schema that is not a record".into(),
+            ))
+        }
+    };
+    let reader_schema = known()
+        .get(&full_name)
+        .ok_or_else(|| CodecError::UnknownType(full_name.clone()))?
+        .schema;
+    // Resolution is needed only when the writer's schema differs from the one we read with.
+    let reader = if reader_schema.canonical_form() == schema.canonical_form() {
+        GenericDatumReader::builder(schema).build()?
+    } else {
+        GenericDatumReader::builder(schema)
+            .reader_schema(reader_schema)
+            .build()?
+    };
+    let w = Arc::new(WriterSchema { full_name, reader });
+    cache
+        .write()
+        .expect("codec lock")
+        .insert(text.to_string(), w.clone());
+    Ok(w)
+}
+
+/// Encodes and decodes porch's records, with the ids the registry issued for each
+/// (topic, record) pair.
 pub struct Codec {
     registry: Arc<EmbeddedRegistry>,
-    readers: HashMap<String, Schema>,
     ids: RwLock<HashMap<(String, &'static str), u32>>,
-    writers: RwLock<HashMap<u32, Arc<Schema>>>,
+    writers: RwLock<HashMap<u32, Arc<WriterSchema>>>,
 }
 
 /// Subject name under TopicRecordNameStrategy.
@@ -48,18 +136,9 @@ pub fn subject(topic: &str, full_name: &str) -> String {
 
 impl Codec {
     pub fn new(registry: Arc<EmbeddedRegistry>) -> Self {
-        let readers = avsc::message_names()
-            .into_iter()
-            .map(|n| {
-                let text = avsc::resolved(&n).expect("listed schema resolves");
-                let schema = Schema::parse_str(&text)
-                    .unwrap_or_else(|e| panic!("schema {n} does not parse: {e}"));
-                (n, schema)
-            })
-            .collect();
+        known();
         Self {
             registry,
-            readers,
             ids: RwLock::default(),
             writers: RwLock::default(),
         }
@@ -100,20 +179,20 @@ impl Codec {
         Ok(id)
     }
 
-    fn writer_schema(&self, id: u32) -> Result<Arc<Schema>, CodecError> {
-        if let Some(s) = self.writers.read().expect("codec lock").get(&id) {
-            return Ok(s.clone());
+    fn writer_schema(&self, id: u32) -> Result<Arc<WriterSchema>, CodecError> {
+        if let Some(w) = self.writers.read().expect("codec lock").get(&id) {
+            return Ok(w.clone());
         }
         let text = self
             .registry
             .schema_by_id(id)
             .ok_or(CodecError::UnknownSchemaId(id))?;
-        let schema = Arc::new(Schema::parse_str(&text)?);
+        let w = writer_schema_for(&text)?;
         self.writers
             .write()
             .expect("codec lock")
-            .insert(id, schema.clone());
-        Ok(schema)
+            .insert(id, w.clone());
+        Ok(w)
     }
 
     fn frame(
@@ -124,21 +203,23 @@ impl Codec {
         body: Value,
     ) -> Result<Vec<u8>, CodecError> {
         let id = self.id_for(topic, full_name)?;
-        let schema = &self.readers[full_name];
+        let known = known()
+            .get(full_name)
+            .ok_or_else(|| CodecError::UnknownType(full_name.into()))?;
         let Value::Record(mut fields) = body else {
             return Err(CodecError::Avro(format!(
                 "{full_name} did not serialise to a record"
             )));
         };
         fields.insert(0, ("envelope".to_string(), envelope));
-        let value = Value::Record(fields).resolve(schema)?;
-        let mut out = Vec::with_capacity(128);
+        // Resolving checks the value against the schema (and fills unions), so the writer
+        // need not validate again.
+        let value =
+            Value::Record(fields).resolve_with_names(known.schema, known.names.get_names())?;
+        let mut out = Vec::with_capacity(256);
         out.push(0u8);
         out.extend_from_slice(&id.to_be_bytes());
-        // The datum-level API is the one that leaves framing to us (Confluent, not object container).
-        #[allow(deprecated)]
-        let datum = apache_avro::to_avro_datum(schema, value)?;
-        out.extend_from_slice(&datum);
+        known.writer.write_value_ref(&mut out, &value)?;
         Ok(out)
     }
 
@@ -159,21 +240,9 @@ impl Codec {
         }
         let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
         let writer = self.writer_schema(id)?;
-        let full_name = match writer.as_ref() {
-            Schema::Record(r) => r.name.fullname(None),
-            _ => {
-                return Err(CodecError::UnknownType(format!(
-                    "schema id {id} is not a record"
-                )))
-            }
-        };
-        let reader = self
-            .readers
-            .get(&full_name)
-            .ok_or_else(|| CodecError::UnknownType(full_name.clone()))?;
+        let full_name = writer.full_name.clone();
         let mut slice = &bytes[5..];
-        #[allow(deprecated)]
-        let value = apache_avro::from_avro_datum(&writer, &mut slice, Some(reader))?;
+        let value = writer.reader.read_value(&mut slice)?;
         if !slice.is_empty() {
             return Err(CodecError::Avro(format!(
                 "{} trailing bytes after the record",

@@ -6,6 +6,7 @@
 use crate::murmur2::partition_for;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -144,6 +145,8 @@ pub struct EmbeddedLog {
     notifier: Notifier,
     /// The same commit sequence for async waiters.
     commits: tokio::sync::watch::Sender<u64>,
+    /// Foreground writers waiting for (or holding) the writer slot.
+    foreground_waiting: AtomicUsize,
 }
 
 /// A record to append.
@@ -266,6 +269,7 @@ impl EmbeddedLog {
             topics,
             notifier: Notifier::default(),
             commits: tokio::sync::watch::Sender::new(0),
+            foreground_waiting: AtomicUsize::new(0),
         };
         // Create the tables so readers never see a missing table.
         log.write(|_| Ok(()))?;
@@ -287,6 +291,32 @@ impl EmbeddedLog {
     /// Runs `f` in one write transaction and commits it durably (fsync) before returning.
     /// If `f` fails, nothing of it is written.
     pub fn write<R>(
+        &self,
+        f: impl FnOnce(&mut LogTxn<'_>) -> Result<R, LogError>,
+    ) -> Result<R, LogError> {
+        // Background writers give way while a foreground writer waits for the single writer
+        // slot, so accepting commands is not queued behind batches of processing.
+        let mut spins = 0;
+        while self.foreground_waiting.load(Ordering::Acquire) > 0 && spins < 200 {
+            std::thread::sleep(Duration::from_micros(250));
+            spins += 1;
+        }
+        self.write_now(f)
+    }
+
+    /// Like `write`, for a foreground writer (one a client is waiting on): background writers
+    /// let it go first.
+    pub fn write_foreground<R>(
+        &self,
+        f: impl FnOnce(&mut LogTxn<'_>) -> Result<R, LogError>,
+    ) -> Result<R, LogError> {
+        self.foreground_waiting.fetch_add(1, Ordering::AcqRel);
+        let r = self.write_now(f);
+        self.foreground_waiting.fetch_sub(1, Ordering::AcqRel);
+        r
+    }
+
+    fn write_now<R>(
         &self,
         f: impl FnOnce(&mut LogTxn<'_>) -> Result<R, LogError>,
     ) -> Result<R, LogError> {
@@ -339,6 +369,52 @@ impl EmbeddedLog {
             let rec = decode_record(topic, partition, offset, v.value())
                 .ok_or_else(|| LogError::Corrupt(format!("{topic}/{partition}@{offset}")))?;
             out.push(rec);
+        }
+        Ok(out)
+    }
+
+    /// What a consumer group has not yet consumed of `topics`, from its committed positions:
+    /// at most `per_partition` records of each partition and `max` in all, read in one snapshot.
+    pub fn read_pending(
+        &self,
+        group: &str,
+        topics: &[String],
+        per_partition: usize,
+        max: usize,
+    ) -> Result<Vec<LogRecord>, LogError> {
+        let txn = self.db.begin_read()?;
+        let records = txn.open_table(RECORDS)?;
+        let ends = txn.open_table(ENDS)?;
+        let positions = txn.open_table(POSITIONS)?;
+        let mut out = Vec::new();
+        for topic in topics {
+            for p in 0..self.partitions {
+                if out.len() >= max {
+                    return Ok(out);
+                }
+                let from = positions
+                    .get((group, topic.as_str(), p))?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                let end = ends
+                    .get((topic.as_str(), p))?
+                    .map(|v| v.value())
+                    .unwrap_or(0);
+                if end <= from {
+                    continue;
+                }
+                let room = per_partition.min(max - out.len());
+                for item in records
+                    .range((topic.as_str(), p, from)..(topic.as_str(), p, end))?
+                    .take(room)
+                {
+                    let (k, v) = item?;
+                    let (_, _, offset) = k.value();
+                    let rec = decode_record(topic, p, offset, v.value())
+                        .ok_or_else(|| LogError::Corrupt(format!("{topic}/{p}@{offset}")))?;
+                    out.push(rec);
+                }
+            }
         }
         Ok(out)
     }
