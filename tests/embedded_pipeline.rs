@@ -564,3 +564,63 @@ async fn one_idempotency_key_one_command_one_set_of_events() {
     assert_eq!(created.len(), 1, "one ProductCreated");
     assert_eq!(created[0]["record_type"], "porch.product.ProductCreated");
 }
+
+#[tokio::test]
+async fn an_offer_activates_when_its_validity_window_opens() {
+    let p = Porch::start().await;
+    let key = admin_key("acme");
+    p.applied(
+        Method::POST,
+        &key,
+        "/v1/products",
+        product_body("later", "Later lamp", "home", true),
+    )
+    .await;
+    p.applied(
+        Method::POST,
+        &key,
+        "/v1/products/later/variants",
+        json!({ "variants": [{ "sku": "later-1" }] }),
+    )
+    .await;
+    let (s, b) = p
+        .post(
+            &key,
+            "/v1/locations",
+            json!({ "location_id": "lon-1", "region": "GB" }),
+        )
+        .await;
+    assert!(s == 200 || s == 201, "{b}");
+    p.applied(
+        Method::PUT,
+        &key,
+        "/v1/inventory/later-1/lon-1",
+        json!({ "on_hand": 3 }),
+    )
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let opens = now + 3_000_000;
+    let offer = p
+        .applied(
+            Method::POST,
+            &key,
+            "/v1/offers",
+            json!({ "sku": "later-1", "region": "GB", "price": { "amount_minor": 900, "currency": "GBP" }, "valid_from": opens }),
+        )
+        .await;
+    let offer = offer["aggregate_id"].as_str().unwrap().to_string();
+    let reasons = wait_offer_status(&p, &key, "later", &offer, "SUSPENDED").await;
+    assert_eq!(reasons, vec!["NOT_YET_VALID".to_string()]);
+    assert!(visible_in(&p, &key, "GB").await.is_empty());
+    // No command arrives: the window opening alone activates it.
+    wait_offer_status(&p, &key, "later", &offer, "ACTIVE").await;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    assert!(at >= opens, "not active before the window opens");
+    wait_visible(&p, &key, "GB", &offer, true).await;
+}
