@@ -261,3 +261,58 @@ pub trait TopicReader: Send + Sync {
         max: usize,
     ) -> Result<Vec<TopicRecordJson>, StoreError>;
 }
+
+/// One row write of a batch: a put (`Some`) or a delete (`None`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RowWrite {
+    pub table: String,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
+}
+
+/// The store of the distributed mode, as processors and the ingest API use it: asynchronous
+/// reads, idempotent timestamped writes, per-task checkpoints and atomic claims.
+///
+/// Every write of a batch carries the batch's timestamp (a Cassandra/ScyllaDB write time, in
+/// micros): writing the same batch again is idempotent and an older batch written late cannot
+/// overwrite a newer one.
+pub trait ProjectionStore: Store {
+    fn get_async<'a>(
+        &'a self,
+        table: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+    /// Rows of `table` whose key starts with `prefix`, in key order, after `start_after`.
+    fn scan_async<'a>(
+        &'a self,
+        table: &'a str,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(String, Vec<u8>)>, StoreError>>;
+    /// Applies every write with write time `timestamp`.
+    fn apply(&self, writes: Vec<RowWrite>, timestamp: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// The checkpoint of one task (a consumer group's partition number), if any.
+    fn load_checkpoint<'a>(
+        &'a self,
+        group: &'a str,
+        task: u32,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+    /// Replaces the checkpoint of one task (one row, written atomically).
+    fn save_checkpoint<'a>(
+        &'a self,
+        group: &'a str,
+        task: u32,
+        checkpoint: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Inserts the row if no row has the key (a lightweight transaction); returns the existing
+    /// value when the key was taken.
+    fn claim<'a>(
+        &'a self,
+        table: &'a str,
+        key: &'a str,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+    /// Whether the database answers now.
+    fn ready(&self) -> BoxFuture<'_, bool>;
+}

@@ -1,0 +1,1 @@
+//! The ScyllaDB (CQL) backend of the store.
