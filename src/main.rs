@@ -1,5 +1,7 @@
 //! The one `porch` binary: parse, build, run.
 
+mod roles;
+mod tap;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -32,6 +34,117 @@ enum Cmd {
         #[arg(long, env = "PORCH_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
     },
+    /// The HTTP API of the distributed mode: commands to Kafka, reads from the store.
+    IngestApi {
+        /// Tenants, keys, regions and compliance rules.
+        #[arg(long, env = "PORCH_CONFIG")]
+        config: PathBuf,
+        #[arg(long, env = "PORCH_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The search index that `porch connector search` writes (read here).
+        #[arg(long, env = "PORCH_SEARCH_DIR", default_value = "porch-search")]
+        search_dir: PathBuf,
+        /// Where uploaded images are kept.
+        #[arg(long, env = "PORCH_IMAGES_DIR", default_value = "porch-images")]
+        images_dir: PathBuf,
+        #[command(flatten)]
+        cluster: roles::Cluster,
+    },
+    /// One processor (product, variant, offer, inventory, compliance, activation, search) as a
+    /// member of its consumer group; start more to share its partitions.
+    Processor {
+        name: String,
+        /// This member's stable name in its group (one per running copy; a restarted copy
+        /// keeps its name).
+        #[arg(long, env = "PORCH_INSTANCE", default_value = "0")]
+        instance: String,
+        /// Tenants, regions and compliance rules (the compliance processor needs them).
+        #[arg(long, env = "PORCH_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address of /healthz, /readyz and /metrics.
+        #[arg(long, env = "PORCH_LISTEN", default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        cluster: roles::Cluster,
+    },
+    /// Sink connectors.
+    Connector {
+        #[command(subcommand)]
+        which: ConnectorCmd,
+    },
+    /// The Confluent-compatible schema registry, stored in a compacted Kafka topic.
+    Registry {
+        #[arg(long, env = "PORCH_LISTEN", default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// Kafka bootstrap servers.
+        #[arg(long, env = "PORCH_KAFKA", default_value = "127.0.0.1:9092")]
+        kafka: String,
+        /// The compacted topic that holds the schemas.
+        #[arg(long, env = "PORCH_REGISTRY_TOPIC", default_value = "_porch_schemas")]
+        topic: String,
+    },
+    /// Topics on the Kafka cluster.
+    Topics {
+        #[command(subcommand)]
+        which: TopicsCmd,
+    },
+    /// The CQL schema of the store.
+    Schema {
+        #[command(subcommand)]
+        which: SchemaCmd,
+    },
+    /// Print a topic's records as JSON lines, decoded through the registry.
+    Tap {
+        /// Catalogue name of the topic (e.g. offer.events).
+        topic: String,
+        /// Where to start: beginning, end, an offset, or a time (RFC 3339 or micros).
+        #[arg(long, default_value = "beginning")]
+        from: String,
+        /// Only this partition.
+        #[arg(long)]
+        partition: Option<u32>,
+        /// Keep reading new records until interrupted.
+        #[arg(long, short)]
+        follow: bool,
+        /// Stop after this many records.
+        #[arg(long)]
+        max: Option<usize>,
+        #[command(flatten)]
+        cluster: roles::Cluster,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectorCmd {
+    /// Feeds visible listings into the full-text index the ingest API searches.
+    Search {
+        #[arg(long, env = "PORCH_SEARCH_DIR", default_value = "porch-search")]
+        search_dir: PathBuf,
+        #[arg(long, env = "PORCH_LISTEN", default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        cluster: roles::Cluster,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsCmd {
+    /// Create or reconcile every topic of the catalogue; report drift it will not fix.
+    Apply {
+        #[arg(long, default_value_t = 1)]
+        replication_factor: i32,
+        #[command(flatten)]
+        cluster: roles::Cluster,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaCmd {
+    /// Apply the versioned CQL migrations.
+    Migrate {
+        #[command(flatten)]
+        cluster: roles::Cluster,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,5 +166,50 @@ fn main() -> anyhow::Result<()> {
             data_dir,
             listen,
         }),
+        Cmd::IngestApi {
+            config,
+            listen,
+            search_dir,
+            images_dir,
+            cluster,
+        } => roles::ingest_api(config, listen, search_dir, images_dir, cluster),
+        Cmd::Processor {
+            name,
+            instance,
+            config,
+            listen,
+            cluster,
+        } => roles::processor(&name, instance, config, listen, cluster),
+        Cmd::Connector {
+            which:
+                ConnectorCmd::Search {
+                    search_dir,
+                    listen,
+                    cluster,
+                },
+        } => roles::connector_search(search_dir, listen, cluster),
+        Cmd::Registry {
+            listen,
+            kafka,
+            topic,
+        } => roles::registry(listen, kafka, topic),
+        Cmd::Topics {
+            which:
+                TopicsCmd::Apply {
+                    replication_factor,
+                    cluster,
+                },
+        } => roles::topics_apply(cluster, replication_factor),
+        Cmd::Schema {
+            which: SchemaCmd::Migrate { cluster },
+        } => roles::schema_migrate(cluster),
+        Cmd::Tap {
+            topic,
+            from,
+            partition,
+            follow,
+            max,
+            cluster,
+        } => roles::tap(topic, &from, partition, follow, max, cluster),
     }
 }

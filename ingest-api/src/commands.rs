@@ -4,6 +4,7 @@ use crate::auth::{Caller, Writer};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::params::parse_number;
+use crate::reads::blocking;
 use crate::AppState;
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
@@ -168,7 +169,8 @@ pub async fn submit(
             // The earlier request may have had ids porch generated: answer with those.
             let key =
                 porch_processors::store::key(&[caller.tenant().as_str(), command_id.as_str()]);
-            let earlier: Option<CommandStatus> = state.store.get(tables::COMMAND, &key)?;
+            let earlier: Option<CommandStatus> =
+                blocking(state, move |store| Ok(store.get(tables::COMMAND, &key)?)).await?;
             let (aggregate_id, product_id) = match earlier {
                 Some(s) => (s.aggregate_id, s.product_id),
                 None => (new.aggregate_id, product_id),
@@ -311,10 +313,11 @@ pub async fn get_command(
     let key = porch_processors::store::key(&[caller.tenant().as_str(), id.as_str()]);
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     loop {
-        let status: CommandStatus = state
-            .store
-            .get(tables::COMMAND, &key)?
-            .ok_or_else(|| ApiError::not_found(format!("command '{id}'")))?;
+        let k = key.clone();
+        let status: CommandStatus =
+            blocking(&state, move |store| Ok(store.get(tables::COMMAND, &k)?))
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("command '{id}'")))?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         if status.status != CommandState::Accepted || remaining.is_zero() {
             return Ok(Json(status.into()));

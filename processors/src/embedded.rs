@@ -141,10 +141,8 @@ fn apply(txn: &mut LogTxn<'_>, job: &Job) -> Result<SubmitOutcome, LogError> {
                 Some(existing) if existing == *region => Ok(SubmitOutcome::Replayed {
                     command_id: CommandId::parse("location").expect("valid id"),
                 }),
-                Some(existing) => Ok(SubmitOutcome::Conflict(Reason::on_field(
-                    "LOCATION_IN_OTHER_REGION",
-                    "region",
-                    format!("location {location} already belongs to region {existing}"),
+                Some(existing) => Ok(SubmitOutcome::Conflict(location_conflict(
+                    location, &existing,
                 ))),
                 None => {
                     put_json(txn, tables::LOCATION, &k, region)?;
@@ -233,86 +231,21 @@ fn submit(txn: &mut LogTxn<'_>, s: &Submission, bytes: &[u8]) -> Result<SubmitOu
 }
 
 fn check_claim(txn: &LogTxn<'_>, tenant: &str, claim: &Claim) -> Result<Option<Reason>, LogError> {
-    Ok(match claim {
-        Claim::Sku { sku, product_id } => {
-            match get_json::<ProductId>(txn, tables::SKU, &key(&[tenant, sku.as_str()]))? {
-                Some(owner) if owner != *product_id => Some(Reason::on_field(
-                    "SKU_TAKEN",
-                    "sku",
-                    format!("SKU {sku} already belongs to product {owner}"),
-                )),
-                _ => None,
-            }
-        }
-        Claim::Offer(r) => {
-            let nk = key(&[tenant, r.seller.as_str(), r.sku.as_str(), r.region.as_str()]);
-            match get_json::<OfferId>(txn, tables::OFFER_KEY, &nk)? {
-                Some(existing) if existing != r.offer_id => Some(Reason::on_field(
-                    "OFFER_EXISTS",
-                    "sku",
-                    format!(
-                        "seller {} already has offer {existing} for SKU {} in {}",
-                        r.seller, r.sku, r.region
-                    ),
-                )),
-                _ => None,
-            }
-        }
-        Claim::Product { .. } => None,
-        Claim::Reservation { reservation_id, .. } => {
-            if txn
-                .get(
-                    tables::RESERVATION,
-                    &key(&[tenant, reservation_id.as_str()]),
-                )?
-                .is_some()
-            {
-                Some(Reason::on_field(
-                    "RESERVATION_EXISTS",
-                    "reservation_id",
-                    "reservation id already used",
-                ))
-            } else {
-                None
-            }
-        }
-    })
+    let rows = claim.rows(tenant);
+    Ok(txn
+        .get(&rows[0].table, &rows[0].key)?
+        .and_then(|existing| claim.conflict(&existing)))
 }
 
 fn write_claim(txn: &mut LogTxn<'_>, tenant: &str, claim: &Claim) -> Result<(), LogError> {
-    match claim {
-        Claim::Product { product_id } => txn.put(
-            tables::PRODUCT_ID,
-            &key(&[tenant, product_id.as_str()]),
-            b"",
-        ),
-        Claim::Sku { sku, product_id } => {
-            put_json(txn, tables::SKU, &key(&[tenant, sku.as_str()]), product_id)
-        }
-        Claim::Offer(r) => {
-            put_json(
-                txn,
-                tables::OFFER_KEY,
-                &key(&[tenant, r.seller.as_str(), r.sku.as_str(), r.region.as_str()]),
-                &r.offer_id,
-            )?;
-            put_json(
-                txn,
-                tables::OFFER_REF,
-                &key(&[tenant, r.offer_id.as_str()]),
-                r,
-            )
-        }
-        Claim::Reservation {
-            reservation_id,
-            line,
-        } => put_json(
-            txn,
-            tables::RESERVATION,
-            &key(&[tenant, reservation_id.as_str()]),
-            line,
-        ),
+    for row in claim.rows(tenant) {
+        txn.put(
+            &row.table,
+            &row.key,
+            row.value.as_deref().unwrap_or_default(),
+        )?;
     }
+    Ok(())
 }
 
 impl Store for EmbeddedBackend {
@@ -402,29 +335,7 @@ impl TopicReader for EmbeddedBackend {
         let records = self.log.read(topic, partition, from, max)?;
         Ok(records
             .into_iter()
-            .map(|r| {
-                let (record_type, value) = match self.codec.decode_json(&r.value) {
-                    Ok((name, json)) => (Some(name), json),
-                    Err(e) => (
-                        None,
-                        serde_json::json!({ "undecodable": e.to_string(), "bytes": r.value.len() }),
-                    ),
-                };
-                TopicRecordJson {
-                    topic: r.topic,
-                    partition: r.partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    key: String::from_utf8_lossy(&r.key).into_owned(),
-                    headers: r
-                        .headers
-                        .into_iter()
-                        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-                        .collect(),
-                    record_type,
-                    value,
-                }
-            })
+            .map(|r| TopicRecordJson::decode(&self.codec, r))
             .collect())
     }
 }

@@ -1,6 +1,9 @@
 //! Processors: the pure domain cores, the runtime that runs them over the log, the seven
 //! processors, and the store with its embedded backend.
 
+pub mod checkpoint;
+pub mod distributed;
+pub mod distributed_api;
 pub mod domain;
 pub mod embedded;
 pub mod modules;

@@ -4,7 +4,7 @@
 
 use crate::store::{key, tables, CommandState, CommandStatus, HistoryEntry};
 use porch_schemas::*;
-use porch_topics::{dlq_of, product_key, Append, EmbeddedLog, LogError, LogRecord, LogTxn};
+use porch_topics::{dlq_of, product_key, Append, BatchTxn, EmbeddedLog, LogError, LogRecord};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,7 +76,7 @@ pub trait Processor: Send + Sync + 'static {
 
 /// The handle a processor decides through, inside one batch transaction.
 pub struct Ctx<'a, 't> {
-    txn: &'a mut LogTxn<'t>,
+    txn: &'a mut (dyn BatchTxn + 't),
     codec: &'a Codec,
     module: &'static str,
     output: &'a str,
@@ -440,8 +440,8 @@ fn collect_batch(
 }
 
 /// Handles a batch, and due timers, inside one transaction.
-fn process_batch(
-    txn: &mut LogTxn<'_>,
+pub(crate) fn process_batch(
+    txn: &mut dyn BatchTxn,
     codec: &Codec,
     p: &dyn Processor,
     batch: &[LogRecord],
@@ -455,8 +455,7 @@ fn process_batch(
             txn.commit_position(p.name(), &rec.topic, rec.partition, rec.offset + 1)?;
             continue;
         }
-        let input = decode(codec, rec);
-        let outcome = match input {
+        let outcome = match decode(codec, rec) {
             Ok(input) => {
                 let mut ctx = Ctx {
                     txn,
@@ -469,7 +468,7 @@ fn process_batch(
                 };
                 handle_one(&mut ctx, p, &input)
             }
-            Err(e) => Err(HandleError::Poison(e)),
+            Err(e) => Err(e),
         };
         match outcome {
             Ok(()) => {}
@@ -519,23 +518,32 @@ fn handle_one(ctx: &mut Ctx<'_, '_>, p: &dyn Processor, input: &Input) -> Result
     p.handle(ctx, input)
 }
 
-fn decode(codec: &Codec, rec: &LogRecord) -> Result<Input, String> {
+/// Decodes an input record. A record that does not decode is poison; a registry that cannot be
+/// asked right now is not the record's fault, so the batch is retried instead.
+fn decode(codec: &Codec, rec: &LogRecord) -> Result<Input, HandleError> {
+    let fail = |e: CodecError| {
+        if e.is_retryable() {
+            HandleError::Retry(LogError::Aborted(format!("schema registry: {e}")))
+        } else {
+            HandleError::Poison(e.to_string())
+        }
+    };
     if rec.topic.ends_with(".commands") {
         codec
             .decode_command(&rec.value)
             .map(Input::Command)
-            .map_err(|e| e.to_string())
+            .map_err(fail)
     } else {
         codec
             .decode_event(&rec.value)
             .map(Input::Event)
-            .map_err(|e| e.to_string())
+            .map_err(fail)
     }
 }
 
 /// Puts a record on its topic's dead-letter topic, same partition, with the error in headers.
 fn dead_letter(
-    txn: &mut LogTxn<'_>,
+    txn: &mut dyn BatchTxn,
     group: &str,
     rec: &LogRecord,
     reason: &str,

@@ -9,6 +9,9 @@ use std::pin::Pin;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Rows of a scan: (key, value) in key order.
+pub type Rows = Vec<(String, Vec<u8>)>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
@@ -141,6 +144,104 @@ pub enum Claim {
     },
 }
 
+impl Claim {
+    /// The rows that record the claim: the first is the one whose existence decides a
+    /// conflict; the others ride along (an offer's reference row).
+    pub fn rows(&self, tenant: &str) -> Vec<RowWrite> {
+        let json = |v: &dyn erased::Json| Some(v.to_json());
+        match self {
+            Claim::Product { product_id } => vec![RowWrite {
+                table: tables::PRODUCT_ID.into(),
+                key: key(&[tenant, product_id.as_str()]),
+                value: Some(Vec::new()),
+            }],
+            Claim::Sku { sku, product_id } => vec![RowWrite {
+                table: tables::SKU.into(),
+                key: key(&[tenant, sku.as_str()]),
+                value: json(product_id),
+            }],
+            Claim::Offer(r) => vec![
+                RowWrite {
+                    table: tables::OFFER_KEY.into(),
+                    key: key(&[tenant, r.seller.as_str(), r.sku.as_str(), r.region.as_str()]),
+                    value: json(&r.offer_id),
+                },
+                RowWrite {
+                    table: tables::OFFER_REF.into(),
+                    key: key(&[tenant, r.offer_id.as_str()]),
+                    value: json(r),
+                },
+            ],
+            Claim::Reservation {
+                reservation_id,
+                line,
+            } => vec![RowWrite {
+                table: tables::RESERVATION.into(),
+                key: key(&[tenant, reservation_id.as_str()]),
+                value: json(line),
+            }],
+        }
+    }
+
+    /// Whether an existing claim row (the first of `rows`) refuses this claim.
+    pub fn conflict(&self, existing: &[u8]) -> Option<Reason> {
+        match self {
+            Claim::Product { .. } => None,
+            Claim::Sku { sku, product_id } => match serde_json::from_slice::<ProductId>(existing) {
+                Ok(owner) if owner == *product_id => None,
+                owner => Some(Reason::on_field(
+                    "SKU_TAKEN",
+                    "sku",
+                    format!(
+                        "SKU {sku} already belongs to product {}",
+                        owner.map(|o| o.to_string()).unwrap_or_default()
+                    ),
+                )),
+            },
+            Claim::Offer(r) => match serde_json::from_slice::<OfferId>(existing) {
+                Ok(id) if id == r.offer_id => None,
+                existing => Some(Reason::on_field(
+                    "OFFER_EXISTS",
+                    "sku",
+                    format!(
+                        "seller {} already has offer {} for SKU {} in {}",
+                        r.seller,
+                        existing.map(|o| o.to_string()).unwrap_or_default(),
+                        r.sku,
+                        r.region
+                    ),
+                )),
+            },
+            Claim::Reservation { .. } => Some(Reason::on_field(
+                "RESERVATION_EXISTS",
+                "reservation_id",
+                "reservation id already used",
+            )),
+        }
+    }
+}
+
+/// Serialising claim values without naming their types.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> Vec<u8>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> Vec<u8> {
+            serde_json::to_vec(self).expect("claim values serialise")
+        }
+    }
+}
+
+/// The answer to registering a location that is already known.
+pub fn location_conflict(location: &LocationId, existing: &RegionCode) -> Reason {
+    Reason::on_field(
+        "LOCATION_IN_OTHER_REGION",
+        "region",
+        format!("location {location} already belongs to region {existing}"),
+    )
+}
+
 /// A command the API accepted, with what must be recorded atomically alongside it.
 #[derive(Debug, Clone)]
 pub struct Submission {
@@ -248,6 +349,33 @@ pub struct TopicRecordJson {
     pub value: serde_json::Value,
 }
 
+impl TopicRecordJson {
+    /// A record decoded through the codec; one that does not decode keeps its size and error.
+    pub fn decode(codec: &Codec, r: porch_topics::LogRecord) -> Self {
+        let (record_type, value) = match codec.decode_json(&r.value) {
+            Ok((name, json)) => (Some(name), json),
+            Err(e) => (
+                None,
+                serde_json::json!({ "undecodable": e.to_string(), "bytes": r.value.len() }),
+            ),
+        };
+        TopicRecordJson {
+            topic: r.topic,
+            partition: r.partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: String::from_utf8_lossy(&r.key).into_owned(),
+            headers: r
+                .headers
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                .collect(),
+            record_type,
+            value,
+        }
+    }
+}
+
 /// Reading topics as JSON, for operators.
 pub trait TopicReader: Send + Sync {
     fn topics(&self) -> Vec<String>;
@@ -289,9 +417,10 @@ pub trait ProjectionStore: Store {
         prefix: &'a str,
         start_after: Option<&'a str>,
         limit: usize,
-    ) -> BoxFuture<'a, Result<Vec<(String, Vec<u8>)>, StoreError>>;
+    ) -> BoxFuture<'a, Result<Rows, StoreError>>;
     /// Applies every write with write time `timestamp`.
-    fn apply(&self, writes: Vec<RowWrite>, timestamp: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn apply(&self, writes: Vec<RowWrite>, timestamp: i64)
+        -> BoxFuture<'_, Result<(), StoreError>>;
     /// The checkpoint of one task (a consumer group's partition number), if any.
     fn load_checkpoint<'a>(
         &'a self,

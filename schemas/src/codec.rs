@@ -4,7 +4,7 @@
 
 use crate::avsc;
 use crate::messages::*;
-use crate::registry::{EmbeddedRegistry, RegistryError};
+use crate::registry::{EmbeddedRegistry, RegistryError, SchemaRegistry};
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::schema::ResolvedSchema;
 use apache_avro::types::Value;
@@ -27,6 +27,14 @@ pub enum CodecError {
     Avro(String),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+}
+
+impl CodecError {
+    /// Whether the same record may encode or decode later: the registry could not be asked,
+    /// as opposed to a record that never will. Back off and retry these; do not dead-letter.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, CodecError::Registry(e) if e.is_retryable())
+    }
 }
 
 impl From<apache_avro::Error> for CodecError {
@@ -124,7 +132,7 @@ fn writer_schema_for(text: &str) -> Result<Arc<WriterSchema>, CodecError> {
 /// Encodes and decodes porch's records, with the ids the registry issued for each
 /// (topic, record) pair.
 pub struct Codec {
-    registry: Arc<EmbeddedRegistry>,
+    registry: Arc<dyn SchemaRegistry>,
     ids: RwLock<HashMap<(String, &'static str), u32>>,
     writers: RwLock<HashMap<u32, Arc<WriterSchema>>>,
 }
@@ -135,7 +143,14 @@ pub fn subject(topic: &str, full_name: &str) -> String {
 }
 
 impl Codec {
+    /// A codec over the embedded registry.
     pub fn new(registry: Arc<EmbeddedRegistry>) -> Self {
+        Self::with_registry(registry)
+    }
+
+    /// A codec over any registry: the embedded one, or a Confluent-compatible one by URL
+    /// ([`crate::RegistryClient`]).
+    pub fn with_registry(registry: Arc<dyn SchemaRegistry>) -> Self {
         known();
         Self {
             registry,
@@ -144,7 +159,7 @@ impl Codec {
         }
     }
 
-    pub fn registry(&self) -> &Arc<EmbeddedRegistry> {
+    pub fn registry(&self) -> &Arc<dyn SchemaRegistry> {
         &self.registry
     }
 
@@ -185,7 +200,7 @@ impl Codec {
         }
         let text = self
             .registry
-            .schema_by_id(id)
+            .schema_by_id(id)?
             .ok_or(CodecError::UnknownSchemaId(id))?;
         let w = writer_schema_for(&text)?;
         self.writers

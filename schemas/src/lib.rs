@@ -1,5 +1,6 @@
 //! The wire contract of porch: typed ids and values, commands and events with their envelopes,
-//! the Avro schemas in `schemas/avro/`, the Confluent-framed codec and the embedded registry.
+//! the Avro schemas in `schemas/avro/`, the Confluent-framed codec, and the schema registries
+//! (the embedded one, or any Confluent-compatible one by URL).
 
 pub mod avsc;
 pub mod codec;
@@ -9,7 +10,10 @@ pub mod values;
 
 pub use codec::{Codec, CodecError};
 pub use messages::*;
-pub use registry::EmbeddedRegistry;
+pub use registry::{
+    CompatibilityLevel, EmbeddedRegistry, RegistryClient, RegistryError, RegistryRecord,
+    RegistryState, SchemaRegistry, SubjectVersion, VersionRef,
+};
 pub use values::*;
 
 #[cfg(test)]

@@ -361,7 +361,7 @@ fn commands_round_trip_with_confluent_framing() {
         let bytes = c.encode_command("product.commands", &rec).unwrap();
         assert_eq!(bytes[0], 0, "magic byte");
         let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
-        assert!(c.registry().schema_by_id(id).is_some());
+        assert!(c.registry().schema_by_id(id).unwrap().is_some());
         assert_eq!(
             c.decode_command(&bytes).unwrap(),
             rec,

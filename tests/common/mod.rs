@@ -1,5 +1,10 @@
 //! Drives the built `porch` binary over HTTP: starts `porch up` on a free port with a fresh data
 //! directory and a config of its own, and offers small helpers to talk to it.
+//!
+//! With `PORCH_TEST_BACKEND=distributed` the same tests run on Apache Kafka and Cassandra (from
+//! `scripts/engines up`, at PORCH_KAFKA and PORCH_CQL): each test gets its own topic prefix,
+//! keyspace and registry, and porch runs as separate processes — `porch registry`,
+//! `porch ingest-api`, one `porch processor` per processor and `porch connector search`.
 #![allow(dead_code)]
 
 use serde_json::{json, Value};
@@ -48,12 +53,57 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A running `porch up`.
+/// The processors, each its own process in the distributed mode.
+pub const PROCESSORS: [&str; 7] = [
+    "product",
+    "variant",
+    "offer",
+    "inventory",
+    "compliance",
+    "activation",
+    "search",
+];
+
+/// Whether the tests run on Kafka and Cassandra rather than `porch up`.
+pub fn distributed() -> bool {
+    std::env::var("PORCH_TEST_BACKEND").as_deref() == Ok("distributed")
+}
+
+/// A running porch: `porch up`, or the distributed roles.
 pub struct Porch {
     pub dir: PathBuf,
     pub port: u16,
     child: Option<Child>,
+    /// Distributed mode: the cluster settings and the role processes, by name.
+    cluster: Option<Cluster>,
+    roles: Vec<(String, Child)>,
     pub http: reqwest::Client,
+}
+
+/// Where one test's distributed porch lives on the shared engines.
+#[derive(Clone)]
+pub struct Cluster {
+    pub prefix: String,
+    pub keyspace: String,
+    pub registry_port: u16,
+}
+
+impl Cluster {
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("PORCH_TOPIC_PREFIX".into(), self.prefix.clone()),
+            ("PORCH_CQL_KEYSPACE".into(), self.keyspace.clone()),
+            (
+                "PORCH_REGISTRY_URL".into(),
+                format!("http://127.0.0.1:{}", self.registry_port),
+            ),
+            (
+                "PORCH_REGISTRY_TOPIC".into(),
+                format!("{}_porch_schemas", self.prefix),
+            ),
+            ("PORCH_LOG".into(), "warn".into()),
+        ]
+    }
 }
 
 impl Porch {
@@ -62,17 +112,104 @@ impl Porch {
         let dir = std::env::temp_dir().join(format!("porch-e2e-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("porch.toml"), config_toml()).unwrap();
+        let cluster = distributed().then(|| {
+            let id = uuid::Uuid::now_v7().simple().to_string();
+            let short = &id[id.len() - 10..];
+            Cluster {
+                prefix: format!("t{short}."),
+                keyspace: format!("porch_t{short}"),
+                registry_port: free_port(),
+            }
+        });
         let mut p = Porch {
             dir,
             port: free_port(),
             child: None,
+            cluster,
+            roles: Vec::new(),
             http: reqwest::Client::new(),
         };
+        if p.cluster.is_some() {
+            p.prepare_cluster();
+        }
         p.spawn().await;
         p
     }
 
+    /// The distributed settings of this porch (None on `porch up`).
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
+    }
+
+    fn porch(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_porch"));
+        if let Some(cluster) = &self.cluster {
+            c.envs(cluster.env());
+        }
+        c.stdout(Stdio::null()).stderr(Stdio::inherit());
+        c
+    }
+
+    /// Runs a porch tool to completion (topics apply, schema migrate), asserting success.
+    pub fn tool(&self, args: &[&str]) -> String {
+        let out = self
+            .porch()
+            .args(args)
+            .stdout(Stdio::piped())
+            .output()
+            .expect("run porch");
+        assert!(out.status.success(), "porch {args:?} failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Topics, keyspace and registry of a fresh distributed porch.
+    fn prepare_cluster(&mut self) {
+        self.tool(&["topics", "apply"]);
+        self.tool(&["schema", "migrate"]);
+        let port = self.cluster.as_ref().unwrap().registry_port;
+        self.start_role(
+            "registry",
+            &["registry", "--listen", &format!("127.0.0.1:{port}")],
+        );
+    }
+
+    /// Starts one role process (replacing a dead one of the same name).
+    pub fn start_role(&mut self, name: &str, args: &[&str]) {
+        let child = self.porch().args(args).spawn().expect("start a porch role");
+        self.roles.retain(|(n, _)| n != name);
+        self.roles.push((name.to_string(), child));
+    }
+
+    /// Starts a processor process under `name` (e.g. "offer" or "offer-2" for a second member;
+    /// the name is also its instance id in the group).
+    pub fn start_processor(&mut self, name: &str, processor: &str) {
+        let config = self.dir.join("porch.toml");
+        self.start_role(
+            name,
+            &[
+                "processor",
+                processor,
+                "--instance",
+                name,
+                "--config",
+                config.to_str().unwrap(),
+            ],
+        );
+    }
+
+    /// SIGKILL of one role process.
+    pub fn kill_role(&mut self, name: &str) {
+        if let Some(i) = self.roles.iter().position(|(n, _)| n == name) {
+            let (_, mut c) = self.roles.remove(i);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     async fn spawn(&mut self) {
+        if self.cluster.is_some() {
+            return self.spawn_distributed().await;
+        }
         let child = Command::new(env!("CARGO_BIN_EXE_porch"))
             .args(["up", "--config"])
             .arg(self.dir.join("porch.toml"))
@@ -97,11 +234,66 @@ impl Porch {
         }
     }
 
-    /// SIGKILL: no shutdown code runs.
+    async fn spawn_distributed(&mut self) {
+        for p in PROCESSORS {
+            self.start_processor(p, p);
+        }
+        let search = self.dir.join("search");
+        let images = self.dir.join("images");
+        let config = self.dir.join("porch.toml");
+        self.start_role(
+            "connector-search",
+            &[
+                "connector",
+                "search",
+                "--search-dir",
+                search.to_str().unwrap(),
+            ],
+        );
+        let listen = format!("127.0.0.1:{}", self.port);
+        self.start_role(
+            "ingest-api",
+            &[
+                "ingest-api",
+                "--config",
+                config.to_str().unwrap(),
+                "--listen",
+                &listen,
+                "--search-dir",
+                search.to_str().unwrap(),
+                "--images-dir",
+                images.to_str().unwrap(),
+            ],
+        );
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(r) = self.http.get(self.url("/readyz")).send().await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "porch ingest-api did not become ready"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs. In the distributed mode every role but the registry.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
             c.wait().unwrap();
+        }
+        let names: Vec<String> = self
+            .roles
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| n != "registry")
+            .collect();
+        for n in names {
+            self.kill_role(&n);
         }
     }
 
@@ -244,6 +436,7 @@ impl Porch {
 impl Drop for Porch {
     fn drop(&mut self) {
         self.kill9();
+        self.kill_role("registry");
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }

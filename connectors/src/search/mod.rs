@@ -59,6 +59,8 @@ pub enum SearchError {
     MissingListing(DocAddress),
     #[error("the cursor is not one this search returned")]
     InvalidCursor,
+    #[error("the search index was opened read-only")]
+    ReadOnly,
 }
 
 impl SearchError {
@@ -161,7 +163,8 @@ impl SearchHit {
 pub struct SearchIndex {
     index: Index,
     fields: Fields,
-    writer: Mutex<IndexWriter>,
+    /// None when opened read-only (another process writes).
+    writer: Option<Mutex<IndexWriter>>,
     reader: IndexReader,
     parser: QueryParser,
     /// The payload of the last commit, kept here so reading it needs no I/O.
@@ -186,28 +189,49 @@ impl SearchIndex {
         })?;
         let (schema, fields) = schema::build();
         let index = Index::open_or_create(MmapDirectory::open(dir)?, schema)?;
-        Self::with_index(index, fields)
+        Self::with_index(index, fields, true)
+    }
+
+    /// Opens the index in `dir` for searching only, while another process (`porch connector
+    /// search`) writes it; creates an empty index when there is none yet. Searches see each
+    /// commit of the writer shortly after it lands.
+    pub fn open_read_only(dir: &Path) -> Result<Self, SearchError> {
+        std::fs::create_dir_all(dir).map_err(|source| SearchError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let (schema, fields) = schema::build();
+        let index = Index::open_or_create(MmapDirectory::open(dir)?, schema)?;
+        Self::with_index(index, fields, false)
     }
 
     /// A fresh index in memory, for tests.
     pub fn open_in_ram() -> Result<Self, SearchError> {
         let (schema, fields) = schema::build();
-        Self::with_index(Index::create_in_ram(schema), fields)
+        Self::with_index(Index::create_in_ram(schema), fields, true)
     }
 
-    fn with_index(index: Index, fields: Fields) -> Result<Self, SearchError> {
+    fn with_index(index: Index, fields: Fields, write: bool) -> Result<Self, SearchError> {
         schema::register_tokenizers(&index);
-        let writer = index.writer_with_options(
-            IndexWriterOptions::builder()
-                .memory_budget_per_thread(WRITER_MEMORY_BUDGET)
-                .num_worker_threads(1)
-                .num_merge_threads(1)
-                .build(),
-        )?;
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
+        let writer = if write {
+            Some(Mutex::new(
+                index.writer_with_options(
+                    IndexWriterOptions::builder()
+                        .memory_budget_per_thread(WRITER_MEMORY_BUDGET)
+                        .num_worker_threads(1)
+                        .num_merge_threads(1)
+                        .build(),
+                )?,
+            ))
+        } else {
+            None
+        };
+        let policy = if write {
+            ReloadPolicy::Manual
+        } else {
+            ReloadPolicy::OnCommitWithDelay
+        };
+        let reader = index.reader_builder().reload_policy(policy).try_into()?;
         let mut parser = QueryParser::for_index(&index, fields.text_fields().to_vec());
         // The title says most about a listing; description words weigh the least.
         for (field, boost) in [
@@ -221,7 +245,7 @@ impl SearchIndex {
         Ok(Self {
             index,
             fields,
-            writer: Mutex::new(writer),
+            writer,
             reader,
             parser,
             checkpoint: RwLock::new(checkpoint),
@@ -240,7 +264,10 @@ impl SearchIndex {
     /// a crash the index holds either the whole batch and its checkpoint or neither. When this
     /// returns, searches see the batch. On error nothing of the batch is kept.
     pub fn apply(&self, changes: &[IndexChange], checkpoint: &str) -> Result<(), SearchError> {
-        let mut writer = self.lock_writer();
+        let Some(lock) = &self.writer else {
+            return Err(SearchError::ReadOnly);
+        };
+        let mut writer = Self::lock_writer(lock);
         if changes.is_empty() && self.checkpoint().as_deref() == Some(checkpoint) {
             return Ok(());
         }
@@ -285,15 +312,15 @@ impl SearchIndex {
 
     /// The writer, recovered if a thread panicked while holding it: whatever that thread had
     /// queued is rolled back to the last commit.
-    fn lock_writer(&self) -> MutexGuard<'_, IndexWriter> {
-        match self.writer.lock() {
+    fn lock_writer(lock: &Mutex<IndexWriter>) -> MutexGuard<'_, IndexWriter> {
+        match lock.lock() {
             Ok(writer) => writer,
             Err(poisoned) => {
                 let mut writer = poisoned.into_inner();
                 if let Err(err) = writer.rollback() {
                     tracing::error!(error = %err, "search index rollback after a panic failed");
                 }
-                self.writer.clear_poison();
+                lock.clear_poison();
                 writer
             }
         }

@@ -1,0 +1,759 @@
+//! `CqlStore`: the store of the distributed mode on ScyllaDB (or Apache Cassandra).
+
+use crate::config::CqlConfig;
+use crate::layout::{self, Listed, Lower, Place, ScanPlan, PRODUCT_BUCKETS};
+use futures::{stream, StreamExt, TryStreamExt};
+use porch_processors::store::{BoxFuture, ProjectionStore, RowWrite, Store, StoreError};
+use scylla::client::session::Session;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::serialize::row::SerializeRow;
+use scylla::statement::prepared::PreparedStatement;
+use scylla::value::Row;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::runtime::Handle;
+
+/// Requests of one `apply` (or one product page's lookups) in flight at once.
+const IN_FLIGHT: usize = 64;
+/// How long `ready` waits for an answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Rows of the bucket index fetched per page while looking for the earliest bucket.
+const INDEX_PAGE: i32 = 64;
+
+/// The projection store on CQL. Cheap to clone: clones share one session.
+#[derive(Clone)]
+pub struct CqlStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    keyspace: String,
+    session: Session,
+    st: Statements,
+    /// The runtime the session runs on; the blocking `Store` methods wait on it.
+    runtime: Handle,
+}
+
+impl fmt::Debug for CqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CqlStore")
+            .field("keyspace", &self.inner.keyspace)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every statement, prepared once at connect.
+struct Statements {
+    key_get: PreparedStatement,
+    key_put: PreparedStatement,
+    key_del: PreparedStatement,
+    key_claim: PreparedStatement,
+    product_get: PreparedStatement,
+    product_put: PreparedStatement,
+    product_del: PreparedStatement,
+    product_scan: PreparedStatement,
+    product_scan_upto: PreparedStatement,
+    list_put: PreparedStatement,
+    list_del: PreparedStatement,
+    list_scan: PreparedStatement,
+    list_scan_upto: PreparedStatement,
+    time_get: PreparedStatement,
+    time_put: PreparedStatement,
+    time_del: PreparedStatement,
+    time_scan: PreparedStatement,
+    time_scan_upto: PreparedStatement,
+    index_touch: PreparedStatement,
+    index_scan: PreparedStatement,
+    index_drop: PreparedStatement,
+    checkpoint_get: PreparedStatement,
+    checkpoint_put: PreparedStatement,
+    ready: PreparedStatement,
+}
+
+impl Statements {
+    async fn prepare(session: &Session, ks: &str) -> Result<Self, StoreError> {
+        let prepare = |cql: String| async move {
+            let mut st = session.prepare(cql.as_str()).await.map_err(|e| {
+                StoreError::Backend(format!(
+                    "preparing {cql:?} (has the keyspace been migrated?): {e}"
+                ))
+            })?;
+            // Reads, timestamped writes and upserts may be retried or sent twice safely; the
+            // claim (a lightweight transaction) may not.
+            st.set_is_idempotent(!cql.contains("IF NOT EXISTS"));
+            Ok::<_, StoreError>(st)
+        };
+        let mut index_scan = prepare(format!(
+            "SELECT bucket, WRITETIME(live) FROM {ks}.bucket_index WHERE tbl = ? AND bucket >= ?"
+        ))
+        .await?;
+        index_scan.set_page_size(INDEX_PAGE);
+        let mut ready = prepare("SELECT release_version FROM system.local".into()).await?;
+        ready.set_request_timeout(Some(READY_TIMEOUT));
+        Ok(Statements {
+            key_get: prepare(format!(
+                "SELECT v FROM {ks}.rows_by_key WHERE tbl = ? AND key = ?"
+            ))
+            .await?,
+            key_put: prepare(format!(
+                "INSERT INTO {ks}.rows_by_key (tbl, key, v) VALUES (?, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            key_del: prepare(format!(
+                "DELETE FROM {ks}.rows_by_key USING TIMESTAMP ? WHERE tbl = ? AND key = ?"
+            ))
+            .await?,
+            key_claim: prepare(format!(
+                "INSERT INTO {ks}.rows_by_key (tbl, key, v) VALUES (?, ?, ?) IF NOT EXISTS"
+            ))
+            .await?,
+            product_get: prepare(format!(
+                "SELECT v FROM {ks}.rows_by_product \
+                 WHERE tenant = ? AND product = ? AND tbl = ? AND rest = ?"
+            ))
+            .await?,
+            product_put: prepare(format!(
+                "INSERT INTO {ks}.rows_by_product (tenant, product, tbl, rest, v) \
+                 VALUES (?, ?, ?, ?, ?) USING TIMESTAMP ?"
+            ))
+            .await?,
+            product_del: prepare(format!(
+                "DELETE FROM {ks}.rows_by_product USING TIMESTAMP ? \
+                 WHERE tenant = ? AND product = ? AND tbl = ? AND rest = ?"
+            ))
+            .await?,
+            product_scan: prepare(format!(
+                "SELECT rest, v FROM {ks}.rows_by_product \
+                 WHERE tenant = ? AND product = ? AND tbl = ? AND rest >= ? LIMIT ?"
+            ))
+            .await?,
+            product_scan_upto: prepare(format!(
+                "SELECT rest, v FROM {ks}.rows_by_product \
+                 WHERE tenant = ? AND product = ? AND tbl = ? AND rest >= ? AND rest < ? LIMIT ?"
+            ))
+            .await?,
+            list_put: prepare(format!(
+                "INSERT INTO {ks}.product_list (tenant, bucket, product) VALUES (?, ?, ?) \
+                 USING TIMESTAMP ?"
+            ))
+            .await?,
+            list_del: prepare(format!(
+                "DELETE FROM {ks}.product_list USING TIMESTAMP ? \
+                 WHERE tenant = ? AND bucket = ? AND product = ?"
+            ))
+            .await?,
+            list_scan: prepare(format!(
+                "SELECT product FROM {ks}.product_list \
+                 WHERE tenant = ? AND bucket = ? AND product >= ? LIMIT ?"
+            ))
+            .await?,
+            list_scan_upto: prepare(format!(
+                "SELECT product FROM {ks}.product_list \
+                 WHERE tenant = ? AND bucket = ? AND product >= ? AND product < ? LIMIT ?"
+            ))
+            .await?,
+            time_get: prepare(format!(
+                "SELECT v FROM {ks}.rows_by_bucket WHERE tbl = ? AND bucket = ? AND key = ?"
+            ))
+            .await?,
+            time_put: prepare(format!(
+                "INSERT INTO {ks}.rows_by_bucket (tbl, bucket, key, v) VALUES (?, ?, ?, ?) \
+                 USING TIMESTAMP ?"
+            ))
+            .await?,
+            time_del: prepare(format!(
+                "DELETE FROM {ks}.rows_by_bucket USING TIMESTAMP ? \
+                 WHERE tbl = ? AND bucket = ? AND key = ?"
+            ))
+            .await?,
+            time_scan: prepare(format!(
+                "SELECT key, v FROM {ks}.rows_by_bucket \
+                 WHERE tbl = ? AND bucket = ? AND key >= ? LIMIT ?"
+            ))
+            .await?,
+            time_scan_upto: prepare(format!(
+                "SELECT key, v FROM {ks}.rows_by_bucket \
+                 WHERE tbl = ? AND bucket = ? AND key >= ? AND key < ? LIMIT ?"
+            ))
+            .await?,
+            // No USING TIMESTAMP: the client's clock, so that a touch always follows the
+            // reading that made a cleaner drop the bucket (see `scan_timeline`).
+            index_touch: prepare(format!(
+                "UPDATE {ks}.bucket_index SET live = true WHERE tbl = ? AND bucket = ?"
+            ))
+            .await?,
+            index_scan,
+            index_drop: prepare(format!(
+                "DELETE FROM {ks}.bucket_index USING TIMESTAMP ? WHERE tbl = ? AND bucket = ?"
+            ))
+            .await?,
+            checkpoint_get: prepare(format!(
+                "SELECT body FROM {ks}.checkpoint WHERE grp = ? AND task = ?"
+            ))
+            .await?,
+            checkpoint_put: prepare(format!(
+                "INSERT INTO {ks}.checkpoint (grp, task, body) VALUES (?, ?, ?)"
+            ))
+            .await?,
+            ready,
+        })
+    }
+}
+
+/// One CQL write of an `apply`.
+enum Op<'a> {
+    Row(Place<'a>, Option<&'a [u8]>),
+    List(Listed<'a>, bool),
+}
+
+fn failed(st: &PreparedStatement, e: impl fmt::Display) -> StoreError {
+    StoreError::Backend(format!("{}: {e}", st.get_statement()))
+}
+
+fn cql_limit(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+impl CqlStore {
+    /// Connects and prepares every statement; the keyspace must have been migrated
+    /// (`crate::migrate`). Call it inside the multi-threaded tokio runtime that will run the
+    /// store: its handle is kept for the blocking `Store` methods.
+    pub async fn connect(config: &CqlConfig) -> Result<Self, StoreError> {
+        let runtime = Handle::try_current().map_err(|e| {
+            StoreError::Backend(format!("CqlStore::connect needs a tokio runtime: {e}"))
+        })?;
+        let keyspace = config.keyspace()?.to_string();
+        let session = config.open().await?;
+        let st = Statements::prepare(&session, &keyspace).await?;
+        Ok(CqlStore {
+            inner: Arc::new(Inner {
+                keyspace,
+                session,
+                st,
+                runtime,
+            }),
+        })
+    }
+
+    pub fn keyspace(&self) -> &str {
+        &self.inner.keyspace
+    }
+
+    async fn exec(
+        &self,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .session
+            .execute_unpaged(st, values)
+            .await
+            .map_err(|e| failed(st, e))?;
+        Ok(())
+    }
+
+    async fn rows<R>(
+        &self,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Vec<R>, StoreError>
+    where
+        R: for<'f, 'm> DeserializeRow<'f, 'm>,
+    {
+        let result = self
+            .inner
+            .session
+            .execute_unpaged(st, values)
+            .await
+            .map_err(|e| failed(st, e))?
+            .into_rows_result()
+            .map_err(|e| failed(st, e))?;
+        let rows = result
+            .rows::<R>()
+            .map_err(|e| failed(st, e))?
+            .collect::<Result<Vec<R>, _>>()
+            .map_err(|e| failed(st, e))?;
+        Ok(rows)
+    }
+
+    async fn blob(
+        &self,
+        st: &PreparedStatement,
+        values: impl SerializeRow,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows: Vec<(Option<Vec<u8>>,)> = self.rows(st, values).await?;
+        Ok(rows.into_iter().next().and_then(|(v,)| v))
+    }
+
+    async fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let st = &self.inner.st;
+        match layout::place(table, key)?.place {
+            Place::Key { tbl, key } => self.blob(&st.key_get, (tbl, key)).await,
+            Place::Product {
+                tenant,
+                product,
+                tbl,
+                rest,
+            } => {
+                self.blob(&st.product_get, (tenant, product, tbl, rest))
+                    .await
+            }
+            Place::Timeline { tbl, bucket, key } => {
+                self.blob(&st.time_get, (tbl, bucket, key)).await
+            }
+        }
+    }
+
+    async fn scan(
+        &self,
+        table: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let st = &self.inner.st;
+        match layout::scan_plan(table, prefix, start_after)? {
+            ScanPlan::Empty => Ok(Vec::new()),
+            ScanPlan::Product {
+                tenant,
+                product,
+                tbl,
+                from,
+                upto,
+            } => {
+                let ask = cql_limit(from.ask(limit));
+                let from_rest = from.value.as_str();
+                let rows: Vec<(String, Vec<u8>)> = match upto.as_deref() {
+                    None => {
+                        self.rows(&st.product_scan, (tenant, product, tbl, from_rest, ask))
+                            .await?
+                    }
+                    Some(upto) => {
+                        self.rows(
+                            &st.product_scan_upto,
+                            (tenant, product, tbl, from_rest, upto, ask),
+                        )
+                        .await?
+                    }
+                };
+                Ok(rows
+                    .into_iter()
+                    .filter(|(rest, _)| from.admits(rest))
+                    .take(limit)
+                    .map(|(rest, v)| (format!("{tenant}/{product}/{rest}"), v))
+                    .collect())
+            }
+            ScanPlan::List {
+                tbl,
+                tenant,
+                from,
+                upto,
+            } => {
+                self.scan_products(tbl, tenant, from, upto.as_deref(), limit)
+                    .await
+            }
+            ScanPlan::Timeline {
+                tbl,
+                from,
+                upto,
+                first_bucket,
+                only,
+            } => {
+                self.scan_timeline(tbl, &from, upto.as_deref(), first_bucket, only, limit)
+                    .await
+            }
+        }
+    }
+
+    /// A page of a tenant's products: the least ids of all buckets merged, then their rows.
+    /// Each bucket can contribute at most `limit` ids, so one concurrent read of `limit` ids
+    /// per bucket is enough for a page.
+    async fn scan_products(
+        &self,
+        tbl: &str,
+        tenant: &str,
+        mut from: Lower,
+        upto: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let st = &self.inner.st;
+        let mut out = Vec::with_capacity(limit.min(1024));
+        while out.len() < limit {
+            let want = limit - out.len();
+            let ask = cql_limit(from.ask(want));
+            let after = from.value.as_str();
+            let per_bucket: Vec<Vec<(String,)>> = stream::iter(0..PRODUCT_BUCKETS)
+                .map(|bucket| async move {
+                    match upto {
+                        None => self.rows(&st.list_scan, (tenant, bucket, after, ask)).await,
+                        Some(upto) => {
+                            self.rows(&st.list_scan_upto, (tenant, bucket, after, upto, ask))
+                                .await
+                        }
+                    }
+                })
+                .buffer_unordered(PRODUCT_BUCKETS as usize)
+                .try_collect()
+                .await?;
+            let mut ids: Vec<String> = per_bucket
+                .into_iter()
+                .flatten()
+                .map(|(id,)| id)
+                .filter(|id| from.admits(id))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.truncate(want);
+            // Fewer than wanted means no bucket was cut short: the list is exhausted.
+            let exhausted = ids.len() < want;
+            let Some(last) = ids.last().cloned() else {
+                break;
+            };
+            // Futures built first: a stream mapping by a closure over borrowed items is not
+            // general enough for the boxed, `Send` futures of the trait.
+            let reads: Vec<_> = ids
+                .iter()
+                .map(|id| async move {
+                    let key = format!("{tenant}/{id}");
+                    self.blob(&st.key_get, (tbl, key.as_str())).await
+                })
+                .collect();
+            let rows: Vec<Option<Vec<u8>>> = stream::iter(reads)
+                .buffered(IN_FLIGHT)
+                .try_collect()
+                .await?;
+            // A listed id without its row is a write half applied (the batch will be applied
+            // again); leave it out and read on to fill the page.
+            out.extend(
+                ids.into_iter()
+                    .zip(rows)
+                    .filter_map(|(id, v)| Some((format!("{tenant}/{id}"), v?))),
+            );
+            if exhausted {
+                break;
+            }
+            from = Lower {
+                value: last,
+                exclusive: true,
+            };
+        }
+        Ok(out)
+    }
+
+    /// Keys of a timeline in order: the buckets the index lists, from the earliest (or the one
+    /// of `from`), each read in key order until the page is full. Bucket order is key order
+    /// because the first key part is a zero-padded number.
+    ///
+    /// A bucket read whole and found empty is dropped from the index, with the write time of
+    /// its index row: a writer touches the index only after its row is written and with a
+    /// later clock, so its touch outlives the drop (a tie goes to the drop, but the touch
+    /// follows the empty read that led to it).
+    async fn scan_timeline(
+        &self,
+        tbl: &str,
+        from: &Lower,
+        upto: Option<&str>,
+        first_bucket: Option<i64>,
+        only: bool,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut out = Vec::with_capacity(limit.min(1024));
+        if only {
+            if let Some(bucket) = first_bucket {
+                self.scan_bucket(tbl, bucket, from, upto, limit, &mut out)
+                    .await?;
+            }
+            return Ok(out);
+        }
+        let st = &self.inner.st;
+        let mut buckets = self
+            .inner
+            .session
+            .execute_iter(
+                st.index_scan.clone(),
+                (tbl, first_bucket.unwrap_or(i64::MIN)),
+            )
+            .await
+            .map_err(|e| failed(&st.index_scan, e))?
+            .rows_stream::<(i64, Option<i64>)>()
+            .map_err(|e| failed(&st.index_scan, e))?;
+        while out.len() < limit {
+            let Some((bucket, written)) = buckets
+                .try_next()
+                .await
+                .map_err(|e| failed(&st.index_scan, e))?
+            else {
+                break;
+            };
+            let before = out.len();
+            self.scan_bucket(tbl, bucket, from, upto, limit - before, &mut out)
+                .await?;
+            let read_whole = upto.is_none()
+                && (from.value.is_empty() || first_bucket.is_some_and(|b| bucket > b));
+            if read_whole && out.len() == before {
+                if let Some(written) = written {
+                    // Only tidiness is lost if this fails; the next scan tries again.
+                    if let Err(e) = self.exec(&st.index_drop, (written, tbl, bucket)).await {
+                        tracing::warn!(table = tbl, bucket, error = %e, "dropping an empty bucket");
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn scan_bucket(
+        &self,
+        tbl: &str,
+        bucket: i64,
+        from: &Lower,
+        upto: Option<&str>,
+        want: usize,
+        out: &mut Vec<(String, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
+        let st = &self.inner.st;
+        let ask = cql_limit(from.ask(want));
+        let after = from.value.as_str();
+        let rows: Vec<(String, Vec<u8>)> = match upto {
+            None => self.rows(&st.time_scan, (tbl, bucket, after, ask)).await?,
+            Some(upto) => {
+                self.rows(&st.time_scan_upto, (tbl, bucket, after, upto, ask))
+                    .await?
+            }
+        };
+        out.extend(rows.into_iter().filter(|(k, _)| from.admits(k)).take(want));
+        Ok(())
+    }
+
+    async fn apply_writes(&self, writes: Vec<RowWrite>, ts: i64) -> Result<(), StoreError> {
+        // All writes share one write time, so two writes to one row would tie and CQL would
+        // keep the delete or the larger value; the last one of the batch wins, as in order.
+        let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(writes.len());
+        for (i, w) in writes.iter().enumerate() {
+            last.insert((&w.table, &w.key), i);
+        }
+        let mut ops = Vec::with_capacity(writes.len());
+        let mut touched = BTreeSet::new();
+        for (i, w) in writes.iter().enumerate() {
+            if last.get(&(w.table.as_str(), w.key.as_str())) != Some(&i) {
+                continue;
+            }
+            let placement = layout::place(&w.table, &w.key)?;
+            if let (Place::Timeline { tbl, bucket, .. }, Some(_)) = (&placement.place, &w.value) {
+                touched.insert((*tbl, *bucket));
+            }
+            if let Some(listed) = placement.listed {
+                ops.push(Op::List(listed, w.value.is_some()));
+            }
+            ops.push(Op::Row(placement.place, w.value.as_deref()));
+        }
+        let requests: Vec<_> = ops.into_iter().map(|op| self.write(op, ts)).collect();
+        stream::iter(requests)
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect::<()>()
+            .await?;
+        // After the rows, never with them: see `scan_timeline`.
+        let st = &self.inner.st;
+        let touches: Vec<_> = touched
+            .into_iter()
+            .map(|(tbl, bucket)| self.exec(&st.index_touch, (tbl, bucket)))
+            .collect();
+        stream::iter(touches)
+            .buffer_unordered(IN_FLIGHT)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn write(&self, op: Op<'_>, ts: i64) -> Result<(), StoreError> {
+        let st = &self.inner.st;
+        match op {
+            Op::Row(Place::Key { tbl, key }, Some(v)) => {
+                self.exec(&st.key_put, (tbl, key, v, ts)).await
+            }
+            Op::Row(Place::Key { tbl, key }, None) => self.exec(&st.key_del, (ts, tbl, key)).await,
+            Op::Row(
+                Place::Product {
+                    tenant,
+                    product,
+                    tbl,
+                    rest,
+                },
+                Some(v),
+            ) => {
+                self.exec(&st.product_put, (tenant, product, tbl, rest, v, ts))
+                    .await
+            }
+            Op::Row(
+                Place::Product {
+                    tenant,
+                    product,
+                    tbl,
+                    rest,
+                },
+                None,
+            ) => {
+                self.exec(&st.product_del, (ts, tenant, product, tbl, rest))
+                    .await
+            }
+            Op::Row(Place::Timeline { tbl, bucket, key }, Some(v)) => {
+                self.exec(&st.time_put, (tbl, bucket, key, v, ts)).await
+            }
+            Op::Row(Place::Timeline { tbl, bucket, key }, None) => {
+                self.exec(&st.time_del, (ts, tbl, bucket, key)).await
+            }
+            Op::List(l, true) => {
+                self.exec(&st.list_put, (l.tenant, l.bucket, l.product, ts))
+                    .await
+            }
+            Op::List(l, false) => {
+                self.exec(&st.list_del, (ts, l.tenant, l.bucket, l.product))
+                    .await
+            }
+        }
+    }
+
+    async fn claim_row(
+        &self,
+        table: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let placement = layout::place(table, key)?;
+        let (Place::Key { tbl, key }, None) = (placement.place, placement.listed) else {
+            return Err(StoreError::Backend(format!(
+                "table {table} is not a point-lookup table and cannot be claimed"
+            )));
+        };
+        let st = &self.inner.st.key_claim;
+        let result = self
+            .inner
+            .session
+            .execute_unpaged(st, (tbl, key, value.as_slice()))
+            .await
+            .map_err(|e| failed(st, e))?
+            .into_rows_result()
+            .map_err(|e| failed(st, e))?;
+        let specs = result.column_specs();
+        let column = |name: &str| specs.get_by_name(name).map(|(i, _)| i);
+        let row: Row = result.first_row().map_err(|e| failed(st, e))?;
+        let cell = |i: Option<usize>| i.and_then(|i| row.columns.get(i).cloned().flatten());
+        let applied = cell(column("[applied]"))
+            .and_then(|c| c.as_boolean())
+            .ok_or_else(|| failed(st, "the answer has no [applied] column"))?;
+        if applied {
+            return Ok(None);
+        }
+        // The row that holds the key comes with the answer; should it be missing, read it.
+        match cell(column("v")).and_then(|c| c.into_blob()) {
+            Some(existing) => Ok(Some(existing)),
+            None => Ok(Some(self.get(table, key).await?.unwrap_or_default())),
+        }
+    }
+
+    async fn ready_now(&self) -> bool {
+        let st = &self.inner.st.ready;
+        matches!(
+            tokio::time::timeout(READY_TIMEOUT, self.inner.session.execute_unpaged(st, ())).await,
+            Ok(Ok(_))
+        )
+    }
+}
+
+fn task_number(task: u32) -> Result<i32, StoreError> {
+    i32::try_from(task).map_err(|_| StoreError::Backend(format!("task number {task} is too large")))
+}
+
+/// The blocking read API. Each call blocks the calling thread on the runtime given at
+/// connect, so it must run on a blocking thread (`spawn_blocking`, a plain thread): on an
+/// async worker thread it would panic (tokio refuses to block there).
+impl Store for CqlStore {
+    fn get_raw(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.runtime.block_on(self.get(table, key))
+    }
+
+    fn scan_raw(
+        &self,
+        table: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.inner
+            .runtime
+            .block_on(self.scan(table, prefix, start_after, limit))
+    }
+}
+
+impl ProjectionStore for CqlStore {
+    fn get_async<'a>(
+        &'a self,
+        table: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(self.get(table, key))
+    }
+
+    fn scan_async<'a>(
+        &'a self,
+        table: &'a str,
+        prefix: &'a str,
+        start_after: Option<&'a str>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<(String, Vec<u8>)>, StoreError>> {
+        Box::pin(self.scan(table, prefix, start_after, limit))
+    }
+
+    fn apply(
+        &self,
+        writes: Vec<RowWrite>,
+        timestamp: i64,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.apply_writes(writes, timestamp))
+    }
+
+    fn load_checkpoint<'a>(
+        &'a self,
+        group: &'a str,
+        task: u32,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(async move {
+            let task = task_number(task)?;
+            self.blob(&self.inner.st.checkpoint_get, (group, task))
+                .await
+        })
+    }
+
+    fn save_checkpoint<'a>(
+        &'a self,
+        group: &'a str,
+        task: u32,
+        checkpoint: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let task = task_number(task)?;
+            self.exec(
+                &self.inner.st.checkpoint_put,
+                (group, task, checkpoint.as_slice()),
+            )
+            .await
+        })
+    }
+
+    fn claim<'a>(
+        &'a self,
+        table: &'a str,
+        key: &'a str,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        Box::pin(self.claim_row(table, key, value))
+    }
+
+    fn ready(&self) -> BoxFuture<'_, bool> {
+        Box::pin(self.ready_now())
+    }
+}

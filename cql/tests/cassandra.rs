@@ -1,0 +1,582 @@
+//! `CqlStore` and `migrate` against a real Cassandra (or ScyllaDB) at `PORCH_CQL`
+//! (default 127.0.0.1:9042; `scripts/engines up cassandra` starts one). No engine is a failure,
+//! not a skip. Each run works in a fresh keyspace `porch_test_<random>` and drops it at the end.
+
+use futures::FutureExt;
+use porch_cql::{migrate, CqlConfig, CqlStore};
+use porch_processors::store::{ProjectionStore, RowWrite, Store};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long to wait for the engine to answer before failing.
+const ENGINE_WAIT: Duration = Duration::from_secs(240);
+const HOUR: i64 = 3_600_000_000;
+
+fn put(table: &str, key: &str, value: &str) -> RowWrite {
+    RowWrite {
+        table: table.into(),
+        key: key.into(),
+        value: Some(value.as_bytes().to_vec()),
+    }
+}
+
+fn del(table: &str, key: &str) -> RowWrite {
+    RowWrite {
+        table: table.into(),
+        key: key.into(),
+        value: None,
+    }
+}
+
+fn keys(rows: &[(String, Vec<u8>)]) -> Vec<String> {
+    rows.iter().map(|(k, _)| k.clone()).collect()
+}
+
+fn text(v: Option<Vec<u8>>) -> Option<String> {
+    v.map(|v| String::from_utf8(v).unwrap())
+}
+
+fn test_config() -> CqlConfig {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let random = nanos ^ (u64::from(std::process::id()) << 40);
+    CqlConfig {
+        keyspace: format!("porch_test_{random:016x}"),
+        ..CqlConfig::from_env()
+    }
+}
+
+/// A session of our own, for setting up and inspecting what the store keeps.
+async fn admin_session(config: &CqlConfig) -> Session {
+    let started = Instant::now();
+    loop {
+        let attempt = async {
+            let session = SessionBuilder::new()
+                .known_nodes(&config.nodes)
+                .connection_timeout(Duration::from_secs(3))
+                .build()
+                .await
+                .map_err(|e| e.to_string())?;
+            session
+                .query_unpaged("SELECT release_version FROM system.local", ())
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(session)
+        };
+        match attempt.await {
+            Ok(session) => return session,
+            Err(e) if started.elapsed() < ENGINE_WAIT => {
+                eprintln!("waiting for Cassandra at {:?}: {e}", config.nodes);
+                tokio::time::sleep(Duration::from_secs(3)).await;
+            }
+            Err(e) => panic!(
+                "Cassandra does not answer at {:?} after {ENGINE_WAIT:?} ({e}); \
+                 start it with `scripts/engines up cassandra`",
+                config.nodes
+            ),
+        }
+    }
+}
+
+async fn count(admin: &Session, cql: String) -> usize {
+    admin
+        .query_unpaged(cql, ())
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .rows_num()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_on_cassandra() {
+    let config = test_config();
+    let admin = admin_session(&config).await;
+    let outcome = AssertUnwindSafe(scenario(&config, &admin))
+        .catch_unwind()
+        .await;
+    let dropped = admin
+        .query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", config.keyspace), ())
+        .await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    dropped.expect("dropping the test keyspace");
+}
+
+async fn scenario(config: &CqlConfig, admin: &Session) {
+    migrations(config, admin).await;
+    let store = CqlStore::connect(config).await.expect("connect");
+    assert!(store.ready().await, "ready");
+    point_rows(&store).await;
+    product_scoped_scans(&store).await;
+    history(&store).await;
+    product_list(&store, admin).await;
+    deadlines(&store, admin).await;
+    write_times(&store).await;
+    claims(&store).await;
+    checkpoints(&store).await;
+    blocking_reads(&store).await;
+}
+
+async fn migrations(config: &CqlConfig, admin: &Session) {
+    let ks = &config.keyspace;
+    assert_eq!(migrate(config).await.unwrap(), vec!["0001_store"]);
+    assert_eq!(
+        migrate(config).await.unwrap(),
+        Vec::<String>::new(),
+        "a second run applies nothing"
+    );
+    let (sum,): (String,) = admin
+        .query_unpaged(
+            format!("SELECT checksum FROM {ks}.schema_migrations WHERE version = 1"),
+            (),
+        )
+        .await
+        .unwrap()
+        .into_rows_result()
+        .unwrap()
+        .single_row()
+        .unwrap();
+    // As if the file had been edited after it was applied.
+    let set = |sum: String| {
+        admin.query_unpaged(
+            format!("UPDATE {ks}.schema_migrations SET checksum = ? WHERE version = 1"),
+            (sum,),
+        )
+    };
+    set("0000000000000000".into()).await.unwrap();
+    let err = migrate(config).await.unwrap_err().to_string();
+    assert!(err.contains("0001_store"), "{err}");
+    assert!(err.contains("changed"), "{err}");
+    set(sum).await.unwrap();
+    assert!(migrate(config).await.unwrap().is_empty());
+}
+
+async fn point_rows(store: &CqlStore) {
+    let rows = [
+        put("sku", "acme/SKU-1", "p1"),
+        put("variant", "acme/p1", "variants"),
+        put("offer", "acme/p1/o1", "offer"),
+        put("activation_deadline_of", "acme/p1", "due"),
+        put(
+            "activation_deadline",
+            &format!("{:020}/acme/p1", 7 * HOUR),
+            "",
+        ),
+    ];
+    store.apply(rows.to_vec(), 10).await.unwrap();
+    for w in &rows {
+        let got = store.get_async(&w.table, &w.key).await.unwrap();
+        assert_eq!(got, w.value, "{}/{}", w.table, w.key);
+    }
+    assert_eq!(store.get_async("sku", "acme/SKU-2").await.unwrap(), None);
+    assert_eq!(store.get_async("sku", "other/SKU-1").await.unwrap(), None);
+    store
+        .apply(rows.iter().map(|w| del(&w.table, &w.key)).collect(), 11)
+        .await
+        .unwrap();
+    for w in &rows {
+        assert_eq!(store.get_async(&w.table, &w.key).await.unwrap(), None);
+    }
+    assert!(
+        store.scan_async("sku", "acme/", None, 10).await.is_err(),
+        "point-lookup tables are not scanned"
+    );
+    assert!(store.scan_async("offer", "acme/", None, 10).await.is_err());
+}
+
+async fn product_scoped_scans(store: &CqlStore) {
+    let mut writes: Vec<RowWrite> = (1..=5)
+        .rev()
+        .map(|i| put("offer", &format!("acme/p1/o{i}"), &format!("v{i}")))
+        .collect();
+    writes.push(put("offer", "acme/p10/o1", "x"));
+    writes.push(put("offer", "acme/p2/o1", "x"));
+    writes.push(put("offer", "acme2/p1/o9", "x"));
+    writes.push(put("listing", "acme/p1/o1", "x"));
+    writes.push(put("inventory", "acme/p1/s1/SKU-1/DE", "a"));
+    writes.push(put("inventory", "acme/p1/s1/SKU-1/IN", "b"));
+    writes.push(put("inventory", "acme/p1/s10/SKU-1/DE", "c"));
+    writes.push(put("compliance", "acme/p1/DE", "ok"));
+    store.apply(writes, 20).await.unwrap();
+
+    let all = store
+        .scan_async("offer", "acme/p1/", None, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(&all),
+        (1..=5).map(|i| format!("acme/p1/o{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(all[2].1, b"v3");
+    let unbounded = store
+        .scan_async("offer", "acme/p1/", Some("acme/p1/o1"), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(unbounded.len(), 4);
+    let page = store
+        .scan_async("offer", "acme/p1/", Some("acme/p1/o2"), 2)
+        .await
+        .unwrap();
+    assert_eq!(keys(&page), ["acme/p1/o3", "acme/p1/o4"]);
+    let last = store
+        .scan_async("offer", "acme/p1/", Some("acme/p1/o5"), 2)
+        .await
+        .unwrap();
+    assert!(last.is_empty());
+    assert!(store
+        .scan_async("offer", "acme/p1/", None, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    let stock = store
+        .scan_async("inventory", "acme/p1/s1/", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(keys(&stock), ["acme/p1/s1/SKU-1/DE", "acme/p1/s1/SKU-1/IN"]);
+    let stock = store
+        .scan_async("inventory", "acme/p1/", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(stock.len(), 3);
+    assert_eq!(
+        keys(
+            &store
+                .scan_async("compliance", "acme/p1/", None, 10)
+                .await
+                .unwrap()
+        ),
+        ["acme/p1/DE"]
+    );
+    assert_eq!(
+        keys(
+            &store
+                .scan_async("listing", "acme/p1/", None, 10)
+                .await
+                .unwrap()
+        ),
+        ["acme/p1/o1"]
+    );
+}
+
+async fn history(store: &CqlStore) {
+    let at = [
+        1_700_000_000_000_003i64,
+        1_700_000_000_000_001,
+        1_700_000_000_000_002,
+    ];
+    let writes = at
+        .iter()
+        .flat_map(|t| {
+            ["e2", "e1"].map(|e| put("history", &format!("acme/p1/{t:020}/{e}"), &format!("{t}")))
+        })
+        .collect();
+    store.apply(writes, 30).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .scan_async("history", "acme/p1/", after.as_deref(), 4)
+            .await
+            .unwrap();
+        seen.extend(keys(&page));
+        if page.len() < 4 {
+            break;
+        }
+        after = page.last().map(|(k, _)| k.clone());
+    }
+    let mut want: Vec<String> = at
+        .iter()
+        .flat_map(|t| ["e1", "e2"].map(|e| format!("acme/p1/{t:020}/{e}")))
+        .collect();
+    want.sort();
+    assert_eq!(seen, want);
+}
+
+async fn product_list(store: &CqlStore, admin: &Session) {
+    // Inserted out of order, over several batches, beside another tenant's products.
+    let ids: Vec<String> = (0..40).map(|i| format!("p{:03}", (i * 17) % 40)).collect();
+    for chunk in ids.chunks(15) {
+        let writes = chunk
+            .iter()
+            .map(|id| put("product", &format!("acme/{id}"), &format!("state of {id}")))
+            .chain(std::iter::once(put("product", "acmf/p000", "other tenant")))
+            .collect();
+        store.apply(writes, 40).await.unwrap();
+    }
+    store
+        .apply(vec![put("product", "acm/p999", "other tenant")], 40)
+        .await
+        .unwrap();
+    let buckets = count(
+        admin,
+        format!(
+            "SELECT bucket FROM {}.product_list WHERE tenant = 'acme' AND bucket IN \
+             (0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15) PER PARTITION LIMIT 1",
+            store.keyspace()
+        ),
+    )
+    .await;
+    assert!(buckets > 4, "the products spread over buckets ({buckets})");
+
+    let mut want = ids.clone();
+    want.sort();
+    let want: Vec<String> = want.iter().map(|id| format!("acme/{id}")).collect();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .scan_async("product", "acme/", after.as_deref(), 7)
+            .await
+            .unwrap();
+        pages += 1;
+        for (k, v) in &page {
+            assert_eq!(
+                String::from_utf8(v.clone()).unwrap(),
+                format!("state of {}", &k["acme/".len()..])
+            );
+        }
+        seen.extend(keys(&page));
+        if page.len() < 7 {
+            break;
+        }
+        after = page.last().map(|(k, _)| k.clone());
+    }
+    assert_eq!(seen, want);
+    assert_eq!(pages, 6);
+
+    store
+        .apply(vec![del("product", "acme/p005")], 41)
+        .await
+        .unwrap();
+    assert_eq!(store.get_async("product", "acme/p005").await.unwrap(), None);
+    let page = store
+        .scan_async("product", "acme/", Some("acme/p003"), 3)
+        .await
+        .unwrap();
+    assert_eq!(keys(&page), ["acme/p004", "acme/p006", "acme/p007"]);
+    let narrow = store
+        .scan_async("product", "acme/p01", None, 100)
+        .await
+        .unwrap();
+    assert_eq!(keys(&narrow), want[10..20].to_vec());
+}
+
+async fn deadlines(store: &CqlStore, admin: &Session) {
+    const T: &str = "activation_deadline";
+    let due = |at: i64, p: &str| format!("{at:020}/acme/{p}");
+    let entries = [
+        due(HOUR + 5, "a"),
+        due(HOUR + 9, "b"),
+        due(3 * HOUR, "c"),
+        due(5 * HOUR + 1, "d"),
+    ];
+    store
+        .apply(entries.iter().rev().map(|k| put(T, k, "")).collect(), 50)
+        .await
+        .unwrap();
+    let first = store.scan_async(T, "", None, 2).await.unwrap();
+    assert_eq!(keys(&first), entries[..2].to_vec());
+    assert_eq!(first[0].1, b"");
+    let next = store
+        .scan_async(T, "", Some(&entries[1]), 10)
+        .await
+        .unwrap();
+    assert_eq!(keys(&next), entries[2..].to_vec());
+    let one = store
+        .scan_async(T, &format!("{:020}/", 3 * HOUR), None, 10)
+        .await
+        .unwrap();
+    assert_eq!(keys(&one), [entries[2].clone()]);
+
+    // The earliest hour empties: the scan starts later and forgets that hour.
+    store
+        .apply(vec![del(T, &entries[0]), del(T, &entries[1])], 51)
+        .await
+        .unwrap();
+    let rest = store.scan_async(T, "", None, 10).await.unwrap();
+    assert_eq!(keys(&rest), entries[2..].to_vec());
+    let index = format!(
+        "SELECT bucket FROM {}.bucket_index WHERE tbl = '{T}'",
+        store.keyspace()
+    );
+    // Hour 7 held an entry of `point_rows`, deleted there: it goes too.
+    assert_eq!(count(admin, index.clone()).await, 2);
+    // A new entry in that hour comes back first.
+    let again = due(HOUR + 7, "e");
+    store.apply(vec![put(T, &again, "")], 52).await.unwrap();
+    let all = store.scan_async(T, "", None, 10).await.unwrap();
+    assert_eq!(keys(&all), [again, entries[2].clone(), entries[3].clone()]);
+    assert_eq!(count(admin, index).await, 3);
+}
+
+async fn write_times(store: &CqlStore) {
+    let get = |k: &'static str| async move { text(store.get_async("command", k).await.unwrap()) };
+    store
+        .apply(vec![put("command", "acme/c1", "new")], 200)
+        .await
+        .unwrap();
+    store
+        .apply(vec![put("command", "acme/c1", "old")], 100)
+        .await
+        .unwrap();
+    assert_eq!(get("acme/c1").await.as_deref(), Some("new"), "older put");
+    store
+        .apply(vec![del("command", "acme/c1")], 150)
+        .await
+        .unwrap();
+    assert_eq!(get("acme/c1").await.as_deref(), Some("new"), "older delete");
+    store
+        .apply(vec![put("command", "acme/c1", "new")], 200)
+        .await
+        .unwrap();
+    assert_eq!(
+        get("acme/c1").await.as_deref(),
+        Some("new"),
+        "same batch again"
+    );
+    store
+        .apply(vec![del("command", "acme/c1")], 300)
+        .await
+        .unwrap();
+    store
+        .apply(vec![put("command", "acme/c1", "late")], 250)
+        .await
+        .unwrap();
+    assert_eq!(get("acme/c1").await, None, "a put older than the delete");
+
+    // Within one batch the last write of a row wins, whatever CQL does with equal times.
+    store
+        .apply(
+            vec![
+                put("command", "acme/c2", "b"),
+                put("command", "acme/c2", "a"),
+            ],
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(get("acme/c2").await.as_deref(), Some("a"));
+    store
+        .apply(
+            vec![del("command", "acme/c3"), put("command", "acme/c3", "z")],
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(get("acme/c3").await.as_deref(), Some("z"));
+
+    // The product list follows the product row's write times.
+    store
+        .apply(vec![put("product", "zeta/p1", "v")], 200)
+        .await
+        .unwrap();
+    store
+        .apply(vec![del("product", "zeta/p1")], 100)
+        .await
+        .unwrap();
+    let listed = store
+        .scan_async("product", "zeta/", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(keys(&listed), ["zeta/p1"]);
+    store
+        .apply(vec![del("product", "zeta/p1")], 300)
+        .await
+        .unwrap();
+    assert!(store
+        .scan_async("product", "zeta/", None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn claims(store: &CqlStore) {
+    for table in [
+        "idempotency",
+        "sku",
+        "offer_key",
+        "offer_ref",
+        "product_id",
+        "reservation",
+        "location",
+        "command",
+    ] {
+        let key = format!("acme/{table}-claimed");
+        assert_eq!(
+            store.claim(table, &key, b"first".to_vec()).await.unwrap(),
+            None,
+            "{table}"
+        );
+        assert_eq!(
+            store.claim(table, &key, b"second".to_vec()).await.unwrap(),
+            Some(b"first".to_vec()),
+            "{table}"
+        );
+        assert_eq!(
+            store.get_async(table, &key).await.unwrap(),
+            Some(b"first".to_vec())
+        );
+    }
+    assert_eq!(
+        store
+            .claim("product_id", "acme/empty", Vec::new())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .claim("product_id", "acme/empty", b"x".to_vec())
+            .await
+            .unwrap(),
+        Some(Vec::new())
+    );
+    assert!(store
+        .claim("offer", "acme/p1/o1", b"x".to_vec())
+        .await
+        .is_err());
+}
+
+async fn checkpoints(store: &CqlStore) {
+    assert_eq!(store.load_checkpoint("offer", 3).await.unwrap(), None);
+    store
+        .save_checkpoint("offer", 3, b"offset 10".to_vec())
+        .await
+        .unwrap();
+    store
+        .save_checkpoint("offer", 3, b"offset 12".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_checkpoint("offer", 3).await.unwrap(),
+        Some(b"offset 12".to_vec())
+    );
+    assert_eq!(store.load_checkpoint("offer", 4).await.unwrap(), None);
+    assert_eq!(store.load_checkpoint("listing", 3).await.unwrap(), None);
+}
+
+async fn blocking_reads(store: &CqlStore) {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let store: &dyn Store = &store;
+        assert_eq!(
+            store.get_raw("offer", "acme/p1/o1").unwrap(),
+            Some(b"v1".to_vec())
+        );
+        let rows = store
+            .scan_raw("offer", "acme/p1/", Some("acme/p1/o1"), 1)
+            .unwrap();
+        assert_eq!(keys(&rows), ["acme/p1/o2"]);
+        let products = store.scan_raw("product", "acme/", None, 2).unwrap();
+        assert_eq!(keys(&products), ["acme/p000", "acme/p001"]);
+    })
+    .await
+    .unwrap();
+}

@@ -1,0 +1,765 @@
+//! The distributed runtime: a processor as one member of a Kafka consumer group, its state in
+//! ScyllaDB (or Cassandra), exactly-once by Kafka transactions (EOS v2).
+//!
+//! A task is one partition number of every input topic (the topics are co-partitioned, and the
+//! group uses the broker's range assignor, so a member owns whole tasks). One turn of the loop:
+//! 1. poll records; group them by task; a task first assigned to this member is *recovered*;
+//! 2. decide each task's records against the store, buffering row writes and output records in
+//!    a [`DistTxn`] (the same `process_batch` the embedded runtime runs);
+//! 3. save each task's [`Checkpoint`] (writes, records, next input offsets) in the store;
+//! 4. apply the row writes, with the checkpoint's id as their write time;
+//! 5. in one Kafka transaction: produce the records, send the input offsets (each carrying the
+//!    checkpoint id as metadata), commit.
+//!
+//! No input offset is committed before its projection rows are written. A crash after 3 leaves a
+//! checkpoint whose id is not the committed offsets' metadata: recovery finishes it (4 and 5
+//! again, idempotent) instead of deciding the batch anew, so the store and the changelog agree.
+
+use crate::checkpoint::{Checkpoint, OutRecord};
+use crate::runtime::{process_batch, Processor, RuntimeConfig};
+use crate::store::{ProjectionStore, RowWrite, StoreError};
+use porch_schemas::Codec;
+use porch_topics::kafka_admin::KafkaConfig;
+use porch_topics::{partition_for, Append, BatchTxn, LogError, LogRecord};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What a role reports on /readyz and /metrics.
+#[derive(Default)]
+pub struct Health {
+    /// Up to date with its dependencies: the last turn reached the store and Kafka.
+    pub ready: AtomicBool,
+    pub batches: AtomicU64,
+    pub records: AtomicU64,
+    pub failures: AtomicU64,
+    pub recoveries: AtomicU64,
+    pub tasks: AtomicU64,
+}
+
+/// One task's batch: reads through to the store, buffers everything it writes.
+pub struct DistTxn<'s> {
+    store: &'s dyn ProjectionStore,
+    handle: &'s tokio::runtime::Handle,
+    now: i64,
+    task: u32,
+    partitions: u32,
+    overlay: BTreeMap<(String, String), Option<Vec<u8>>>,
+    records: Vec<OutRecord>,
+    positions: BTreeMap<(String, u32), u64>,
+}
+
+fn store_err(e: StoreError) -> LogError {
+    LogError::Aborted(e.to_string())
+}
+
+impl<'s> DistTxn<'s> {
+    fn new(
+        store: &'s dyn ProjectionStore,
+        handle: &'s tokio::runtime::Handle,
+        now: i64,
+        task: u32,
+        partitions: u32,
+    ) -> Self {
+        Self {
+            store,
+            handle,
+            now,
+            task,
+            partitions,
+            overlay: BTreeMap::new(),
+            records: Vec::new(),
+            positions: BTreeMap::new(),
+        }
+    }
+
+    fn into_checkpoint(self, id: i64) -> Checkpoint {
+        Checkpoint {
+            id,
+            offsets: self
+                .positions
+                .into_iter()
+                .map(|((t, p), n)| (t, p, n))
+                .collect(),
+            writes: self
+                .overlay
+                .into_iter()
+                .map(|((table, key), value)| RowWrite { table, key, value })
+                .collect(),
+            records: self.records,
+        }
+    }
+
+    /// Whether a row key belongs to this task: keys that start with a tenant and a product
+    /// belong to that product's partition. Scans with an empty prefix (timers) see only the
+    /// task's own rows, whose `<tenant>/<product>` follows the first key part.
+    fn owns_timer_row(&self, key: &str) -> bool {
+        let mut parts = key.splitn(4, '/');
+        let (_, Some(tenant), Some(product)) = (parts.next(), parts.next(), parts.next()) else {
+            return false;
+        };
+        let k = porch_topics::product_key(tenant, product);
+        partition_for(k.as_bytes(), self.partitions) == self.task
+    }
+}
+
+impl BatchTxn for DistTxn<'_> {
+    fn now(&self) -> i64 {
+        self.now
+    }
+
+    fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, LogError> {
+        if let Some(v) = self.overlay.get(&(table.to_string(), key.to_string())) {
+            return Ok(v.clone());
+        }
+        self.handle
+            .block_on(self.store.get_async(table, key))
+            .map_err(store_err)
+    }
+
+    fn put(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), LogError> {
+        self.overlay
+            .insert((table.to_string(), key.to_string()), Some(value.to_vec()));
+        Ok(())
+    }
+
+    fn remove(&mut self, table: &str, key: &str) -> Result<(), LogError> {
+        self.overlay
+            .insert((table.to_string(), key.to_string()), None);
+        Ok(())
+    }
+
+    fn scan(
+        &self,
+        table: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, LogError> {
+        let timers = prefix.is_empty();
+        let mut merged: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+        let mut after: Option<String> = None;
+        // Read pages until `limit` rows survive the overlay and the task filter.
+        loop {
+            let page = self
+                .handle
+                .block_on(
+                    self.store
+                        .scan_async(table, prefix, after.as_deref(), limit.max(64)),
+                )
+                .map_err(store_err)?;
+            let full = page.len() >= limit.max(64);
+            after = page.last().map(|(k, _)| k.clone());
+            for (k, v) in page {
+                if !timers || self.owns_timer_row(&k) {
+                    merged.insert(k, Some(v));
+                }
+            }
+            let live = merged.values().filter(|v| v.is_some()).count();
+            if !full || live >= limit + self.overlay.len() {
+                break;
+            }
+        }
+        for ((t, k), v) in self
+            .overlay
+            .range((table.to_string(), prefix.to_string())..)
+        {
+            if t != table || !k.starts_with(prefix) {
+                break;
+            }
+            merged.insert(k.clone(), v.clone());
+        }
+        Ok(merged
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k, v)))
+            .take(limit)
+            .collect())
+    }
+
+    fn append(&mut self, rec: Append<'_>) -> Result<(), LogError> {
+        let p = partition_for(rec.key, self.partitions);
+        self.append_to(p, rec)
+    }
+
+    fn append_to(&mut self, partition: u32, rec: Append<'_>) -> Result<(), LogError> {
+        self.records.push(OutRecord {
+            topic: rec.topic.to_string(),
+            partition,
+            key: rec.key.to_vec(),
+            value: rec.value.to_vec(),
+            headers: rec.headers,
+        });
+        Ok(())
+    }
+
+    fn commit_position(
+        &mut self,
+        _group: &str,
+        topic: &str,
+        partition: u32,
+        next: u64,
+    ) -> Result<(), LogError> {
+        self.positions.insert((topic.to_string(), partition), next);
+        Ok(())
+    }
+}
+
+/// Rebalance events, handed from librdkafka's callbacks (run inside `poll`) to the loop.
+#[derive(Default)]
+struct Assignment {
+    /// Partitions assigned since the loop last looked.
+    added: Vec<(String, u32)>,
+    /// Partitions revoked or lost since the loop last looked.
+    removed: Vec<(String, u32)>,
+}
+
+struct GroupContext {
+    assignment: Mutex<Assignment>,
+    prefix: String,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut a = self.assignment.lock().expect("assignment lock");
+            for e in tpl.elements() {
+                let t = e.topic().strip_prefix(&self.prefix).unwrap_or(e.topic());
+                a.removed.push((t.to_string(), e.partition() as u32));
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(tpl) = rebalance {
+            let mut a = self.assignment.lock().expect("assignment lock");
+            for e in tpl.elements() {
+                let t = e.topic().strip_prefix(&self.prefix).unwrap_or(e.topic());
+                a.added.push((t.to_string(), e.partition() as u32));
+            }
+        }
+    }
+}
+
+type GroupConsumer = BaseConsumer<GroupContext>;
+
+/// Runs one processor as a member of its consumer group until `stop` is set.
+pub struct DistributedRuntime {
+    pub kafka: KafkaConfig,
+    pub store: Arc<dyn ProjectionStore>,
+    pub codec: Arc<Codec>,
+    pub handle: tokio::runtime::Handle,
+    pub config: RuntimeConfig,
+    pub partitions: u32,
+    pub stop: Arc<AtomicBool>,
+    pub health: Arc<Health>,
+    /// This member's stable name within its group: its transactional id is `<group>-<instance>`,
+    /// so a restarted member fences its predecessor and aborts what it left open at once.
+    pub instance: String,
+}
+
+/// A task's state in this member.
+#[derive(Default)]
+struct Task {
+    recovered: bool,
+    /// Next offset to handle, per input (topic, partition); records below are skipped.
+    next: HashMap<(String, u32), u64>,
+    /// Poison records found in the batch being decided.
+    poison: HashMap<(String, u32, u64), String>,
+    /// Id of the task's last checkpoint (ids increase per task).
+    last_id: i64,
+}
+
+impl DistributedRuntime {
+    pub fn run(&self, p: Arc<dyn Processor>) -> anyhow::Result<()> {
+        let group = format!("{}{}", self.kafka.topic_prefix, p.name());
+        let inputs = p.inputs();
+        let consumer = self.consumer(&group)?;
+        let physical: Vec<String> = inputs.iter().map(|t| self.kafka.physical(t)).collect();
+        let refs: Vec<&str> = physical.iter().map(String::as_str).collect();
+        consumer.subscribe(&refs)?;
+        let mut producer = self.producer(&group)?;
+        let mut tasks: BTreeMap<u32, Task> = BTreeMap::new();
+        let mut last_timers = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        tracing::info!(processor = p.name(), group = %group, "joining the consumer group");
+        while !self.stop.load(Ordering::Relaxed) {
+            let polled = self.poll_batch(&consumer);
+            self.track_assignment(&consumer, &mut tasks);
+            let records = match polled {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "poll failed");
+                    std::thread::sleep(backoff);
+                    continue;
+                }
+            };
+            let timers_due = p.has_timers() && last_timers.elapsed() >= self.config.idle_wait;
+            if timers_due {
+                last_timers = Instant::now();
+            }
+            if records.is_empty() && !timers_due {
+                self.health.ready.store(true, Ordering::Relaxed);
+                continue;
+            }
+            match self.turn(
+                &consumer,
+                &mut producer,
+                &group,
+                p.as_ref(),
+                &mut tasks,
+                records,
+                timers_due,
+            ) {
+                Ok(()) => {
+                    backoff = Duration::from_millis(100);
+                    self.health.ready.store(true, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.health.ready.store(false, Ordering::Relaxed);
+                    self.health.failures.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(processor = p.name(), error = %e, "turn failed; tasks will recover and retry");
+                    for t in tasks.values_mut() {
+                        t.recovered = false;
+                    }
+                    if e.fatal_producer {
+                        match self.producer(&group) {
+                            Ok(np) => producer = np,
+                            Err(e) => tracing::error!(error = %e, "cannot recreate the producer"),
+                        }
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        consumer.unsubscribe();
+        Ok(())
+    }
+
+    fn consumer(&self, group: &str) -> anyhow::Result<GroupConsumer> {
+        let mut cfg = self.kafka.client_config();
+        cfg.set("group.id", group)
+            .set("group.protocol", "consumer")
+            .set("group.remote.assignor", "range")
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "50");
+        let ctx = GroupContext {
+            assignment: Mutex::default(),
+            prefix: self.kafka.topic_prefix.clone(),
+        };
+        Ok(cfg.create_with_context(ctx)?)
+    }
+
+    fn producer(&self, group: &str) -> anyhow::Result<BaseProducer> {
+        let mut cfg = self.kafka.client_config();
+        cfg.set("transactional.id", format!("{group}-{}", self.instance))
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            // Bounds how long an open transaction of a member that died and never came back
+            // holds read_committed readers at its partitions' last stable offset.
+            .set("transaction.timeout.ms", "15000");
+        let producer: BaseProducer = cfg.create()?;
+        producer.init_transactions(KAFKA_TIMEOUT)?;
+        Ok(producer)
+    }
+
+    /// Polls up to a batch of records: waits for the first, then takes what is already there.
+    fn poll_batch(&self, consumer: &GroupConsumer) -> Result<Vec<LogRecord>, KafkaError> {
+        let mut out = Vec::new();
+        let mut wait = Duration::from_millis(100);
+        while out.len() < self.config.max_batch {
+            match consumer.poll(wait) {
+                None => break,
+                Some(Err(e)) => {
+                    if out.is_empty() {
+                        return Err(e);
+                    }
+                    break;
+                }
+                Some(Ok(m)) => {
+                    let topic = m
+                        .topic()
+                        .strip_prefix(&self.kafka.topic_prefix)
+                        .unwrap_or(m.topic())
+                        .to_string();
+                    let headers = m
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.push(LogRecord {
+                        topic,
+                        partition: m.partition() as u32,
+                        offset: m.offset() as u64,
+                        timestamp: m.timestamp().to_millis().unwrap_or(0) * 1000,
+                        key: m.key().unwrap_or_default().to_vec(),
+                        value: m.payload().unwrap_or_default().to_vec(),
+                        headers,
+                    });
+                    wait = Duration::ZERO;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn track_assignment(&self, consumer: &GroupConsumer, tasks: &mut BTreeMap<u32, Task>) {
+        let mut a = consumer
+            .context()
+            .assignment
+            .lock()
+            .expect("assignment lock");
+        for (topic, partition) in a.removed.drain(..) {
+            if let Some(t) = tasks.get_mut(&partition) {
+                t.next.remove(&(topic, partition));
+                if t.next.is_empty() {
+                    tasks.remove(&partition);
+                }
+            }
+        }
+        for (topic, partition) in a.added.drain(..) {
+            let t = tasks.entry(partition).or_default();
+            t.recovered = false;
+            t.next.entry((topic, partition)).or_insert(0);
+        }
+        self.health
+            .tasks
+            .store(tasks.len() as u64, Ordering::Relaxed);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn turn(
+        &self,
+        consumer: &GroupConsumer,
+        producer: &mut BaseProducer,
+        group: &str,
+        p: &dyn Processor,
+        tasks: &mut BTreeMap<u32, Task>,
+        records: Vec<LogRecord>,
+        timers_due: bool,
+    ) -> Result<(), TurnError> {
+        // Tasks first assigned (or failed) finish their last checkpoint before anything else.
+        let unrecovered: Vec<u32> = tasks
+            .iter()
+            .filter(|(_, t)| !t.recovered)
+            .map(|(k, _)| *k)
+            .collect();
+        for task in unrecovered {
+            self.recover(consumer, producer, group, task, tasks)?;
+        }
+        let mut by_task: BTreeMap<u32, Vec<LogRecord>> = BTreeMap::new();
+        for r in records {
+            let Some(t) = tasks.get(&r.partition) else {
+                continue; // revoked while polled
+            };
+            let next = t
+                .next
+                .get(&(r.topic.clone(), r.partition))
+                .copied()
+                .unwrap_or(0);
+            if r.offset < next {
+                continue; // already handled by a recovered checkpoint
+            }
+            by_task.entry(r.partition).or_default().push(r);
+        }
+        if timers_due {
+            for task in tasks.keys() {
+                by_task.entry(*task).or_default();
+            }
+        }
+        let mut checkpoints = Vec::new();
+        let mut handled = 0u64;
+        for (task_id, batch) in by_task {
+            let task = tasks.get_mut(&task_id).expect("task exists");
+            let id = (porch_schemas::now_micros()).max(task.last_id + 1);
+            let txn = loop {
+                let mut txn =
+                    DistTxn::new(&*self.store, &self.handle, id, task_id, self.partitions);
+                match process_batch(&mut txn, &self.codec, p, &batch, timers_due, &task.poison) {
+                    Ok(()) => break txn,
+                    Err(LogError::Poison {
+                        topic,
+                        partition,
+                        offset,
+                        reason,
+                    }) => {
+                        task.poison.insert((topic, partition, offset), reason);
+                    }
+                    Err(e) => return Err(TurnError::store(e.to_string())),
+                }
+            };
+            task.poison.clear();
+            if txn.records.is_empty() && txn.overlay.is_empty() && txn.positions.is_empty() {
+                continue; // timers with nothing due
+            }
+            handled += batch.len() as u64;
+            let mut cp = txn.into_checkpoint(id);
+            // A timer-only batch still names the task's input positions, so that its id is
+            // committed as their metadata and recovery can tell whether it was committed.
+            for ((topic, partition), next) in &task.next {
+                if !cp
+                    .offsets
+                    .iter()
+                    .any(|(t, p, _)| t == topic && p == partition)
+                    && *next > 0
+                {
+                    cp.offsets.push((topic.clone(), *partition, *next));
+                }
+            }
+            if cp.offsets.is_empty() {
+                tracing::debug!(
+                    task = task_id,
+                    "timer output with no input position yet; deferred"
+                );
+                continue;
+            }
+            checkpoints.push((task_id, cp));
+        }
+        if checkpoints.is_empty() {
+            return Ok(());
+        }
+        // 3. Checkpoints first: after this the batch is decided.
+        self.handle
+            .block_on(futures_join(checkpoints.iter().map(|(task, cp)| {
+                self.store.save_checkpoint(group, *task, cp.encode())
+            })))
+            .map_err(|e| TurnError::store(e.to_string()))?;
+        for (task, cp) in &checkpoints {
+            let t = tasks.get_mut(task).expect("task exists");
+            t.last_id = cp.id;
+        }
+        self.finish(consumer, producer, &checkpoints)?;
+        for (task, cp) in &checkpoints {
+            let t = tasks.get_mut(task).expect("task exists");
+            for (topic, partition, next) in &cp.offsets {
+                t.next.insert((topic.clone(), *partition), *next);
+            }
+        }
+        self.health.batches.fetch_add(1, Ordering::Relaxed);
+        self.health.records.fetch_add(handled, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Steps 4 and 5 for decided checkpoints: rows, then one Kafka transaction.
+    fn finish(
+        &self,
+        consumer: &GroupConsumer,
+        producer: &BaseProducer,
+        checkpoints: &[(u32, Checkpoint)],
+    ) -> Result<(), TurnError> {
+        self.handle
+            .block_on(futures_join(
+                checkpoints
+                    .iter()
+                    .map(|(_, cp)| self.store.apply(cp.writes.clone(), cp.id)),
+            ))
+            .map_err(|e| TurnError::store(e.to_string()))?;
+        producer.begin_transaction().map_err(TurnError::kafka)?;
+        let result = (|| {
+            let mut offsets = TopicPartitionList::new();
+            for (_, cp) in checkpoints {
+                for r in &cp.records {
+                    self.send(producer, r)?;
+                }
+                for (topic, partition, next) in &cp.offsets {
+                    offsets.add_partition_offset(
+                        &self.kafka.physical(topic),
+                        *partition as i32,
+                        Offset::Offset(*next as i64),
+                    )?;
+                    if let Some(mut e) =
+                        offsets.find_partition(&self.kafka.physical(topic), *partition as i32)
+                    {
+                        e.set_metadata(cp.id.to_string());
+                    }
+                }
+            }
+            let meta = consumer
+                .group_metadata()
+                .ok_or_else(|| KafkaError::Subscription("no group metadata".into()))?;
+            producer.send_offsets_to_transaction(&offsets, &meta, KAFKA_TIMEOUT)?;
+            producer.commit_transaction(KAFKA_TIMEOUT)
+        })();
+        if let Err(e) = result {
+            let err = TurnError::kafka(e);
+            if !err.fatal_producer {
+                let _ = producer.abort_transaction(KAFKA_TIMEOUT);
+            }
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    fn send(&self, producer: &BaseProducer, r: &OutRecord) -> Result<(), KafkaError> {
+        let topic = self.kafka.physical(&r.topic);
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v),
+            });
+        }
+        let mut record = BaseRecord::to(&topic)
+            .partition(r.partition as i32)
+            .key(&r.key)
+            .payload(&r.value)
+            .headers(headers);
+        loop {
+            match producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    rec,
+                )) => {
+                    producer.poll(Duration::from_millis(10));
+                    record = rec;
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+    }
+
+    /// Brings a task's projection up to its changelog: a checkpoint saved but not committed is
+    /// finished (rows re-applied, records and offsets committed); then reading resumes at the
+    /// committed offsets.
+    fn recover(
+        &self,
+        consumer: &GroupConsumer,
+        producer: &mut BaseProducer,
+        group: &str,
+        task_id: u32,
+        tasks: &mut BTreeMap<u32, Task>,
+    ) -> Result<(), TurnError> {
+        let task = tasks.get_mut(&task_id).expect("task exists");
+        let mut wanted = TopicPartitionList::new();
+        for (topic, partition) in task.next.keys() {
+            wanted.add_partition(&self.kafka.physical(topic), *partition as i32);
+        }
+        let committed = consumer
+            .committed_offsets(wanted, KAFKA_TIMEOUT)
+            .map_err(TurnError::kafka)?;
+        let mut metadata_ids = BTreeSet::new();
+        let mut next: HashMap<(String, u32), u64> = HashMap::new();
+        for e in committed.elements() {
+            let topic = e
+                .topic()
+                .strip_prefix(&self.kafka.topic_prefix)
+                .unwrap_or(e.topic())
+                .to_string();
+            if let Offset::Offset(o) = e.offset() {
+                next.insert((topic, e.partition() as u32), o as u64);
+                if let Ok(id) = e.metadata().parse::<i64>() {
+                    metadata_ids.insert(id);
+                }
+            }
+        }
+        let saved = self
+            .handle
+            .block_on(self.store.load_checkpoint(group, task_id))
+            .map_err(|e| TurnError::store(e.to_string()))?;
+        if let Some(bytes) = saved {
+            let cp = Checkpoint::decode(&bytes)
+                .map_err(|e| TurnError::store(format!("checkpoint of task {task_id}: {e}")))?;
+            let committed_here = cp.offsets.iter().any(|(t, p, _)| {
+                next.contains_key(&(t.clone(), *p)) && metadata_ids.contains(&cp.id)
+            });
+            task.last_id = task.last_id.max(cp.id);
+            if !committed_here {
+                tracing::info!(
+                    task = task_id,
+                    checkpoint = cp.id,
+                    records = cp.records.len(),
+                    "finishing an uncommitted checkpoint"
+                );
+                self.health.recoveries.fetch_add(1, Ordering::Relaxed);
+                let one = [(task_id, cp)];
+                self.finish(consumer, producer, &one)?;
+                for (topic, partition, n) in &one[0].1.offsets {
+                    next.insert((topic.clone(), *partition), *n);
+                }
+            }
+        }
+        // Resume at the committed offsets (records already fetched below them are skipped).
+        let mut seek = TopicPartitionList::new();
+        for ((topic, partition), n) in &next {
+            let _ = seek.add_partition_offset(
+                &self.kafka.physical(topic),
+                *partition as i32,
+                Offset::Offset(*n as i64),
+            );
+        }
+        if seek.count() > 0 {
+            if let Err(e) = consumer.seek_partitions(seek, KAFKA_TIMEOUT) {
+                tracing::warn!(task = task_id, error = %e, "seek after recovery failed");
+            }
+        }
+        for (k, v) in task.next.iter_mut() {
+            *v = next.get(k).copied().unwrap_or(0);
+        }
+        task.recovered = true;
+        Ok(())
+    }
+}
+
+/// Why a turn failed.
+#[derive(Debug)]
+pub struct TurnError {
+    message: String,
+    /// The producer cannot go on (fenced or fatal): make a new one.
+    fatal_producer: bool,
+}
+
+impl TurnError {
+    fn store(message: String) -> Self {
+        Self {
+            message: format!("store: {message}"),
+            fatal_producer: false,
+        }
+    }
+    fn kafka(e: KafkaError) -> Self {
+        let fatal = match &e {
+            KafkaError::Transaction(t) => {
+                t.is_fatal() || !t.txn_requires_abort() && !t.is_retriable()
+            }
+            _ => false,
+        };
+        Self {
+            message: format!("kafka: {e}"),
+            fatal_producer: fatal,
+        }
+    }
+}
+
+impl std::fmt::Display for TurnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Runs store futures concurrently; the first error wins.
+async fn futures_join<'a, I>(futs: I) -> Result<(), StoreError>
+where
+    I: IntoIterator<Item = crate::store::BoxFuture<'a, Result<(), StoreError>>>,
+{
+    let handles: Vec<_> = futs.into_iter().collect();
+    for r in futures::future::join_all(handles).await {
+        r?;
+    }
+    Ok(())
+}

@@ -1,0 +1,321 @@
+//! What the ingest API stands on in the distributed mode: commands produced to Kafka, claims
+//! and statuses in the store, topics read back from Kafka with read_committed.
+
+use crate::store::*;
+use porch_schemas::*;
+use porch_topics::kafka_admin::KafkaConfig;
+use porch_topics::kafka_read::TopicReader as KafkaReader;
+use porch_topics::{commands_topic, partition_for, product_key, Catalogue};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Rows of commands produced, or about to be: `tenant/command` → the encoded command (kept
+/// until it is on its topic, so that a retry with the same Idempotency-Key can finish it).
+pub const COMMAND_PENDING: &str = "command_pending";
+
+/// The ingest side of the distributed mode.
+pub struct DistributedSink {
+    store: Arc<dyn ProjectionStore>,
+    codec: Arc<Codec>,
+    kafka: KafkaConfig,
+    producer: FutureProducer,
+    partitions: u32,
+}
+
+impl DistributedSink {
+    pub fn new(
+        store: Arc<dyn ProjectionStore>,
+        codec: Arc<Codec>,
+        kafka: KafkaConfig,
+        partitions: u32,
+    ) -> anyhow::Result<Self> {
+        let mut cfg = kafka.client_config();
+        cfg.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "2")
+            .set("message.timeout.ms", "30000");
+        let producer = cfg.create()?;
+        Ok(Self {
+            store,
+            codec,
+            kafka,
+            producer,
+            partitions,
+        })
+    }
+
+    async fn produce(&self, record: &CommandRecord, bytes: &[u8]) -> Result<(), StoreError> {
+        let env = &record.envelope;
+        let topic = self
+            .kafka
+            .physical(&commands_topic(record.command.module()));
+        let key = product_key(env.tenant.as_str(), record.command.product_id().as_str());
+        let partition = partition_for(key.as_bytes(), self.partitions);
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "correlation_id",
+            value: Some(env.correlation_id.as_bytes()),
+        });
+        self.producer
+            .send(
+                FutureRecord::to(&topic)
+                    .partition(partition as i32)
+                    .key(key.as_bytes())
+                    .payload(bytes)
+                    .headers(headers),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| StoreError::Backend(format!("producing to {topic}: {e}")))?;
+        Ok(())
+    }
+
+    async fn put(&self, table: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
+        let write = RowWrite {
+            table: table.into(),
+            key: key.into(),
+            value,
+        };
+        self.store.apply(vec![write], now_micros()).await
+    }
+
+    /// A command whose Idempotency-Key was seen: if its first attempt stopped before the
+    /// command reached its topic, finish that attempt now.
+    async fn finish_earlier(
+        &self,
+        tenant: &str,
+        command_id: &CommandId,
+    ) -> Result<bool, StoreError> {
+        let k = key(&[tenant, command_id.as_str()]);
+        let Some(bytes) = self.store.get_async(COMMAND_PENDING, &k).await? else {
+            return Ok(false);
+        };
+        if bytes.is_empty() {
+            return Ok(true); // produced
+        }
+        let record = self
+            .codec
+            .decode_command(&bytes)
+            .map_err(|e| StoreError::Backend(format!("pending command {k}: {e}")))?;
+        self.produce(&record, &bytes).await?;
+        self.put(COMMAND_PENDING, &k, Some(Vec::new())).await?;
+        Ok(true)
+    }
+
+    async fn submit_new(&self, s: Submission) -> Result<SubmitOutcome, StoreError> {
+        let env = &s.record.envelope;
+        let tenant = env.tenant.as_str();
+        let command_key = key(&[tenant, env.command_id.as_str()]);
+        if let Some(ik) = &s.idempotency_key {
+            let ik = key(&[tenant, ik]);
+            let record = IdempotencyRecord {
+                command_id: env.command_id.clone(),
+                request_hash: s.request_hash.clone(),
+            };
+            let value = serde_json::to_vec(&record).expect("idempotency record serialises");
+            if let Some(existing) = self.store.claim(tables::IDEMPOTENCY, &ik, value).await? {
+                let prev: IdempotencyRecord = serde_json::from_slice(&existing)
+                    .map_err(|e| StoreError::Backend(format!("idempotency row {ik}: {e}")))?;
+                if prev.request_hash != s.request_hash {
+                    return Ok(SubmitOutcome::Conflict(Reason::on_field(
+                        "IDEMPOTENCY_KEY_REUSED",
+                        "Idempotency-Key",
+                        "this Idempotency-Key was used for a different request",
+                    )));
+                }
+                if self.finish_earlier(tenant, &prev.command_id).await? {
+                    return Ok(SubmitOutcome::Replayed {
+                        command_id: prev.command_id,
+                    });
+                }
+                // The first attempt stopped before writing anything else: carry it out now,
+                // under the command id it was given.
+                let mut again = s.clone();
+                again.idempotency_key = None;
+                again.record.envelope.command_id = prev.command_id;
+                return Box::pin(self.submit_new(again)).await;
+            }
+        } else if self
+            .store
+            .get_async(tables::COMMAND, &command_key)
+            .await?
+            .is_some()
+        {
+            return Ok(SubmitOutcome::Replayed {
+                command_id: env.command_id.clone(),
+            });
+        }
+        // Claims, each a lightweight transaction; a refused one releases those taken before.
+        let mut taken: Vec<RowWrite> = Vec::new();
+        for claim in &s.claims {
+            let rows = claim.rows(tenant);
+            let first = &rows[0];
+            let existing = self
+                .store
+                .claim(
+                    &first.table,
+                    &first.key,
+                    first.value.clone().unwrap_or_default(),
+                )
+                .await?;
+            if let Some(reason) = existing.and_then(|e| claim.conflict(&e)) {
+                let release = taken
+                    .into_iter()
+                    .map(|w| RowWrite { value: None, ..w })
+                    .collect();
+                self.store.apply(release, now_micros()).await?;
+                return Ok(SubmitOutcome::Conflict(reason));
+            }
+            taken.push(first.clone());
+            if rows.len() > 1 {
+                self.store.apply(rows[1..].to_vec(), now_micros()).await?;
+            }
+        }
+        let topic = commands_topic(s.record.command.module());
+        let bytes = self
+            .codec
+            .encode_command(&topic, &s.record)
+            .map_err(|e| StoreError::Backend(format!("encoding command: {e}")))?;
+        let product = s.record.command.product_id();
+        let status = CommandStatus {
+            command_id: env.command_id.clone(),
+            command_type: s.record.command.type_name().to_string(),
+            status: CommandState::Accepted,
+            aggregate_id: env.aggregate_id.clone(),
+            product_id: product.clone(),
+            reasons: vec![],
+            events: vec![],
+            accepted_at: now_micros(),
+            completed_at: None,
+        };
+        // Status and the pending command before the record: the processor's outcome is
+        // always written after (and so with a later write time than) ACCEPTED.
+        self.store
+            .apply(
+                vec![
+                    RowWrite {
+                        table: tables::COMMAND.into(),
+                        key: command_key.clone(),
+                        value: Some(serde_json::to_vec(&status).expect("status serialises")),
+                    },
+                    RowWrite {
+                        table: COMMAND_PENDING.into(),
+                        key: command_key.clone(),
+                        value: Some(bytes.clone()),
+                    },
+                ],
+                now_micros(),
+            )
+            .await?;
+        self.produce(&s.record, &bytes).await?;
+        self.put(COMMAND_PENDING, &command_key, Some(Vec::new()))
+            .await?;
+        Ok(SubmitOutcome::Accepted {
+            command_id: env.command_id.clone(),
+        })
+    }
+}
+
+impl Store for DistributedSink {
+    fn get_raw(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get_raw(table, key)
+    }
+    fn scan_raw(
+        &self,
+        table: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.store.scan_raw(table, prefix, start_after, limit)
+    }
+}
+
+impl CommandSink for DistributedSink {
+    fn submit(&self, submission: Submission) -> BoxFuture<'_, Result<SubmitOutcome, StoreError>> {
+        Box::pin(self.submit_new(submission))
+    }
+
+    fn register_location(
+        &self,
+        tenant: TenantId,
+        location: LocationId,
+        region: RegionCode,
+    ) -> BoxFuture<'_, Result<SubmitOutcome, StoreError>> {
+        Box::pin(async move {
+            let k = key(&[tenant.as_str(), location.as_str()]);
+            let value = serde_json::to_vec(&region).expect("region serialises");
+            let id = CommandId::parse("location").expect("valid id");
+            match self.store.claim(tables::LOCATION, &k, value).await? {
+                None => Ok(SubmitOutcome::Accepted { command_id: id }),
+                Some(existing) => match serde_json::from_slice::<RegionCode>(&existing) {
+                    Ok(r) if r == region => Ok(SubmitOutcome::Replayed { command_id: id }),
+                    Ok(r) => Ok(SubmitOutcome::Conflict(location_conflict(&location, &r))),
+                    Err(e) => Err(StoreError::Backend(format!("location row {k}: {e}"))),
+                },
+            }
+        })
+    }
+
+    fn changed(&self, timeout_ms: u64) -> BoxFuture<'_, ()> {
+        // Processors run elsewhere: look again shortly.
+        Box::pin(tokio::time::sleep(Duration::from_millis(
+            timeout_ms.min(25),
+        )))
+    }
+}
+
+/// The operator's topic reader over Kafka (read_committed).
+pub struct KafkaTopics {
+    reader: Mutex<KafkaReader>,
+    codec: Arc<Codec>,
+    catalogue: Catalogue,
+}
+
+impl KafkaTopics {
+    pub fn new(kafka: &KafkaConfig, codec: Arc<Codec>) -> anyhow::Result<Self> {
+        Ok(Self {
+            reader: Mutex::new(KafkaReader::new(kafka)?),
+            codec,
+            catalogue: Catalogue::builtin(),
+        })
+    }
+}
+
+impl TopicReader for KafkaTopics {
+    fn topics(&self) -> Vec<String> {
+        self.catalogue.all_names()
+    }
+    fn partitions(&self) -> u32 {
+        self.catalogue.partitions
+    }
+    fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, StoreError> {
+        self.reader
+            .lock()
+            .expect("reader lock")
+            .end_offsets(topic)
+            .map_err(|e| StoreError::Backend(e.to_string()))?
+            .get(partition as usize)
+            .copied()
+            .ok_or_else(|| StoreError::Backend(format!("{topic} has no partition {partition}")))
+    }
+    fn read_json(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<TopicRecordJson>, StoreError> {
+        let records = self
+            .reader
+            .lock()
+            .expect("reader lock")
+            .read_partition(topic, partition, from, max, Duration::from_secs(10))
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        Ok(records
+            .into_iter()
+            .map(|r| TopicRecordJson::decode(&self.codec, r))
+            .collect())
+    }
+}

@@ -1,0 +1,489 @@
+//! The distributed roles, each its own process: `porch ingest-api`, `porch processor <name>`,
+//! `porch connector search`, `porch registry`, and the tools `porch topics apply`,
+//! `porch schema migrate` and `porch tap`. Each role is configured by file and environment and
+//! serves /healthz, /readyz and /metrics.
+
+use anyhow::Context;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use porch_connectors::search::{IndexChange, SearchIndex};
+use porch_cql::{CqlConfig, CqlStore};
+use porch_ingest_api::{config::Config, AppState, Metrics};
+use porch_processors::distributed::{DistributedRuntime, Health};
+use porch_processors::distributed_api::{DistributedSink, KafkaTopics};
+use porch_processors::modules::{self, ComplianceConfig};
+use porch_processors::store::ProjectionStore;
+use porch_processors::RuntimeConfig;
+use porch_schemas::{Codec, Event, RegistryClient};
+use porch_topics::kafka_admin::KafkaConfig;
+use porch_topics::kafka_read::TopicReader as KafkaReader;
+use porch_topics::{events_topic, Catalogue};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings every distributed role shares: where Kafka, the store and the registry are.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Cluster {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "PORCH_KAFKA", default_value = "127.0.0.1:9092")]
+    pub kafka: String,
+    /// Prefix of every topic name on the cluster (and of consumer groups).
+    #[arg(long, env = "PORCH_TOPIC_PREFIX", default_value = "")]
+    pub topic_prefix: String,
+    /// ScyllaDB / Cassandra contact points, comma-separated.
+    #[arg(long, env = "PORCH_CQL", default_value = "127.0.0.1:9042")]
+    pub cql: String,
+    /// Keyspace of porch's tables.
+    #[arg(long, env = "PORCH_CQL_KEYSPACE", default_value = "porch")]
+    pub keyspace: String,
+    /// URL of a Confluent-compatible schema registry (`porch registry` or any other).
+    #[arg(
+        long,
+        env = "PORCH_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub registry_url: String,
+}
+
+impl Cluster {
+    pub fn kafka(&self) -> KafkaConfig {
+        KafkaConfig {
+            bootstrap: self.kafka.clone(),
+            topic_prefix: self.topic_prefix.clone(),
+        }
+    }
+
+    pub fn cql(&self) -> CqlConfig {
+        CqlConfig {
+            nodes: self.cql.split(',').map(|s| s.trim().to_string()).collect(),
+            keyspace: self.keyspace.clone(),
+            ..CqlConfig::from_env()
+        }
+    }
+
+    /// A codec whose schema ids come from the registry; registers every schema porch writes.
+    fn codec(&self) -> anyhow::Result<Arc<Codec>> {
+        let registry = Arc::new(RegistryClient::new(&self.registry_url)?);
+        let codec = Arc::new(Codec::with_registry(registry));
+        let mut wait = Duration::from_millis(200);
+        for attempt in 0.. {
+            let result: anyhow::Result<()> = modules::topic_record_types()
+                .into_iter()
+                .try_for_each(|(topic, types)| Ok(codec.register_topic(&topic, &types)?));
+            match result {
+                Ok(()) => break,
+                Err(e) if attempt < 60 => {
+                    if attempt >= 10 {
+                        tracing::warn!(error = %e, "registering schemas; retrying");
+                    }
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e.context("registering schemas")),
+            }
+        }
+        Ok(codec)
+    }
+}
+
+fn load_config(path: &Path) -> anyhow::Result<Config> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Config::from_toml(&text).with_context(|| format!("in {}", path.display()))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+async fn connect_store(cluster: &Cluster) -> anyhow::Result<Arc<CqlStore>> {
+    let cfg = cluster.cql();
+    let mut wait = Duration::from_millis(200);
+    loop {
+        match CqlStore::connect(&cfg).await {
+            Ok(s) => return Ok(Arc::new(s)),
+            Err(e) => {
+                tracing::warn!(error = %e, "connecting to the store; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// The health endpoints of a role without an API of its own.
+#[derive(Clone)]
+struct Probe {
+    role: &'static str,
+    health: Arc<Health>,
+    store: Option<Arc<CqlStore>>,
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(p): State<Probe>) -> impl IntoResponse {
+    let store_ok = match &p.store {
+        Some(s) => s.ready().await,
+        None => true,
+    };
+    if p.health.ready.load(Ordering::Relaxed) && store_ok {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    }
+}
+
+async fn metrics(State(p): State<Probe>) -> String {
+    let h = &p.health;
+    let role = p.role;
+    let mut out = String::new();
+    for (name, help, v) in [
+        (
+            "porch_batches_total",
+            "Batches committed.",
+            h.batches.load(Ordering::Relaxed),
+        ),
+        (
+            "porch_records_total",
+            "Input records handled.",
+            h.records.load(Ordering::Relaxed),
+        ),
+        (
+            "porch_failures_total",
+            "Turns that failed and were retried.",
+            h.failures.load(Ordering::Relaxed),
+        ),
+        (
+            "porch_recoveries_total",
+            "Checkpoints finished after a failure or a move.",
+            h.recoveries.load(Ordering::Relaxed),
+        ),
+        (
+            "porch_tasks",
+            "Tasks (partition numbers) owned.",
+            h.tasks.load(Ordering::Relaxed),
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {}\n{name}{{role=\"{role}\"}} {v}\n",
+            if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            }
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP porch_ready Whether the role is ready.\n# TYPE porch_ready gauge\nporch_ready{{role=\"{role}\"}} {}\n",
+        u8::from(h.ready.load(Ordering::Relaxed))
+    ));
+    out
+}
+
+async fn serve_probe(listen: SocketAddr, probe: Probe) -> anyhow::Result<()> {
+    let probe_role = probe.role;
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(probe);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    println!("porch {} health at http://{}", probe_role, listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(crate::up::shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+/// `porch processor <name>`: one processor as a member of its consumer group.
+pub fn processor(
+    name: &str,
+    instance: String,
+    config: Option<PathBuf>,
+    listen: SocketAddr,
+    cluster: Cluster,
+) -> anyhow::Result<()> {
+    let config = match config {
+        Some(p) => load_config(&p)?,
+        None => Config::development().0,
+    };
+    let compliance = ComplianceConfig {
+        tenant_regions: config.tenant_regions(),
+        rules: config.compliance.clone(),
+    };
+    let processor = modules::all(compliance)
+        .into_iter()
+        .find(|p| p.name() == name)
+        .with_context(|| {
+            format!(
+                "no processor named {name}; one of: {}",
+                modules::all(ComplianceConfig::default())
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+    let rt = runtime()?;
+    let codec = cluster.codec()?;
+    let store = rt.block_on(connect_store(&cluster))?;
+    let health = Arc::new(Health::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let runtime = DistributedRuntime {
+        kafka: cluster.kafka(),
+        store: store.clone() as Arc<dyn ProjectionStore>,
+        codec,
+        handle: rt.handle().clone(),
+        config: RuntimeConfig::default(),
+        partitions: Catalogue::builtin().partitions,
+        stop: stop.clone(),
+        health: health.clone(),
+        instance,
+    };
+    let worker = std::thread::Builder::new()
+        .name(format!("porch-{name}"))
+        .spawn(move || runtime.run(processor))?;
+    let probe = Probe {
+        role: "processor",
+        health,
+        store: Some(store),
+    };
+    let served = rt.block_on(serve_probe(listen, probe));
+    stop.store(true, Ordering::Relaxed);
+    let ran = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("processor thread panicked"))?;
+    served.and(ran)
+}
+
+/// `porch ingest-api`: the HTTP API over Kafka and the store.
+pub fn ingest_api(
+    config: PathBuf,
+    listen: SocketAddr,
+    search_dir: PathBuf,
+    images_dir: PathBuf,
+    cluster: Cluster,
+) -> anyhow::Result<()> {
+    let config = Arc::new(load_config(&config)?);
+    let rt = runtime()?;
+    let codec = cluster.codec()?;
+    let store = rt.block_on(connect_store(&cluster))?;
+    let catalogue = Catalogue::builtin();
+    let sink = Arc::new(DistributedSink::new(
+        store.clone(),
+        codec.clone(),
+        cluster.kafka(),
+        catalogue.partitions,
+    )?);
+    let topics = Arc::new(KafkaTopics::new(&cluster.kafka(), codec)?);
+    std::fs::create_dir_all(&search_dir)?;
+    std::fs::create_dir_all(&images_dir)?;
+    let search = Arc::new(SearchIndex::open_read_only(&search_dir)?);
+    let ready = Arc::new(AtomicBool::new(false));
+    let state = AppState {
+        store: sink.clone(),
+        sink,
+        topics,
+        search,
+        config,
+        images_dir,
+        metrics: Arc::new(Metrics::new()),
+        ready: ready.clone(),
+    };
+    rt.block_on(async move {
+        // Ready while the store answers.
+        let probe_store = store.clone();
+        let probe_ready = ready.clone();
+        tokio::spawn(async move {
+            loop {
+                probe_ready.store(probe_store.ready().await, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        println!("porch ingest-api at http://{}", listener.local_addr()?);
+        axum::serve(listener, porch_ingest_api::app(state))
+            .with_graceful_shutdown(crate::up::shutdown_signal())
+            .await?;
+        anyhow::Ok(())
+    })
+}
+
+/// `porch connector search`: feeds search.events into the full-text index that the ingest API
+/// reads. The index's commit payload is its position, as in the embedded mode.
+pub fn connector_search(
+    search_dir: PathBuf,
+    listen: SocketAddr,
+    cluster: Cluster,
+) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let codec = cluster.codec()?;
+    std::fs::create_dir_all(&search_dir)?;
+    let index = SearchIndex::open(&search_dir)?;
+    let health = Arc::new(Health::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let kafka = cluster.kafka();
+    let (h, s) = (health.clone(), stop.clone());
+    let worker = std::thread::Builder::new()
+        .name("porch-search".into())
+        .spawn(move || feed_index(&kafka, &codec, &index, &h, &s))?;
+    let probe = Probe {
+        role: "connector-search",
+        health,
+        store: None,
+    };
+    let served = rt.block_on(serve_probe(listen, probe));
+    stop.store(true, Ordering::Relaxed);
+    let fed = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("search thread panicked"))?;
+    served.and(fed)
+}
+
+fn feed_index(
+    kafka: &KafkaConfig,
+    codec: &Codec,
+    index: &SearchIndex,
+    health: &Health,
+    stop: &AtomicBool,
+) -> anyhow::Result<()> {
+    let topic = events_topic("search");
+    let partitions = Catalogue::builtin().partitions as usize;
+    let mut reader = KafkaReader::new(kafka)?;
+    let mut offsets: Vec<u64> = index
+        .checkpoint()
+        .and_then(|c| serde_json::from_str(&c).ok())
+        .filter(|o: &Vec<u64>| o.len() == partitions)
+        .unwrap_or_else(|| vec![0; partitions]);
+    let starts: Vec<(u32, u64)> = offsets
+        .iter()
+        .enumerate()
+        .map(|(p, o)| (p as u32, *o))
+        .collect();
+    reader.assign(&topic, &starts)?;
+    health.ready.store(true, Ordering::Relaxed);
+    while !stop.load(Ordering::Relaxed) {
+        let mut changes = Vec::new();
+        let mut moved = false;
+        while changes.len() < 1024 {
+            let wait = if moved {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(200)
+            };
+            let Some(r) = reader.poll(wait)? else { break };
+            moved = true;
+            offsets[r.partition as usize] = r.offset + 1;
+            match codec.decode_event(&r.value) {
+                Ok(rec) => match rec.event {
+                    Event::ListingVisible(v) => changes.push(IndexChange::Upsert {
+                        tenant: rec.envelope.tenant,
+                        listing: v.listing,
+                    }),
+                    Event::ListingHidden(h) => changes.push(IndexChange::Remove {
+                        tenant: rec.envelope.tenant,
+                        offer_id: h.offer_id,
+                    }),
+                    _ => {}
+                },
+                Err(e) => {
+                    tracing::warn!(partition = r.partition, offset = r.offset, error = %e, "skipping undecodable search event")
+                }
+            }
+        }
+        if !moved {
+            continue;
+        }
+        let checkpoint = serde_json::to_string(&offsets)?;
+        while let Err(e) = index.apply(&changes, &checkpoint) {
+            health.ready.store(false, Ordering::Relaxed);
+            health.failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "search index commit failed; retrying");
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        health.ready.store(true, Ordering::Relaxed);
+        health.batches.fetch_add(1, Ordering::Relaxed);
+        health
+            .records
+            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// `porch topics apply`.
+pub fn topics_apply(cluster: Cluster, replication_factor: i32) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let report = rt.block_on(porch_topics::kafka_admin::apply_topics(
+        &cluster.kafka(),
+        &Catalogue::builtin(),
+        replication_factor,
+    ))?;
+    println!("{report}");
+    Ok(())
+}
+
+/// `porch schema migrate`.
+pub fn schema_migrate(cluster: Cluster) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let applied = rt.block_on(porch_cql::migrate(&cluster.cql()))?;
+    if applied.is_empty() {
+        println!("schema up to date");
+    }
+    for m in applied {
+        println!("applied {m}");
+    }
+    Ok(())
+}
+
+/// `porch tap <topic>`: a topic's records as JSON lines.
+pub fn tap(
+    topic: String,
+    from: &str,
+    partition: Option<u32>,
+    follow: bool,
+    max: Option<usize>,
+    cluster: Cluster,
+) -> anyhow::Result<()> {
+    let from: crate::tap::TapFrom = from.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+    let registry = Arc::new(RegistryClient::new(&cluster.registry_url)?);
+    let codec = Codec::with_registry(registry);
+    let decode = |bytes: &[u8]| codec.decode_json(bytes).map_err(|e| e.to_string());
+    let args = crate::tap::TapArgs {
+        topic,
+        from,
+        partition,
+        follow,
+        max,
+    };
+    crate::tap::run(args, &cluster.kafka(), &decode)
+}
+
+/// `porch registry`: the Confluent-compatible registry, stored in a compacted Kafka topic.
+pub fn registry(listen: SocketAddr, kafka: String, topic: String) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    rt.block_on(porch_registry::serve(
+        porch_registry::RegistryServerConfig {
+            listen,
+            kafka_bootstrap: Some(kafka),
+            topic,
+            data_dir: None,
+        },
+        crate::up::shutdown_signal(),
+    ))?;
+    Ok(())
+}
