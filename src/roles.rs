@@ -70,7 +70,7 @@ impl Cluster {
     /// A codec whose schema ids come from the registry; registers every schema porch writes.
     fn codec(&self) -> anyhow::Result<Arc<Codec>> {
         let registry = Arc::new(RegistryClient::new(&self.registry_url)?);
-        let codec = Arc::new(Codec::with_registry(registry));
+        let codec = Arc::new(Codec::with_registry(registry).with_topic_prefix(&self.topic_prefix));
         let mut wait = Duration::from_millis(200);
         for attempt in 0.. {
             let result: anyhow::Result<()> = modules::topic_record_types()
@@ -201,7 +201,11 @@ async fn serve_probe(listen: SocketAddr, probe: Probe) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
-    println!("porch {} health at http://{}", probe_role, listener.local_addr()?);
+    println!(
+        "porch {} health at http://{}",
+        probe_role,
+        listener.local_addr()?
+    );
     axum::serve(listener, app)
         .with_graceful_shutdown(crate::up::shutdown_signal())
         .await?;

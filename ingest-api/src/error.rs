@@ -218,6 +218,20 @@ impl ApiError {
         e
     }
 
+    /// 503: a backend (store, log) did not answer. The cause is logged, not shown; a command
+    /// may or may not have been accepted, so the client retries with the same Idempotency-Key.
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "a backend is unavailable");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "A backend is unavailable",
+            "porch could not reach its store or log; retry with the same Idempotency-Key",
+        );
+        e.0.extra_header = Some((header::RETRY_AFTER, HeaderValue::from_static("1")));
+        e
+    }
+
     /// 504: the request ran out of time; a command may or may not have been accepted, so the
     /// client retries with the same Idempotency-Key.
     pub fn timeout() -> Self {
@@ -267,7 +281,11 @@ impl std::error::Error for ApiError {}
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::internal(&e)
+        match e {
+            // The database or the broker did not answer: nothing was decided, retry later.
+            StoreError::Backend(_) | StoreError::Closed => ApiError::unavailable(&e),
+            StoreError::Corrupt { .. } => ApiError::internal(&e),
+        }
     }
 }
 

@@ -290,6 +290,7 @@ impl DistributedRuntime {
         let mut tasks: BTreeMap<u32, Task> = BTreeMap::new();
         let mut last_timers = Instant::now();
         let mut backoff = Duration::from_millis(100);
+        let mut poll_warned: Option<Instant> = None;
         tracing::info!(processor = p.name(), group = %group, "joining the consumer group");
         while !self.stop.load(Ordering::Relaxed) {
             let polled = self.poll_batch(&consumer);
@@ -297,7 +298,12 @@ impl DistributedRuntime {
             let records = match polled {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::warn!(error = %e, "poll failed");
+                    // librdkafka reconnects by itself; say so every few seconds, not every poll.
+                    if poll_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                        tracing::warn!(processor = p.name(), error = %e, "poll failed");
+                        poll_warned = Some(Instant::now());
+                    }
+                    self.health.ready.store(false, Ordering::Relaxed);
                     std::thread::sleep(backoff);
                     continue;
                 }
@@ -570,7 +576,7 @@ impl DistributedRuntime {
                     .map(|(_, cp)| self.store.apply(cp.writes.clone(), cp.id)),
             ))
             .map_err(|e| TurnError::store(e.to_string()))?;
-        producer.begin_transaction().map_err(TurnError::kafka)?;
+        retry_txn("begin", || producer.begin_transaction()).map_err(TurnError::kafka)?;
         let result = (|| {
             let mut offsets = TopicPartitionList::new();
             for (_, cp) in checkpoints {
@@ -593,13 +599,23 @@ impl DistributedRuntime {
             let meta = consumer
                 .group_metadata()
                 .ok_or_else(|| KafkaError::Subscription("no group metadata".into()))?;
-            producer.send_offsets_to_transaction(&offsets, &meta, KAFKA_TIMEOUT)?;
-            producer.commit_transaction(KAFKA_TIMEOUT)
+            retry_txn("send offsets", || {
+                producer.send_offsets_to_transaction(&offsets, &meta, KAFKA_TIMEOUT)
+            })?;
+            // A commit that times out is resumed, never abandoned: the next turn's recovery
+            // must see the transaction's outcome settled, or it could finish it a second time.
+            retry_txn("commit", || producer.commit_transaction(KAFKA_TIMEOUT))
         })();
         if let Err(e) = result {
-            let err = TurnError::kafka(e);
+            let mut err = TurnError::kafka(e);
             if !err.fatal_producer {
-                let _ = producer.abort_transaction(KAFKA_TIMEOUT);
+                if let Err(abort) = retry_txn("abort", || producer.abort_transaction(KAFKA_TIMEOUT))
+                {
+                    // A new producer with the same transactional id settles whatever this one
+                    // left open before it starts.
+                    tracing::warn!(error = %abort, "abort failed; the producer will be replaced");
+                    err.fatal_producer = true;
+                }
             }
             return Err(err);
         }
@@ -680,6 +696,7 @@ impl DistributedRuntime {
                 next.contains_key(&(t.clone(), *p)) && metadata_ids.contains(&cp.id)
             });
             task.last_id = task.last_id.max(cp.id);
+            tracing::info!(task = task_id, checkpoint = cp.id, committed = ?metadata_ids, "recovering a task");
             if !committed_here {
                 tracing::info!(
                     task = task_id,
@@ -714,6 +731,21 @@ impl DistributedRuntime {
         }
         task.recovered = true;
         Ok(())
+    }
+}
+
+/// Runs a transaction call again while librdkafka says retrying it is right (a timeout resumes
+/// the same operation), for up to two minutes.
+fn retry_txn(what: &str, mut op: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match op() {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && Instant::now() < deadline => {
+                tracing::warn!(error = %e, "{what} of the transaction: retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            r => return r,
+        }
     }
 }
 

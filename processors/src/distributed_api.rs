@@ -11,9 +11,24 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Rows of commands produced, or about to be: `tenant/command` → the encoded command (kept
-/// until it is on its topic, so that a retry with the same Idempotency-Key can finish it).
+/// How long librdkafka keeps trying to deliver a command (message.timeout.ms).
+const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Rows of commands produced, or about to be: `tenant/command` → when it was written (8 bytes,
+/// micros) and the encoded command, until it is on its topic; then empty. A retry with the
+/// same Idempotency-Key finishes a command its first attempt left unproduced.
 pub const COMMAND_PENDING: &str = "command_pending";
+
+/// Rows of submissions under an Idempotency-Key: `tenant/key` → [`SavedSubmission`], written
+/// right after the key is claimed, so that a retry finishes the first attempt with the ids
+/// and claims it was given (a retried request carries ids porch generates anew).
+pub const IDEMPOTENT_SUBMISSION: &str = "idempotency_submission";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedSubmission {
+    command: Vec<u8>,
+    claims: Vec<Claim>,
+}
 
 /// The ingest side of the distributed mode.
 pub struct DistributedSink {
@@ -35,7 +50,7 @@ impl DistributedSink {
         cfg.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")
-            .set("message.timeout.ms", "30000");
+            .set("message.timeout.ms", PRODUCE_TIMEOUT.as_millis().to_string());
         let producer = cfg.create()?;
         Ok(Self {
             store,
@@ -46,29 +61,43 @@ impl DistributedSink {
         })
     }
 
-    async fn produce(&self, record: &CommandRecord, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Produces the command and then marks it produced, on a task of its own: a client that
+    /// hangs up does not stop it half-way, so a retry never finds a record on its way out
+    /// unmarked (and produces it a second time).
+    async fn produce(&self, record: &CommandRecord, bytes: Vec<u8>) -> Result<(), StoreError> {
         let env = &record.envelope;
-        let topic = self
-            .kafka
-            .physical(&commands_topic(record.command.module()));
+        let topic = self.kafka.physical(&commands_topic(record.command.module()));
         let key = product_key(env.tenant.as_str(), record.command.product_id().as_str());
         let partition = partition_for(key.as_bytes(), self.partitions);
-        let headers = OwnedHeaders::new().insert(Header {
-            key: "correlation_id",
-            value: Some(env.correlation_id.as_bytes()),
+        let correlation = env.correlation_id.clone();
+        let pending_key = crate::store::key(&[env.tenant.as_str(), env.command_id.as_str()]);
+        let producer = self.producer.clone();
+        let store = self.store.clone();
+        let task = tokio::spawn(async move {
+            let headers = OwnedHeaders::new().insert(Header {
+                key: "correlation_id",
+                value: Some(correlation.as_bytes()),
+            });
+            producer
+                .send(
+                    FutureRecord::to(&topic)
+                        .partition(partition as i32)
+                        .key(key.as_bytes())
+                        .payload(&bytes)
+                        .headers(headers),
+                    PRODUCE_TIMEOUT,
+                )
+                .await
+                .map_err(|(e, _)| StoreError::Backend(format!("producing to {topic}: {e}")))?;
+            let produced = RowWrite {
+                table: COMMAND_PENDING.into(),
+                key: pending_key,
+                value: Some(Vec::new()),
+            };
+            store.apply(vec![produced], now_micros()).await
         });
-        self.producer
-            .send(
-                FutureRecord::to(&topic)
-                    .partition(partition as i32)
-                    .key(key.as_bytes())
-                    .payload(bytes)
-                    .headers(headers),
-                Duration::from_secs(30),
-            )
-            .await
-            .map_err(|(e, _)| StoreError::Backend(format!("producing to {topic}: {e}")))?;
-        Ok(())
+        task.await
+            .map_err(|e| StoreError::Backend(format!("producing a command: {e}")))?
     }
 
     async fn put(&self, table: &str, key: &str, value: Option<Vec<u8>>) -> Result<(), StoreError> {
@@ -94,61 +123,120 @@ impl DistributedSink {
         if bytes.is_empty() {
             return Ok(true); // produced
         }
+        let (written_at, command) = bytes.split_at(8.min(bytes.len()));
+        let written_at = i64::from_be_bytes(written_at.try_into().unwrap_or([0; 8]));
+        if now_micros() - written_at < (PRODUCE_TIMEOUT.as_micros() as i64) * 2 {
+            // The first attempt may still be producing it: wait for that rather than race it.
+            return Err(StoreError::Backend(format!(
+                "command {command_id} is still being accepted; retry shortly"
+            )));
+        }
         let record = self
             .codec
-            .decode_command(&bytes)
+            .decode_command(command)
             .map_err(|e| StoreError::Backend(format!("pending command {k}: {e}")))?;
-        self.produce(&record, &bytes).await?;
-        self.put(COMMAND_PENDING, &k, Some(Vec::new())).await?;
+        self.produce(&record, command.to_vec()).await?;
         Ok(true)
     }
 
     async fn submit_new(&self, s: Submission) -> Result<SubmitOutcome, StoreError> {
         let env = &s.record.envelope;
         let tenant = env.tenant.as_str();
-        let command_key = key(&[tenant, env.command_id.as_str()]);
-        if let Some(ik) = &s.idempotency_key {
-            let ik = key(&[tenant, ik]);
-            let record = IdempotencyRecord {
-                command_id: env.command_id.clone(),
-                request_hash: s.request_hash.clone(),
-            };
-            let value = serde_json::to_vec(&record).expect("idempotency record serialises");
-            if let Some(existing) = self.store.claim(tables::IDEMPOTENCY, &ik, value).await? {
-                let prev: IdempotencyRecord = serde_json::from_slice(&existing)
-                    .map_err(|e| StoreError::Backend(format!("idempotency row {ik}: {e}")))?;
-                if prev.request_hash != s.request_hash {
-                    return Ok(SubmitOutcome::Conflict(Reason::on_field(
-                        "IDEMPOTENCY_KEY_REUSED",
-                        "Idempotency-Key",
-                        "this Idempotency-Key was used for a different request",
-                    )));
-                }
-                if self.finish_earlier(tenant, &prev.command_id).await? {
-                    return Ok(SubmitOutcome::Replayed {
-                        command_id: prev.command_id,
-                    });
-                }
-                // The first attempt stopped before writing anything else: carry it out now,
-                // under the command id it was given.
-                let mut again = s.clone();
-                again.idempotency_key = None;
-                again.record.envelope.command_id = prev.command_id;
-                return Box::pin(self.submit_new(again)).await;
+        let encode = |record: &CommandRecord| {
+            self.codec
+                .encode_command(&commands_topic(record.command.module()), record)
+                .map_err(|e| StoreError::Backend(format!("encoding command: {e}")))
+        };
+        let Some(idempotency_key) = &s.idempotency_key else {
+            let command_key = key(&[tenant, env.command_id.as_str()]);
+            if self
+                .store
+                .get_async(tables::COMMAND, &command_key)
+                .await?
+                .is_some()
+            {
+                return Ok(SubmitOutcome::Replayed {
+                    command_id: env.command_id.clone(),
+                });
             }
-        } else if self
-            .store
-            .get_async(tables::COMMAND, &command_key)
-            .await?
-            .is_some()
-        {
+            let bytes = encode(&s.record)?;
+            return self.carry_out(&s.record, bytes, &s.claims, false).await;
+        };
+        let ik = key(&[tenant, idempotency_key]);
+        let record = IdempotencyRecord {
+            command_id: env.command_id.clone(),
+            request_hash: s.request_hash.clone(),
+        };
+        let value = serde_json::to_vec(&record).expect("idempotency record serialises");
+        let Some(existing) = self.store.claim(tables::IDEMPOTENCY, &ik, value).await? else {
+            let bytes = encode(&s.record)?;
+            let saved = SavedSubmission {
+                command: bytes.clone(),
+                claims: s.claims.clone(),
+            };
+            self.put(
+                IDEMPOTENT_SUBMISSION,
+                &ik,
+                Some(serde_json::to_vec(&saved).expect("submission serialises")),
+            )
+            .await?;
+            return self.carry_out(&s.record, bytes, &s.claims, false).await;
+        };
+        let prev: IdempotencyRecord = serde_json::from_slice(&existing)
+            .map_err(|e| StoreError::Backend(format!("idempotency row {ik}: {e}")))?;
+        if prev.request_hash != s.request_hash {
+            return Ok(SubmitOutcome::Conflict(Reason::on_field(
+                "IDEMPOTENCY_KEY_REUSED",
+                "Idempotency-Key",
+                "this Idempotency-Key was used for a different request",
+            )));
+        }
+        if self.finish_earlier(tenant, &prev.command_id).await? {
             return Ok(SubmitOutcome::Replayed {
-                command_id: env.command_id.clone(),
+                command_id: prev.command_id,
             });
         }
+        // The first attempt stopped before its command was written: carry out the submission
+        // it saved, or, if it saved none, this one under the first attempt's command id.
+        let outcome = match self.store.get_async(IDEMPOTENT_SUBMISSION, &ik).await? {
+            Some(saved) => {
+                let saved: SavedSubmission = serde_json::from_slice(&saved)
+                    .map_err(|e| StoreError::Backend(format!("saved submission {ik}: {e}")))?;
+                let record = self
+                    .codec
+                    .decode_command(&saved.command)
+                    .map_err(|e| StoreError::Backend(format!("saved submission {ik}: {e}")))?;
+                self.carry_out(&record, saved.command, &saved.claims, true)
+                    .await?
+            }
+            None => {
+                let mut record = s.record.clone();
+                record.envelope.command_id = prev.command_id;
+                let bytes = encode(&record)?;
+                self.carry_out(&record, bytes, &s.claims, true).await?
+            }
+        };
+        Ok(match outcome {
+            SubmitOutcome::Accepted { command_id } => SubmitOutcome::Replayed { command_id },
+            other => other,
+        })
+    }
+
+    /// Claims, status ACCEPTED, the pending command, the record on its topic. On a `retry` of
+    /// a saved submission, a claim row holding exactly what it would write is its own.
+    async fn carry_out(
+        &self,
+        record: &CommandRecord,
+        bytes: Vec<u8>,
+        claims: &[Claim],
+        retry: bool,
+    ) -> Result<SubmitOutcome, StoreError> {
+        let env = &record.envelope;
+        let tenant = env.tenant.as_str();
+        let command_key = key(&[tenant, env.command_id.as_str()]);
         // Claims, each a lightweight transaction; a refused one releases those taken before.
         let mut taken: Vec<RowWrite> = Vec::new();
-        for claim in &s.claims {
+        for claim in claims {
             let rows = claim.rows(tenant);
             let first = &rows[0];
             let existing = self
@@ -159,7 +247,10 @@ impl DistributedSink {
                     first.value.clone().unwrap_or_default(),
                 )
                 .await?;
-            if let Some(reason) = existing.and_then(|e| claim.conflict(&e)) {
+            let ours = |e: &Vec<u8>| retry && Some(e) == first.value.as_ref();
+            if let Some(reason) =
+                existing.and_then(|e| (!ours(&e)).then(|| claim.conflict(&e)).flatten())
+            {
                 let release = taken
                     .into_iter()
                     .map(|w| RowWrite { value: None, ..w })
@@ -172,18 +263,12 @@ impl DistributedSink {
                 self.store.apply(rows[1..].to_vec(), now_micros()).await?;
             }
         }
-        let topic = commands_topic(s.record.command.module());
-        let bytes = self
-            .codec
-            .encode_command(&topic, &s.record)
-            .map_err(|e| StoreError::Backend(format!("encoding command: {e}")))?;
-        let product = s.record.command.product_id();
         let status = CommandStatus {
             command_id: env.command_id.clone(),
-            command_type: s.record.command.type_name().to_string(),
+            command_type: record.command.type_name().to_string(),
             status: CommandState::Accepted,
             aggregate_id: env.aggregate_id.clone(),
-            product_id: product.clone(),
+            product_id: record.command.product_id().clone(),
             reasons: vec![],
             events: vec![],
             accepted_at: now_micros(),
@@ -202,15 +287,13 @@ impl DistributedSink {
                     RowWrite {
                         table: COMMAND_PENDING.into(),
                         key: command_key.clone(),
-                        value: Some(bytes.clone()),
+                        value: Some([&now_micros().to_be_bytes()[..], &bytes].concat()),
                     },
                 ],
                 now_micros(),
             )
             .await?;
-        self.produce(&s.record, &bytes).await?;
-        self.put(COMMAND_PENDING, &command_key, Some(Vec::new()))
-            .await?;
+        self.produce(record, bytes).await?;
         Ok(SubmitOutcome::Accepted {
             command_id: env.command_id.clone(),
         })

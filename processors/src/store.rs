@@ -128,7 +128,7 @@ pub struct HistoryEntry {
 }
 
 /// An identity the ingest API claims atomically with the command that introduces it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Claim {
     /// A product whose creation was accepted: later commands may address it at once, before
     /// the product processor has applied the creation.

@@ -133,6 +133,9 @@ fn writer_schema_for(text: &str) -> Result<Arc<WriterSchema>, CodecError> {
 /// (topic, record) pair.
 pub struct Codec {
     registry: Arc<dyn SchemaRegistry>,
+    /// The cluster prefix of topic names (DESIGN §4): subjects name the topic as it is on the
+    /// cluster, so that any client's TopicRecordNameStrategy finds them.
+    topic_prefix: String,
     ids: RwLock<HashMap<(String, &'static str), u32>>,
     writers: RwLock<HashMap<u32, Arc<WriterSchema>>>,
 }
@@ -154,9 +157,16 @@ impl Codec {
         known();
         Self {
             registry,
+            topic_prefix: String::new(),
             ids: RwLock::default(),
             writers: RwLock::default(),
         }
+    }
+
+    /// Subjects under the topic names as they are on a cluster with this prefix.
+    pub fn with_topic_prefix(mut self, prefix: &str) -> Self {
+        self.topic_prefix = prefix.to_string();
+        self
     }
 
     pub fn registry(&self) -> &Arc<dyn SchemaRegistry> {
@@ -186,7 +196,10 @@ impl Codec {
         }
         let text =
             avsc::resolved(full_name).ok_or_else(|| CodecError::UnknownType(full_name.into()))?;
-        let id = self.registry.register(&subject(topic, full_name), &text)?;
+        let physical = format!("{}{topic}", self.topic_prefix);
+        let id = self
+            .registry
+            .register(&subject(&physical, full_name), &text)?;
         self.ids
             .write()
             .expect("codec lock")

@@ -7,6 +7,9 @@
 //! `porch ingest-api`, one `porch processor` per processor and `porch connector search`.
 #![allow(dead_code)]
 
+pub mod checker;
+pub mod load;
+
 use serde_json::{json, Value};
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -77,6 +80,8 @@ pub struct Porch {
     /// Distributed mode: the cluster settings and the role processes, by name.
     cluster: Option<Cluster>,
     roles: Vec<(String, Child)>,
+    /// Health port of each role that has no API of its own (processors, connectors).
+    pub role_ports: std::collections::HashMap<String, u16>,
     pub http: reqwest::Client,
 }
 
@@ -101,18 +106,31 @@ impl Cluster {
                 "PORCH_REGISTRY_TOPIC".into(),
                 format!("{}_porch_schemas", self.prefix),
             ),
-            ("PORCH_LOG".into(), "warn".into()),
+            (
+                "PORCH_LOG".into(),
+                std::env::var("PORCH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            ),
         ]
     }
 }
 
 impl Porch {
-    /// Starts porch on a fresh data directory.
+    /// Starts porch on a fresh data directory: `porch up`, or the distributed roles when
+    /// PORCH_TEST_BACKEND=distributed.
     pub async fn start() -> Porch {
+        Self::start_with(distributed()).await
+    }
+
+    /// Starts the distributed roles on Kafka and Cassandra, whatever PORCH_TEST_BACKEND says.
+    pub async fn start_distributed() -> Porch {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(distributed: bool) -> Porch {
         let dir = std::env::temp_dir().join(format!("porch-e2e-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("porch.toml"), config_toml()).unwrap();
-        let cluster = distributed().then(|| {
+        let cluster = distributed.then(|| {
             let id = uuid::Uuid::now_v7().simple().to_string();
             let short = &id[id.len() - 10..];
             Cluster {
@@ -127,6 +145,7 @@ impl Porch {
             child: None,
             cluster,
             roles: Vec::new(),
+            role_ports: Default::default(),
             http: reqwest::Client::new(),
         };
         if p.cluster.is_some() {
@@ -184,6 +203,10 @@ impl Porch {
     /// the name is also its instance id in the group).
     pub fn start_processor(&mut self, name: &str, processor: &str) {
         let config = self.dir.join("porch.toml");
+        let port = *self
+            .role_ports
+            .entry(name.to_string())
+            .or_insert_with(free_port);
         self.start_role(
             name,
             &[
@@ -193,8 +216,45 @@ impl Porch {
                 name,
                 "--config",
                 config.to_str().unwrap(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
             ],
         );
+    }
+
+    /// The text of a role's /metrics, or None while it does not answer.
+    pub async fn role_metrics(&self, name: &str) -> Option<String> {
+        let port = self.role_ports.get(name)?;
+        let r = self
+            .http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .ok()?;
+        r.text().await.ok()
+    }
+
+    /// Whether a role's /readyz answers 200 (None while it does not answer at all).
+    pub async fn role_ready(&self, name: &str) -> Option<bool> {
+        let port = self.role_ports.get(name)?;
+        let r = self
+            .http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .ok()?;
+        Some(r.status().is_success())
+    }
+
+    /// A gauge or counter of a role's /metrics (the first sample of that name).
+    pub async fn role_metric(&self, name: &str, metric: &str) -> Option<f64> {
+        let text = self.role_metrics(name).await?;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
     }
 
     /// SIGKILL of one role process.

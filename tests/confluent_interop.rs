@@ -1,0 +1,308 @@
+//! A real Confluent client reads and writes porch's topics: the Python confluent-kafka package
+//! (from PyPI), its SchemaRegistryClient pointed at `porch registry`, AvroDeserializer for the
+//! events porch produced and AvroSerializer for a command that porch then consumes
+//! (tests/python/confluent_interop.py does the Python side).
+//!
+//! Runs on the distributed backend (Kafka at 127.0.0.1:9092 and Cassandra, from
+//! `scripts/engines up`). The Python venv is built on first use under
+//! `${XDG_CACHE_HOME:-~/.cache}/porch/python-venv` and reused while the pinned requirements and
+//! the Python version stay the same; if it cannot be built, the test fails.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PYTHON_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python");
+const REQUIREMENTS: &str = include_str!("python/requirements.txt");
+
+/// FNV-1a: a hash that stays the same across builds and toolchains, for the venv's marker.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+fn run(what: &str, cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The venv's python, with tests/python/requirements.txt installed: built when missing or when
+/// its marker names other requirements or another Python.
+fn python_venv() -> PathBuf {
+    let started = Instant::now();
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+    let venv = cache.join("porch").join("python-venv");
+    let python = venv.join("bin").join("python");
+    let marker = venv.join(".porch-requirements");
+    let version = run(
+        "python3 --version",
+        Command::new("python3").arg("--version"),
+    );
+    let stamp = format!(
+        "{:016x}",
+        fnv1a(format!("{}\n{REQUIREMENTS}", version.trim()).as_bytes())
+    );
+    if python.exists() && std::fs::read_to_string(&marker).ok().as_deref() == Some(&stamp) {
+        eprintln!(
+            "python venv {} reused ({:.1} s)",
+            venv.display(),
+            started.elapsed().as_secs_f64()
+        );
+        return python;
+    }
+    // Stale or half-built: start over. The marker is written last, so a build that stopped
+    // half-way is never taken for a complete one.
+    let _ = std::fs::remove_dir_all(&venv);
+    std::fs::create_dir_all(venv.parent().unwrap()).expect("create the venv's parent");
+    run(
+        "python3 -m venv",
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+    );
+    run(
+        "pip install -r tests/python/requirements.txt",
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--only-binary=:all:",
+                "-r",
+            ])
+            .arg(Path::new(PYTHON_DIR).join("requirements.txt")),
+    );
+    std::fs::write(&marker, &stamp).expect("write the venv marker");
+    eprintln!(
+        "python venv {} created ({:.1} s)",
+        venv.display(),
+        started.elapsed().as_secs_f64()
+    );
+    python
+}
+
+/// Runs the script to completion (killing it after `limit`); its exit status and stdout.
+fn run_script(python: &Path, env: &[(&str, String)], limit: Duration) -> (bool, String) {
+    let mut child = Command::new(python)
+        .arg(Path::new(PYTHON_DIR).join("confluent_interop.py"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the python script");
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the script") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the python script did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    (status.success(), reader.join().unwrap())
+}
+
+/// A product with one variant, a GB offer and stock in London, until the offer is ACTIVE:
+/// events on product.events, offer.events and activation.events. Returns the offer id.
+async fn list_product(p: &Porch, key: &str, id: &str) -> String {
+    p.applied(
+        Method::POST,
+        key,
+        "/v1/products",
+        product_body(id, "Linen shirt", "apparel", true),
+    )
+    .await;
+    let sku = format!("{id}-M");
+    p.applied(
+        Method::POST,
+        key,
+        &format!("/v1/products/{id}/variants"),
+        json!({ "variants": [{ "sku": sku, "options": { "size": "M" }, "weight_grams": 210 }] }),
+    )
+    .await;
+    let (s, body) = p
+        .post(
+            key,
+            "/v1/locations",
+            json!({ "location_id": "lon-1", "region": "GB" }),
+        )
+        .await;
+    assert!(s == 200 || s == 201, "{body}");
+    let offer = p
+        .applied(
+            Method::POST,
+            key,
+            "/v1/offers",
+            json!({ "sku": sku, "region": "GB", "price": { "amount_minor": 2500, "currency": "GBP" }, "channels": ["storefront"] }),
+        )
+        .await["aggregate_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.applied(
+        Method::PUT,
+        key,
+        &format!("/v1/inventory/{sku}/lon-1"),
+        json!({ "on_hand": 10 }),
+    )
+    .await;
+    p.eventually(&format!("offer {offer} ACTIVE"), 60, || async {
+        let (s, view) = p.get(key, &format!("/v1/products/{id}")).await;
+        (s == 200
+            && view["offers"]
+                .as_array()?
+                .iter()
+                .any(|o| o["offer_id"] == offer.as_str() && o["status"] == "ACTIVE"))
+        .then_some(())
+    })
+    .await;
+    offer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confluent_python_client_reads_porch_events_and_writes_commands_porch_consumes() {
+    // Before porch starts: a venv that cannot be built fails the test here, quickly.
+    let python = tokio::task::spawn_blocking(python_venv)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+
+    let p = Porch::start_distributed().await;
+    let cluster = p.cluster().unwrap().clone();
+    let tenant = "acme";
+    let key = admin_key(tenant);
+    let product = "interop-1";
+    let offer = list_product(&p, &key, product).await;
+
+    // The Python side: decode porch's events, then produce a CreateProduct of its own.
+    let new_product = format!("py-{}", uuid::Uuid::now_v7().simple());
+    let command_id = uuid::Uuid::now_v7().to_string();
+    let env = vec![
+        (
+            "PORCH_KAFKA",
+            std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+        ),
+        (
+            "PORCH_REGISTRY_URL",
+            format!("http://127.0.0.1:{}", cluster.registry_port),
+        ),
+        ("PORCH_TOPIC_PREFIX", cluster.prefix.clone()),
+        ("PORCH_TENANT", tenant.to_string()),
+        ("PORCH_EXPECT_PRODUCT", product.to_string()),
+        ("PORCH_EXPECT_OFFER", offer.clone()),
+        ("PORCH_NEW_PRODUCT", new_product.clone()),
+        ("PORCH_NEW_COMMAND", command_id.clone()),
+    ];
+    let started = Instant::now();
+    let (ok, stdout) =
+        tokio::task::spawn_blocking(move || run_script(&python, &env, Duration::from_secs(180)))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+    eprintln!(
+        "python script ({:.1} s): {}",
+        started.elapsed().as_secs_f64(),
+        stdout.trim()
+    );
+    let summary: Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no JSON summary from the script: {stdout}"));
+    assert!(
+        ok && summary["ok"] == true,
+        "python checks failed: {summary}"
+    );
+    assert!(summary["decoded"].as_u64().unwrap() >= 3, "{summary}");
+    let produced = &summary["produced"];
+    assert_eq!(produced["command_id"], command_id.as_str());
+    assert_eq!(produced["key"], format!("{tenant}/{new_product}"));
+    let partition = produced["partition"].as_u64().expect("partition");
+    let offset = produced["offset"].as_u64().expect("offset");
+
+    // porch decoded the Python-framed record (or it would sit on the dead-letter topic)…
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, view) = p.get(&key, &format!("/v1/products/{new_product}")).await;
+        if s == 200 {
+            assert_eq!(
+                view["product"]["product"]["title"], "Linen shirt from Python",
+                "{view}"
+            );
+            break;
+        }
+        if Instant::now() > deadline {
+            let dlq = p.topic("product.commands.dlq").await;
+            panic!("product {new_product} never appeared; product.commands.dlq: {dlq:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // …applied it, as a command porch never accepted over HTTP…
+    let outcome = p
+        .eventually("the command's outcome", 30, || async {
+            let (s, v) = p
+                .get(&key, &format!("/v1/commands/{command_id}?wait=10000"))
+                .await;
+            (s == 200 && v["status"] != "ACCEPTED").then_some(v)
+        })
+        .await;
+    assert_eq!(outcome["status"], "APPLIED", "{outcome}");
+    assert_eq!(outcome["command_type"], "CreateProduct", "{outcome}");
+    // …read it from the partition and offset the Python producer was told…
+    let commands = p.topic("product.commands").await;
+    let rec = commands
+        .iter()
+        .find(|r| r["partition"] == partition && r["offset"] == offset)
+        .unwrap_or_else(|| panic!("no product.commands record at {partition}@{offset}"));
+    assert_eq!(rec["record_type"], "porch.product.CreateProduct", "{rec:#}");
+    assert_eq!(rec["value"]["envelope"]["command_id"], command_id.as_str());
+    // …and its ProductCreated names the command as its cause, on the same partition number.
+    let events = p.topic("product.events").await;
+    let created = events
+        .iter()
+        .find(|r| {
+            r["record_type"] == "porch.product.ProductCreated"
+                && r["value"]["envelope"]["causation_id"] == command_id.as_str()
+        })
+        .unwrap_or_else(|| panic!("no ProductCreated caused by {command_id}"));
+    assert_eq!(
+        created["key"],
+        format!("{tenant}/{new_product}"),
+        "{created:#}"
+    );
+    assert_eq!(
+        created["partition"], partition,
+        "co-partitioned: {created:#}"
+    );
+    assert_eq!(
+        created["value"]["envelope"]["correlation_id"], produced["correlation_id"],
+        "{created:#}"
+    );
+}

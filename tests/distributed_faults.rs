@@ -1,0 +1,203 @@
+//! DESIGN §5 on the real engines: loads of 5,000+ commands while a processor is SIGKILLed, the
+//! Kafka broker restarts or Cassandra is away for 30 s, and two members of one group share and
+//! hand over partitions. Afterwards every command is APPLIED, on its topic once, its events
+//! once each (read_committed), and every projection row equals the replay of its changelog.
+//! Needs `scripts/engines up` (the README's test command runs it).
+
+mod common;
+
+use common::checker::check_projections;
+use common::load::{run_load, verify, Sent};
+use common::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// 20 tenants × 63 products × 4 commands = 5,040 commands.
+const TENANTS: usize = 20;
+const PRODUCTS: usize = 63;
+
+fn engines(args: &[&str]) {
+    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/engines"))
+        .args(args)
+        .status()
+        .expect("run scripts/engines");
+    assert!(status.success(), "scripts/engines {args:?} failed");
+}
+
+fn bootstrap() -> String {
+    std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// The committed offsets of a processor's group on its first input topic.
+fn committed(p: &Porch, processor: &str, topic: &str) -> Vec<i64> {
+    let prefix = &p.cluster().unwrap().prefix;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", format!("{prefix}{processor}"))
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for partition in 0..8 {
+        tpl.add_partition(&format!("{prefix}{topic}"), partition);
+    }
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(30))
+        .expect("committed offsets");
+    got.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => o,
+            _ => -1,
+        })
+        .collect()
+}
+
+async fn finish(p: &Porch, sent: &[Sent]) {
+    verify(p, sent).await;
+    let rows = check_projections(p).await;
+    assert!(rows >= sent.len() / 2, "compared only {rows} rows");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_processor_killed_with_sigkill_and_restarted_loses_and_doubles_nothing() {
+    let mut p = Porch::start_distributed().await;
+    let sent = run_load(&mut p, TENANTS, PRODUCTS, async |p: &mut Porch| {
+        p.kill_role("activation");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        p.start_processor("activation", "activation");
+    })
+    .await;
+    finish(&p, &sent).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_broker_restart_under_load_loses_and_doubles_nothing() {
+    let mut p = Porch::start_distributed().await;
+    let sent = run_load(&mut p, TENANTS, PRODUCTS, async |_p: &mut Porch| {
+        engines(&["down", "kafka"]);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        engines(&["up", "kafka"]);
+    })
+    .await;
+    finish(&p, &sent).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cassandra_away_for_30s_stops_processors_then_everything_completes() {
+    let mut p = Porch::start_distributed().await;
+    let sent = run_load(&mut p, TENANTS, PRODUCTS, async |p: &mut Porch| {
+        engines(&["down", "cassandra"]);
+        let down_at = Instant::now();
+        // In-flight batches fail; then nothing advances and nobody claims to be ready.
+        p.eventually("processors report not ready", 30, || async {
+            let mut all = true;
+            for name in ["product", "offer", "activation"] {
+                all &= p.role_ready(name).await == Some(false);
+            }
+            all.then_some(())
+        })
+        .await;
+        let (s, _) = p.get(OPERATOR_KEY, "/readyz").await;
+        assert_eq!(s, 503, "the ingest API is not ready without its store");
+        let before: Vec<_> = PROCESSORS
+            .iter()
+            .map(|n| committed(p, n, &inputs_of(n)))
+            .collect();
+        tokio::time::sleep(Duration::from_secs(30).saturating_sub(down_at.elapsed())).await;
+        let after: Vec<_> = PROCESSORS
+            .iter()
+            .map(|n| committed(p, n, &inputs_of(n)))
+            .collect();
+        assert_eq!(
+            before, after,
+            "no input offset was committed while the store was away"
+        );
+        engines(&["up", "cassandra"]);
+    })
+    .await;
+    finish(&p, &sent).await;
+}
+
+/// The first input topic of a processor (whose offsets show whether it advanced).
+fn inputs_of(processor: &str) -> String {
+    match processor {
+        "activation" => "offer.events".into(),
+        "search" => "activation.events".into(),
+        m => format!("{m}.commands"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_members_split_the_partitions_and_one_takes_over_when_the_other_dies() {
+    let mut p = Porch::start_distributed().await;
+    p.start_processor("offer-2", "offer");
+    let split = p
+        .eventually("both offer members own tasks", 90, || async {
+            let a = p.role_metric("offer", "porch_tasks").await?;
+            let b = p.role_metric("offer-2", "porch_tasks").await?;
+            (a > 0.0 && b > 0.0 && a + b == 8.0).then_some((a, b))
+        })
+        .await;
+    println!("offer members own {} and {} tasks", split.0, split.1);
+    let sent = run_load(&mut p, TENANTS, PRODUCTS, async |p: &mut Porch| {
+        p.kill_role("offer-2");
+    })
+    .await;
+    p.eventually("the survivor owns every task", 120, || async {
+        (p.role_metric("offer", "porch_tasks").await? == 8.0).then_some(())
+    })
+    .await;
+    finish(&p, &sent).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_a_command_topic_is_dead_lettered_and_the_partition_flows() {
+    let p = Porch::start_distributed().await;
+    let prefix = p.cluster().unwrap().prefix.clone();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    for partition in 0..8 {
+        producer
+            .send(
+                BaseRecord::to(&format!("{prefix}product.commands"))
+                    .partition(partition)
+                    .key("acme/garbage")
+                    .payload(&b"\x00\x00\x00\x00\x01not avro at all"[..]),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    // Commands behind the garbage, on every partition, are applied.
+    for i in 0..16 {
+        p.applied(
+            reqwest::Method::POST,
+            &admin_key("acme"),
+            "/v1/products",
+            product_body(&format!("after-garbage-{i}"), "Shirt", "apparel", true),
+        )
+        .await;
+    }
+    let dead = p
+        .eventually("8 dead letters", 60, || async {
+            let recs = p.topic("product.commands.dlq").await;
+            (recs.len() >= 8).then_some(recs)
+        })
+        .await;
+    assert_eq!(dead.len(), 8, "each garbage record dead-lettered once");
+    for r in &dead {
+        assert_eq!(r["headers"]["dlq.topic"], "product.commands");
+        assert_eq!(r["headers"]["dlq.consumer_group"], "product");
+        assert!(
+            !r["headers"]["dlq.error"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty(),
+            "{r}"
+        );
+    }
+}
