@@ -15,6 +15,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The faults stop shared engines: one test at a time.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// 20 tenants × 63 products × 4 commands = 5,040 commands.
 const TENANTS: usize = 20;
 const PRODUCTS: usize = 63;
@@ -63,6 +66,7 @@ async fn finish(p: &Porch, sent: &[Sent]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_processor_killed_with_sigkill_and_restarted_loses_and_doubles_nothing() {
+    let _serial = SERIAL.lock().await;
     let mut p = Porch::start_distributed().await;
     let sent = run_load(&mut p, TENANTS, PRODUCTS, async |p: &mut Porch| {
         p.kill_role("activation");
@@ -75,6 +79,7 @@ async fn a_processor_killed_with_sigkill_and_restarted_loses_and_doubles_nothing
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_restart_under_load_loses_and_doubles_nothing() {
+    let _serial = SERIAL.lock().await;
     let mut p = Porch::start_distributed().await;
     let sent = run_load(&mut p, TENANTS, PRODUCTS, async |_p: &mut Porch| {
         engines(&["down", "kafka"]);
@@ -132,6 +137,7 @@ fn inputs_of(processor: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_members_split_the_partitions_and_one_takes_over_when_the_other_dies() {
+    let _serial = SERIAL.lock().await;
     let mut p = Porch::start_distributed().await;
     p.start_processor("offer-2", "offer");
     let split = p
@@ -155,6 +161,7 @@ async fn two_members_split_the_partitions_and_one_takes_over_when_the_other_dies
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_on_a_command_topic_is_dead_lettered_and_the_partition_flows() {
+    let _serial = SERIAL.lock().await;
     let p = Porch::start_distributed().await;
     let prefix = p.cluster().unwrap().prefix.clone();
     let producer: BaseProducer = ClientConfig::new()

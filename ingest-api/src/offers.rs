@@ -10,10 +10,10 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{patch, post};
 use axum::Router;
-use porch_processors::store::{key, tables, Claim, OfferRef};
+use porch_processors::store::{Claim, OfferRef};
 use porch_schemas::{
-    Channel, CreateOffer, Currency, Micros, Money, OfferData, OfferId, ProductId, Reason, SellerId,
-    Sku, UpdateOffer, WithdrawOffer,
+    Channel, CreateOffer, Currency, Micros, Money, OfferData, OfferId, ProductId, SellerId, Sku,
+    UpdateOffer, WithdrawOffer,
 };
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -154,20 +154,12 @@ pub async fn create_offer(
     let seller = writer.acting_seller("seller", requested_seller)?;
 
     let tenant = caller.tenant().clone();
-    let (owner, existing) = {
-        let (sku, seller, region) = (sku.clone(), seller.clone(), region.clone());
-        blocking(&state, move |store| {
-            let owner = sku_owner(store, &tenant, &sku)?;
-            let offer_key = key(&[
-                tenant.as_str(),
-                seller.as_str(),
-                sku.as_str(),
-                region.as_str(),
-            ]);
-            let existing: Option<OfferId> = store.get(tables::OFFER_KEY, &offer_key)?;
-            Ok((owner, existing))
-        })
-        .await?
+    // A second offer for the same seller, SKU and region is refused by the offer's claim when
+    // it is submitted, after the Idempotency-Key is looked at: a retried request is replayed,
+    // not refused.
+    let owner = {
+        let sku = sku.clone();
+        blocking(&state, move |store| sku_owner(store, &tenant, &sku)).await?
     };
     let product_id = match (owner, given_product) {
         (Some(owner), Some(given)) if owner != given => {
@@ -185,13 +177,6 @@ pub async fn create_offer(
             ))
         }
     };
-    if let Some(existing) = existing {
-        return Err(ApiError::conflict(&Reason::on_field(
-            "OFFER_EXISTS",
-            "sku",
-            format!("seller '{seller}' already has offer '{existing}' for SKU '{sku}' in {region}"),
-        )));
-    }
     let offer_id = OfferId::generate();
     let claim = Claim::Offer(OfferRef {
         offer_id: offer_id.clone(),

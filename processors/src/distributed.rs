@@ -24,7 +24,7 @@ use porch_topics::{partition_for, Append, BatchTxn, LogError, LogRecord};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -45,9 +45,22 @@ pub struct Health {
     pub tasks: AtomicU64,
 }
 
-/// One task's batch: reads through to the store, buffers everything it writes.
+/// Rows a task read or wrote, by (table, key); `None` is a row known to be absent. A task's
+/// rows are written by its owner alone, so while the task stays owned and recovered the cache
+/// is exact; it is dropped on recovery and when it grows past [`CACHE_ROWS`].
+type RowCache = HashMap<RowId, Option<Vec<u8>>>;
+
+/// (table, key)
+type RowId = (String, String);
+
+const CACHE_ROWS: usize = 20_000;
+
+/// One task's batch: reads through the task's cache to the store, buffers everything it writes.
 pub struct DistTxn<'s> {
     store: &'s dyn ProjectionStore,
+    cache: &'s RowCache,
+    /// Rows read from the store in this batch, for the cache.
+    reads: std::cell::RefCell<Vec<(RowId, Option<Vec<u8>>)>>,
     handle: &'s tokio::runtime::Handle,
     now: i64,
     task: u32,
@@ -64,6 +77,7 @@ fn store_err(e: StoreError) -> LogError {
 impl<'s> DistTxn<'s> {
     fn new(
         store: &'s dyn ProjectionStore,
+        cache: &'s RowCache,
         handle: &'s tokio::runtime::Handle,
         now: i64,
         task: u32,
@@ -71,6 +85,8 @@ impl<'s> DistTxn<'s> {
     ) -> Self {
         Self {
             store,
+            cache,
+            reads: Default::default(),
             handle,
             now,
             task,
@@ -117,12 +133,19 @@ impl BatchTxn for DistTxn<'_> {
     }
 
     fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, LogError> {
-        if let Some(v) = self.overlay.get(&(table.to_string(), key.to_string())) {
+        let k = (table.to_string(), key.to_string());
+        if let Some(v) = self.overlay.get(&k) {
             return Ok(v.clone());
         }
-        self.handle
+        if let Some(v) = self.cache.get(&k) {
+            return Ok(v.clone());
+        }
+        let v = self
+            .handle
             .block_on(self.store.get_async(table, key))
-            .map_err(store_err)
+            .map_err(store_err)?;
+        self.reads.borrow_mut().push((k, v.clone()));
+        Ok(v)
     }
 
     fn put(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), LogError> {
@@ -251,6 +274,10 @@ impl ConsumerContext for GroupContext {
 
 type GroupConsumer = BaseConsumer<GroupContext>;
 
+/// A producer that serves its delivery reports on a thread of its own, so that flushing in
+/// commit and abort never waits on a queue nobody polls.
+type TxnProducer = ThreadedProducer<DefaultProducerContext>;
+
 /// Runs one processor as a member of its consumer group until `stop` is set.
 pub struct DistributedRuntime {
     pub kafka: KafkaConfig,
@@ -276,6 +303,7 @@ struct Task {
     poison: HashMap<(String, u32, u64), String>,
     /// Id of the task's last checkpoint (ids increase per task).
     last_id: i64,
+    cache: RowCache,
 }
 
 impl DistributedRuntime {
@@ -312,7 +340,9 @@ impl DistributedRuntime {
             if timers_due {
                 last_timers = Instant::now();
             }
-            if records.is_empty() && !timers_due {
+            // Tasks still to recover (after a failure, or newly assigned) are recovered even when
+            // nothing new arrives: recovery seeks back to what is not committed yet.
+            if records.is_empty() && !timers_due && tasks.values().all(|t| t.recovered) {
                 self.health.ready.store(true, Ordering::Relaxed);
                 continue;
             }
@@ -368,7 +398,7 @@ impl DistributedRuntime {
         Ok(cfg.create_with_context(ctx)?)
     }
 
-    fn producer(&self, group: &str) -> anyhow::Result<BaseProducer> {
+    fn producer(&self, group: &str) -> anyhow::Result<TxnProducer> {
         let mut cfg = self.kafka.client_config();
         cfg.set("transactional.id", format!("{group}-{}", self.instance))
             .set("enable.idempotence", "true")
@@ -377,7 +407,7 @@ impl DistributedRuntime {
             // Bounds how long an open transaction of a member that died and never came back
             // holds read_committed readers at its partitions' last stable offset.
             .set("transaction.timeout.ms", "15000");
-        let producer: BaseProducer = cfg.create()?;
+        let producer: TxnProducer = cfg.create()?;
         producer.init_transactions(KAFKA_TIMEOUT)?;
         Ok(producer)
     }
@@ -453,7 +483,7 @@ impl DistributedRuntime {
     fn turn(
         &self,
         consumer: &GroupConsumer,
-        producer: &mut BaseProducer,
+        producer: &mut TxnProducer,
         group: &str,
         p: &dyn Processor,
         tasks: &mut BTreeMap<u32, Task>,
@@ -466,11 +496,18 @@ impl DistributedRuntime {
             .filter(|(_, t)| !t.recovered)
             .map(|(k, _)| *k)
             .collect();
+        // A recovered task was sought back to its committed offsets: what was polled for it
+        // before the seek comes again, in order, from the next poll.
+        let mut sought = BTreeSet::new();
         for task in unrecovered {
             self.recover(consumer, producer, group, task, tasks)?;
+            sought.insert(task);
         }
         let mut by_task: BTreeMap<u32, Vec<LogRecord>> = BTreeMap::new();
         for r in records {
+            if sought.contains(&r.partition) {
+                continue;
+            }
             let Some(t) = tasks.get(&r.partition) else {
                 continue; // revoked while polled
             };
@@ -485,7 +522,7 @@ impl DistributedRuntime {
             by_task.entry(r.partition).or_default().push(r);
         }
         if timers_due {
-            for task in tasks.keys() {
+            for task in tasks.keys().filter(|t| !sought.contains(t)) {
                 by_task.entry(*task).or_default();
             }
         }
@@ -494,11 +531,21 @@ impl DistributedRuntime {
         for (task_id, batch) in by_task {
             let task = tasks.get_mut(&task_id).expect("task exists");
             let id = (porch_schemas::now_micros()).max(task.last_id + 1);
-            let txn = loop {
-                let mut txn =
-                    DistTxn::new(&*self.store, &self.handle, id, task_id, self.partitions);
+            let cache = std::mem::take(&mut task.cache);
+            let decided = loop {
+                let mut txn = DistTxn::new(
+                    &*self.store,
+                    &cache,
+                    &self.handle,
+                    id,
+                    task_id,
+                    self.partitions,
+                );
                 match process_batch(&mut txn, &self.codec, p, &batch, timers_due, &task.poison) {
-                    Ok(()) => break txn,
+                    Ok(()) => {
+                        let reads = txn.reads.take();
+                        break Ok((txn.into_checkpoint(id), reads));
+                    }
                     Err(LogError::Poison {
                         topic,
                         partition,
@@ -507,15 +554,20 @@ impl DistributedRuntime {
                     }) => {
                         task.poison.insert((topic, partition, offset), reason);
                     }
-                    Err(e) => return Err(TurnError::store(e.to_string())),
+                    Err(e) => break Err(TurnError::store(e.to_string())),
                 }
             };
+            task.cache = cache;
+            let (mut cp, reads) = decided?;
             task.poison.clear();
-            if txn.records.is_empty() && txn.overlay.is_empty() && txn.positions.is_empty() {
+            if task.cache.len() + reads.len() > CACHE_ROWS {
+                task.cache.clear();
+            }
+            task.cache.extend(reads);
+            if cp.records.is_empty() && cp.writes.is_empty() && cp.offsets.is_empty() {
                 continue; // timers with nothing due
             }
             handled += batch.len() as u64;
-            let mut cp = txn.into_checkpoint(id);
             // A timer-only batch still names the task's input positions, so that its id is
             // committed as their metadata and recovery can tell whether it was committed.
             for ((topic, partition), next) in &task.next {
@@ -551,11 +603,16 @@ impl DistributedRuntime {
             t.last_id = cp.id;
         }
         self.finish(consumer, producer, &checkpoints)?;
-        for (task, cp) in &checkpoints {
-            let t = tasks.get_mut(task).expect("task exists");
-            for (topic, partition, next) in &cp.offsets {
-                t.next.insert((topic.clone(), *partition), *next);
+        for (task, cp) in checkpoints {
+            let t = tasks.get_mut(&task).expect("task exists");
+            for (topic, partition, next) in cp.offsets {
+                t.next.insert((topic, partition), next);
             }
+            if t.cache.len() + cp.writes.len() > CACHE_ROWS {
+                t.cache.clear();
+            }
+            t.cache
+                .extend(cp.writes.into_iter().map(|w| ((w.table, w.key), w.value)));
         }
         self.health.batches.fetch_add(1, Ordering::Relaxed);
         self.health.records.fetch_add(handled, Ordering::Relaxed);
@@ -566,7 +623,7 @@ impl DistributedRuntime {
     fn finish(
         &self,
         consumer: &GroupConsumer,
-        producer: &BaseProducer,
+        producer: &TxnProducer,
         checkpoints: &[(u32, Checkpoint)],
     ) -> Result<(), TurnError> {
         self.handle
@@ -622,7 +679,7 @@ impl DistributedRuntime {
         Ok(())
     }
 
-    fn send(&self, producer: &BaseProducer, r: &OutRecord) -> Result<(), KafkaError> {
+    fn send(&self, producer: &TxnProducer, r: &OutRecord) -> Result<(), KafkaError> {
         let topic = self.kafka.physical(&r.topic);
         let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
         for (k, v) in &r.headers {
@@ -643,7 +700,7 @@ impl DistributedRuntime {
                     KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
                     rec,
                 )) => {
-                    producer.poll(Duration::from_millis(10));
+                    std::thread::sleep(Duration::from_millis(5));
                     record = rec;
                 }
                 Err((e, _)) => return Err(e),
@@ -657,7 +714,7 @@ impl DistributedRuntime {
     fn recover(
         &self,
         consumer: &GroupConsumer,
-        producer: &mut BaseProducer,
+        producer: &mut TxnProducer,
         group: &str,
         task_id: u32,
         tasks: &mut BTreeMap<u32, Task>,
@@ -729,6 +786,7 @@ impl DistributedRuntime {
         for (k, v) in task.next.iter_mut() {
             *v = next.get(k).copied().unwrap_or(0);
         }
+        task.cache.clear();
         task.recovered = true;
         Ok(())
     }

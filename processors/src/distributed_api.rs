@@ -26,8 +26,16 @@ pub const IDEMPOTENT_SUBMISSION: &str = "idempotency_submission";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SavedSubmission {
+    /// When the first attempt saved it (micros).
+    written_at: i64,
     command: Vec<u8>,
     claims: Vec<Claim>,
+}
+
+/// How long a first attempt may still be at work (claims, status, produce): a retry within it
+/// is told to come back rather than race it.
+fn in_flight(written_at: i64) -> bool {
+    now_micros() - written_at < (PRODUCE_TIMEOUT + Duration::from_secs(10)).as_micros() as i64
 }
 
 /// The ingest side of the distributed mode.
@@ -50,7 +58,10 @@ impl DistributedSink {
         cfg.set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")
-            .set("message.timeout.ms", PRODUCE_TIMEOUT.as_millis().to_string());
+            .set(
+                "message.timeout.ms",
+                PRODUCE_TIMEOUT.as_millis().to_string(),
+            );
         let producer = cfg.create()?;
         Ok(Self {
             store,
@@ -66,7 +77,9 @@ impl DistributedSink {
     /// unmarked (and produces it a second time).
     async fn produce(&self, record: &CommandRecord, bytes: Vec<u8>) -> Result<(), StoreError> {
         let env = &record.envelope;
-        let topic = self.kafka.physical(&commands_topic(record.command.module()));
+        let topic = self
+            .kafka
+            .physical(&commands_topic(record.command.module()));
         let key = product_key(env.tenant.as_str(), record.command.product_id().as_str());
         let partition = partition_for(key.as_bytes(), self.partitions);
         let correlation = env.correlation_id.clone();
@@ -125,7 +138,7 @@ impl DistributedSink {
         }
         let (written_at, command) = bytes.split_at(8.min(bytes.len()));
         let written_at = i64::from_be_bytes(written_at.try_into().unwrap_or([0; 8]));
-        if now_micros() - written_at < (PRODUCE_TIMEOUT.as_micros() as i64) * 2 {
+        if in_flight(written_at) {
             // The first attempt may still be producing it: wait for that rather than race it.
             return Err(StoreError::Backend(format!(
                 "command {command_id} is still being accepted; retry shortly"
@@ -171,6 +184,7 @@ impl DistributedSink {
         let Some(existing) = self.store.claim(tables::IDEMPOTENCY, &ik, value).await? else {
             let bytes = encode(&s.record)?;
             let saved = SavedSubmission {
+                written_at: now_micros(),
                 command: bytes.clone(),
                 claims: s.claims.clone(),
             };
@@ -202,6 +216,12 @@ impl DistributedSink {
             Some(saved) => {
                 let saved: SavedSubmission = serde_json::from_slice(&saved)
                     .map_err(|e| StoreError::Backend(format!("saved submission {ik}: {e}")))?;
+                if in_flight(saved.written_at) {
+                    return Err(StoreError::Backend(format!(
+                        "command {} is still being accepted; retry shortly",
+                        prev.command_id
+                    )));
+                }
                 let record = self
                     .codec
                     .decode_command(&saved.command)
@@ -274,25 +294,18 @@ impl DistributedSink {
             accepted_at: now_micros(),
             completed_at: None,
         };
-        // Status and the pending command before the record: the processor's outcome is
-        // always written after (and so with a later write time than) ACCEPTED.
+        // Status and the pending command before the record. ACCEPTED is only ever created, never
+        // written over: a late retry cannot turn an outcome the processor wrote back into it.
+        let status = serde_json::to_vec(&status).expect("status serialises");
         self.store
-            .apply(
-                vec![
-                    RowWrite {
-                        table: tables::COMMAND.into(),
-                        key: command_key.clone(),
-                        value: Some(serde_json::to_vec(&status).expect("status serialises")),
-                    },
-                    RowWrite {
-                        table: COMMAND_PENDING.into(),
-                        key: command_key.clone(),
-                        value: Some([&now_micros().to_be_bytes()[..], &bytes].concat()),
-                    },
-                ],
-                now_micros(),
-            )
+            .claim(tables::COMMAND, &command_key, status)
             .await?;
+        self.put(
+            COMMAND_PENDING,
+            &command_key,
+            Some([&now_micros().to_be_bytes()[..], &bytes].concat()),
+        )
+        .await?;
         self.produce(record, bytes).await?;
         Ok(SubmitOutcome::Accepted {
             command_id: env.command_id.clone(),
@@ -351,6 +364,7 @@ impl CommandSink for DistributedSink {
 
 /// The operator's topic reader over Kafka (read_committed).
 pub struct KafkaTopics {
+    kafka: KafkaConfig,
     reader: Mutex<KafkaReader>,
     codec: Arc<Codec>,
     catalogue: Catalogue,
@@ -359,10 +373,31 @@ pub struct KafkaTopics {
 impl KafkaTopics {
     pub fn new(kafka: &KafkaConfig, codec: Arc<Codec>) -> anyhow::Result<Self> {
         Ok(Self {
+            kafka: kafka.clone(),
             reader: Mutex::new(KafkaReader::new(kafka)?),
             codec,
             catalogue: Catalogue::builtin(),
         })
+    }
+}
+
+impl KafkaTopics {
+    /// Runs a read; after a failure (a broker that went away and came back leaves a consumer
+    /// in a state of its own) it tries once more on a new consumer.
+    fn with_reader<T>(
+        &self,
+        read: impl Fn(&mut KafkaReader) -> Result<T, porch_topics::ReadError>,
+    ) -> Result<T, StoreError> {
+        let mut reader = self.reader.lock().expect("reader lock");
+        match read(&mut reader) {
+            Ok(t) => Ok(t),
+            Err(first) => {
+                tracing::warn!(error = %first, "reading a topic failed; retrying on a new consumer");
+                *reader = KafkaReader::new(&self.kafka)
+                    .map_err(|e| StoreError::Backend(e.to_string()))?;
+                read(&mut reader).map_err(|e| StoreError::Backend(e.to_string()))
+            }
+        }
     }
 }
 
@@ -374,11 +409,7 @@ impl TopicReader for KafkaTopics {
         self.catalogue.partitions
     }
     fn end_offset(&self, topic: &str, partition: u32) -> Result<u64, StoreError> {
-        self.reader
-            .lock()
-            .expect("reader lock")
-            .end_offsets(topic)
-            .map_err(|e| StoreError::Backend(e.to_string()))?
+        self.with_reader(|r| r.end_offsets(topic))?
             .get(partition as usize)
             .copied()
             .ok_or_else(|| StoreError::Backend(format!("{topic} has no partition {partition}")))
@@ -390,12 +421,9 @@ impl TopicReader for KafkaTopics {
         from: u64,
         max: usize,
     ) -> Result<Vec<TopicRecordJson>, StoreError> {
-        let records = self
-            .reader
-            .lock()
-            .expect("reader lock")
-            .read_partition(topic, partition, from, max, Duration::from_secs(10))
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
+        let records = self.with_reader(|r| {
+            r.read_partition(topic, partition, from, max, Duration::from_secs(10))
+        })?;
         Ok(records
             .into_iter()
             .map(|r| TopicRecordJson::decode(&self.codec, r))

@@ -493,10 +493,45 @@ impl Porch {
     }
 }
 
+/// Deletes a test's topics, so that the shared broker does not carry every test's partitions
+/// (a broker restart reloads them all).
+fn delete_topics(prefix: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    use rdkafka::client::DefaultClientContext;
+    let prefix = prefix.to_string();
+    let bootstrap = std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let work = move || -> Result<(), rdkafka::error::KafkaError> {
+        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()?;
+        let metadata = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))?;
+        let names: Vec<String> = metadata
+            .topics()
+            .iter()
+            .map(|t| t.name().to_string())
+            .filter(|n| n.starts_with(&prefix))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(admin.delete_topics(&refs, &AdminOptions::new()))?;
+        Ok(())
+    };
+    // On a thread of its own: Drop may run inside the test's runtime.
+    let _ = std::thread::spawn(work).join();
+}
+
 impl Drop for Porch {
     fn drop(&mut self) {
         self.kill9();
         self.kill_role("registry");
+        if let Some(c) = &self.cluster {
+            delete_topics(&c.prefix);
+        }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
