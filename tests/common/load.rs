@@ -198,19 +198,32 @@ pub async fn verify(p: &Porch, sent: &[Sent]) {
                 )
                 .or_default() += 1;
         }
+        // `porch up` appends a command and its acceptance in one transaction: exactly once.
+        // The distributed ingest produces to Kafka and records acceptance in the store; when the
+        // store or the broker goes away between the two, a retry with the same Idempotency-Key
+        // produces the same command (same command id) again, which its processor applies once.
+        let exact = p.cluster().is_none();
         for c in cmds {
-            assert_eq!(
-                counts.get(&c.command_id),
-                Some(&1),
-                "{module} command {} on its topic",
+            let n = counts.get(&c.command_id).copied().unwrap_or(0);
+            assert!(
+                n == 1 || (!exact && n > 1),
+                "{module} command {} is on its topic {n} times",
                 c.command_id
             );
         }
+        let distinct: HashSet<&String> = counts.keys().collect();
         assert_eq!(
-            records.len(),
+            distinct.len(),
             cmds.len(),
             "{module}.commands holds exactly the accepted commands"
         );
+        if records.len() > cmds.len() {
+            println!(
+                "{module}.commands: {} records for {} commands (redelivered after a fault)",
+                records.len(),
+                cmds.len()
+            );
+        }
     }
 
     // Each command's effect is in its events topic exactly once, and no event appears twice.
