@@ -1,0 +1,1488 @@
+//! The porch benchmark on Kafka and Cassandra: starts the distributed roles as processes (the
+//! release binary), drives them over HTTP, and prints their figures beside a raw baseline
+//! measured in the same run on the same broker. Not a test: it asserts nothing, it measures.
+//!
+//!   cargo build --release && cargo run --release --example bench_distributed -- [--products N]
+//!       [--concurrency C] [--rate R] [--latency-offers M]
+//!
+//! Kafka and Cassandra come from `scripts/engines up` (PORCH_KAFKA, PORCH_CQL). Each run gets a
+//! fresh topic prefix and keyspace, its own `porch registry`, then `topics apply` and
+//! `schema migrate`, then `porch ingest-api`, the seven `porch processor`s and
+//! `porch connector search`.
+//!
+//! 1. throughput: N products created over HTTP by C concurrent clients → commands accepted/s
+//! 2. pipeline: waits until the pipeline has processed them (end offsets stable, every group's
+//!    committed offsets at the end) → pipeline records/s: the data records (read_committed, so
+//!    no transaction markers and no aborted records) the pipeline wrote to every porch topic
+//!    (commands, events, dead letters) over the time from the first command's log timestamp to
+//!    the last record's
+//! 3. latency: M offers at R commands/s, each making a listing visible → accepted →
+//!    ListingVisible p50/p99, from the log timestamps of the command and of its ListingVisible
+//! 4. memory: resident set (VmRSS) and peak (VmHWM) of every role process
+//! 5. baseline: every record the pipeline wrote (keys, values, headers, partitions) produced to
+//!    scratch topics with an idempotent acks=all producer, then consumed back read_committed
+//!    → baseline records/s = records / (produce + consume time)
+//! 6. where the time goes: CPU seconds per role, per engine (Kafka, Cassandra), for the rest of
+//!    the machine and per phase; each processor's turns and records per turn; the latency of
+//!    each hop of an offer (offer → activation → search) from the log timestamps
+//!
+//! On exit it kills the roles and deletes the run's topics (the keyspace stays).
+
+use porch_processors::modules::{self, ComplianceConfig};
+use porch_schemas::{Codec, Event, RegistryClient};
+use porch_topics::{Catalogue, KafkaConfig};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const OPERATOR: &str = "bench-operator";
+const TENANTS: usize = 20;
+const PROCESSORS: [&str; 7] = [
+    "product",
+    "variant",
+    "offer",
+    "inventory",
+    "compliance",
+    "activation",
+    "search",
+];
+const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
+const MIB: f64 = 1024.0 * 1024.0;
+/// Targets of the issue.
+const TARGET_RATIO: f64 = 0.5;
+const TARGET_P99_MS: f64 = 500.0;
+const TARGET_RSS_MIB: f64 = 256.0;
+
+// ------------------------------------------------------------------------------- arguments
+
+struct Args {
+    products: usize,
+    concurrency: usize,
+    rate: usize,
+    latency_offers: usize,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        products: 10_000,
+        concurrency: 64,
+        rate: 1000,
+        latency_offers: 3000,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let v = || {
+            argv.get(i + 1)
+                .and_then(|s| s.parse().ok())
+                .expect("a number after the flag")
+        };
+        match argv[i].as_str() {
+            "--products" => a.products = v(),
+            "--concurrency" => a.concurrency = v(),
+            "--rate" => a.rate = v(),
+            "--latency-offers" => a.latency_offers = v(),
+            "--help" | "-h" => {
+                println!(
+                    "usage: bench_distributed [--products N] [--concurrency C] [--rate R] [--latency-offers M]"
+                );
+                std::process::exit(0);
+            }
+            other => panic!("unknown argument {other}"),
+        }
+        i += 2;
+    }
+    assert!(
+        a.concurrency > 0 && a.rate > 0,
+        "concurrency and rate must be positive"
+    );
+    a
+}
+
+fn key(t: usize) -> String {
+    format!("bench-t{t:02}-key")
+}
+
+/// The same tenants, keys and compliance rules as the embedded benchmark.
+fn config() -> String {
+    let mut s = format!("[operator]\napi_key = \"{OPERATOR}\"\n\n");
+    for t in 0..TENANTS {
+        s.push_str(&format!(
+            "[[tenant]]\nid = \"t{t:02}\"\nmode = \"single_brand\"\nregions = [\"GB\", \"IN\", \"DE\", \"BR\"]\nchannels = [\"storefront\"]\n\n[[tenant.key]]\nkey = \"{}\"\nrole = \"admin\"\n\n",
+            key(t)
+        ));
+    }
+    s.push_str("[compliance.IN]\nrequired_attributes = [\"tax_code\"]\n\n[compliance.BR]\nrequired_attributes = [\"tax_code\"]\n");
+    s
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// ------------------------------------------------------------------------------- /proc
+
+/// A field of /proc/<pid>/status in MiB (VmRSS:, VmHWM:).
+fn status_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// CPU seconds (user + system) a process has used, all threads.
+fn cpu_secs(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name, which may hold spaces: state is field 3, utime 14.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux
+        })
+        .unwrap_or(f64::NAN)
+}
+
+/// The pid of a running engine, by a word of its command line (kafka.Kafka, CassandraDaemon).
+fn engine_pid(needle: &str) -> Option<u32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        cmd.split(|b| *b == 0)
+            .any(|arg| arg == needle.as_bytes())
+            .then_some(pid)
+    })
+}
+
+/// The machine's CPU time from /proc/stat, in ticks: (busy, steal, total).
+fn machine_ticks() -> (f64, f64, f64) {
+    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<f64> = s
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let at = |i: usize| v.get(i).copied().unwrap_or(0.0);
+    // user nice system idle iowait irq softirq steal
+    let idle = at(3) + at(4);
+    let steal = at(7);
+    let total: f64 = v.iter().take(8).sum();
+    (total - idle - steal, steal, total)
+}
+
+/// CPU seconds of every watched process, the machine's ticks and each processor's
+/// (batches, records) counters, at one moment.
+struct Sample {
+    at: Instant,
+    procs: Vec<f64>,
+    machine: (f64, f64, f64),
+    turns: Vec<(f64, f64)>,
+}
+
+async fn sample(
+    watched: &[(String, u32)],
+    client: &Client,
+    processors: &[(String, u16)],
+) -> Sample {
+    let mut turns = Vec::new();
+    for (_, port) in processors {
+        turns.push((
+            client
+                .metric(*port, "porch_batches_total")
+                .await
+                .unwrap_or(f64::NAN),
+            client
+                .metric(*port, "porch_records_total")
+                .await
+                .unwrap_or(f64::NAN),
+        ));
+    }
+    Sample {
+        at: Instant::now(),
+        procs: watched.iter().map(|(_, pid)| cpu_secs(*pid)).collect(),
+        machine: machine_ticks(),
+        turns,
+    }
+}
+
+// ------------------------------------------------------------------------------- the roles
+
+/// One running porch on the shared engines: its settings and role processes. Dropping it kills
+/// the roles and deletes the run's topics.
+struct Cluster {
+    porch: PathBuf,
+    dir: PathBuf,
+    kafka: KafkaConfig,
+    keyspace: String,
+    registry_port: u16,
+    api_port: u16,
+    roles: Vec<(String, Child, Option<u16>)>,
+    /// Extra physical topics this run created (the baseline's scratch topics).
+    scratch: Vec<String>,
+}
+
+impl Cluster {
+    fn registry_topic(&self) -> String {
+        format!("{}_porch_schemas", self.kafka.topic_prefix)
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.porch);
+        c.env("PORCH_KAFKA", &self.kafka.bootstrap)
+            .env("PORCH_TOPIC_PREFIX", &self.kafka.topic_prefix)
+            .env("PORCH_CQL_KEYSPACE", &self.keyspace)
+            .env(
+                "PORCH_REGISTRY_URL",
+                format!("http://127.0.0.1:{}", self.registry_port),
+            )
+            .env("PORCH_REGISTRY_TOPIC", self.registry_topic())
+            .env(
+                "PORCH_LOG",
+                std::env::var("PORCH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        c
+    }
+
+    /// Runs a porch tool to completion, failing the benchmark when it fails.
+    fn tool(&self, args: &[&str]) {
+        let out = self
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .output()
+            .expect("run porch");
+        assert!(
+            out.status.success(),
+            "porch {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    fn start_role(&mut self, name: &str, args: &[&str], port: Option<u16>) {
+        let child = self
+            .command()
+            .args(args)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start porch {name}: {e}"));
+        self.roles.push((name.to_string(), child, port));
+    }
+
+    fn pids(&self) -> Vec<(String, u32)> {
+        self.roles
+            .iter()
+            .map(|(n, c, _)| (n.clone(), c.id()))
+            .collect()
+    }
+
+    /// Fails the benchmark if a role has exited.
+    fn check_alive(&mut self) {
+        for (name, child, _) in &mut self.roles {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("porch {name} exited: {status}");
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, child, _) in &mut self.roles {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut topics: Vec<String> = Catalogue::builtin()
+            .all_names()
+            .iter()
+            .map(|t| self.kafka.physical(t))
+            .collect();
+        topics.push(self.registry_topic());
+        topics.extend(self.scratch.iter().cloned());
+        let cfg = self.kafka.clone();
+        // The admin future needs an executor; this may run inside the benchmark's runtime.
+        let deleted = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            let admin: AdminClient<DefaultClientContext> = cfg.client_config().create().ok()?;
+            let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let opts = AdminOptions::new().operation_timeout(Some(KAFKA_TIMEOUT));
+            let results = rt.block_on(admin.delete_topics(&refs, &opts)).ok()?;
+            Some(results.iter().filter(|r| r.is_ok()).count())
+        })
+        .join()
+        .ok()
+        .flatten();
+        match deleted {
+            Some(n) => println!(
+                "cleaned up: roles killed, {n} topics of prefix {} deleted (keyspace {} left)",
+                self.kafka.topic_prefix, self.keyspace
+            ),
+            None => eprintln!(
+                "cleanup: could not delete the topics of prefix {}",
+                self.kafka.topic_prefix
+            ),
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// ------------------------------------------------------------------------------- HTTP
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    /// Requests answered 503 (overloaded or a backend unavailable) and sent again.
+    retries: AtomicU64,
+}
+
+impl Client {
+    async fn send(&self, method: reqwest::Method, key: &str, path: &str, body: &Value) -> Value {
+        loop {
+            match self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(key)
+                .json(body)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().as_u16() == 202 || r.status().is_success() => {
+                    return r.json().await.unwrap_or(Value::Null)
+                }
+                Ok(r) if r.status().as_u16() == 503 => {
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(5)).await
+                }
+                Ok(r) => panic!(
+                    "{path}: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                ),
+                Err(e) => panic!("{path}: {e}"),
+            }
+        }
+    }
+
+    /// Whether GET `url` answers 2xx within a second.
+    async fn ok(&self, url: &str) -> bool {
+        self.http
+            .get(url)
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+    }
+
+    /// A gauge of a role's /metrics.
+    async fn metric(&self, port: u16, metric: &str) -> Option<f64> {
+        let text = self
+            .http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .timeout(Duration::from_secs(1))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .find(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    }
+}
+
+/// Sends `n` commands from `concurrency` clients; `make(i)` gives command i's method, key, path
+/// and body. Returns each request's time to its answer, in milliseconds, sorted.
+async fn load<F>(client: &Arc<Client>, n: usize, concurrency: usize, make: F) -> Vec<f64>
+where
+    F: Fn(usize) -> Vec<(reqwest::Method, String, String, Value)> + Send + Sync + 'static,
+{
+    let next = Arc::new(AtomicUsize::new(0));
+    let make = Arc::new(make);
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, next, make) = (client.clone(), next.clone(), make.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut took = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break took;
+                }
+                for (method, key, path, body) in make(i) {
+                    let sent = Instant::now();
+                    client.send(method, &key, &path, &body).await;
+                    took.push(sent.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+        }));
+    }
+    let mut took = Vec::new();
+    for t in tasks {
+        took.extend(t.await.unwrap());
+    }
+    took.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    took
+}
+
+// ------------------------------------------------------------------------------- Kafka
+
+/// End offset per (catalogue topic, partition).
+type Ends = BTreeMap<(String, u32), i64>;
+
+/// One record as read from a topic, everything needed to write it again.
+struct Rec {
+    topic: String,
+    partition: u32,
+    offset: i64,
+    /// Log timestamp, milliseconds.
+    ts: i64,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Rec {
+    fn size(&self) -> usize {
+        self.key.as_ref().map_or(0, Vec::len)
+            + self.value.as_ref().map_or(0, Vec::len)
+            + self
+                .headers
+                .iter()
+                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                .sum::<usize>()
+    }
+
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+/// Watches the run's topics and consumer groups.
+struct Probe {
+    cfg: KafkaConfig,
+    partitions: u32,
+    /// Every catalogue topic, dead-letter topics included (catalogue names).
+    topics: Vec<String>,
+    /// read_uncommitted: ends are high watermarks, which move with every write.
+    uncommitted: BaseConsumer,
+    /// read_committed: ends are last stable offsets.
+    committed: BaseConsumer,
+    /// Per processor: its group's inputs and a consumer that only looks up the group's offsets.
+    groups: Vec<(String, Vec<String>, BaseConsumer)>,
+}
+
+impl Probe {
+    fn new(cfg: &KafkaConfig) -> anyhow::Result<Probe> {
+        let catalogue = Catalogue::builtin();
+        let consumer = |group: &str, isolation: &str| -> anyhow::Result<BaseConsumer> {
+            Ok(cfg
+                .client_config()
+                .set("group.id", group)
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", isolation)
+                .create()?)
+        };
+        let reader_group = format!("{}bench-probe", cfg.topic_prefix);
+        let groups = modules::all(ComplianceConfig::default())
+            .iter()
+            .map(|p| {
+                let group = format!("{}{}", cfg.topic_prefix, p.name());
+                Ok((
+                    p.name().to_string(),
+                    p.inputs(),
+                    consumer(&group, "read_committed")?,
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Probe {
+            cfg: cfg.clone(),
+            partitions: catalogue.partitions,
+            topics: catalogue.all_names(),
+            uncommitted: consumer(&reader_group, "read_uncommitted")?,
+            committed: consumer(&reader_group, "read_committed")?,
+            groups,
+        })
+    }
+
+    /// End offsets of every topic in one request per broker (a ListOffsets for "latest").
+    fn ends(&self, read_committed: bool) -> anyhow::Result<Ends> {
+        let consumer = if read_committed {
+            &self.committed
+        } else {
+            &self.uncommitted
+        };
+        let mut tpl = TopicPartitionList::new();
+        for t in &self.topics {
+            for p in 0..self.partitions {
+                tpl.add_partition_offset(&self.cfg.physical(t), p as i32, Offset::End)?;
+            }
+        }
+        let found = consumer.offsets_for_times(tpl, KAFKA_TIMEOUT)?;
+        let mut out = Ends::new();
+        for e in found.elements() {
+            let Offset::Offset(o) = e.offset() else {
+                anyhow::bail!("no end offset for {}[{}]", e.topic(), e.partition());
+            };
+            let topic = self.cfg.logical(e.topic()).unwrap_or(e.topic());
+            out.insert((topic.to_string(), e.partition() as u32), o);
+        }
+        Ok(out)
+    }
+
+    /// Records the processors have still to handle: per group and input partition, the end
+    /// minus the committed offset. An input of events is written in transactions, so its last
+    /// offset is a commit marker no one consumes: one offset short of the end counts as done.
+    fn lag(&self, ends: &Ends) -> anyhow::Result<Vec<(String, i64)>> {
+        let mut out = Vec::new();
+        for (name, inputs, consumer) in &self.groups {
+            let mut tpl = TopicPartitionList::new();
+            for t in inputs {
+                for p in 0..self.partitions {
+                    tpl.add_partition(&self.cfg.physical(t), p as i32);
+                }
+            }
+            let committed = consumer.committed_offsets(tpl, KAFKA_TIMEOUT)?;
+            let mut lag = 0;
+            for e in committed.elements() {
+                let topic = self.cfg.logical(e.topic()).unwrap_or(e.topic());
+                let end = ends
+                    .get(&(topic.to_string(), e.partition() as u32))
+                    .copied()
+                    .unwrap_or(0);
+                let at = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                };
+                let marker = i64::from(topic.ends_with(".events") && at > 0);
+                lag += (end - at - marker).max(0);
+            }
+            out.push((name.clone(), lag));
+        }
+        Ok(out)
+    }
+
+    /// Waits until the pipeline has drained: no topic has grown for a second and every group
+    /// has committed up to its inputs' ends (or nothing has grown for 15 s: then it says what
+    /// is left). Returns the high watermarks at that moment.
+    fn drained(&self, what: &str) -> anyhow::Result<Ends> {
+        let mut last = self.ends(false)?;
+        let mut stable_since = Instant::now();
+        let mut reported = Instant::now();
+        loop {
+            std::thread::sleep(Duration::from_millis(250));
+            let now = self.ends(false)?;
+            if now != last {
+                last = now;
+                stable_since = Instant::now();
+                continue;
+            }
+            let stable = stable_since.elapsed();
+            if stable < Duration::from_secs(1) {
+                continue;
+            }
+            let lag = self.lag(&now)?;
+            let behind: Vec<String> = lag
+                .iter()
+                .filter(|(_, l)| *l > 0)
+                .map(|(n, l)| format!("{n} {l}"))
+                .collect();
+            if behind.is_empty() {
+                // A transaction that committed between the two lookups moved the committed
+                // offsets past records these ends do not show yet: look again.
+                let again = self.ends(false)?;
+                if again == now {
+                    return Ok(now);
+                }
+                last = again;
+                stable_since = Instant::now();
+                continue;
+            }
+            if stable > Duration::from_secs(15) {
+                eprintln!(
+                    "{what}: no topic moved for 15 s but groups are behind ({}); going on",
+                    behind.join(", ")
+                );
+                return Ok(now);
+            }
+            if reported.elapsed() > Duration::from_secs(5) {
+                reported = Instant::now();
+                eprintln!("{what}: waiting for {}", behind.join(", "));
+            }
+        }
+    }
+}
+
+/// Reads every committed record of `topics` up to `ends` (physical names from `cfg`, offsets
+/// from the beginning), with a read_committed consumer of its own.
+fn read_all(cfg: &KafkaConfig, ends: &Ends, group: &str) -> anyhow::Result<Vec<Rec>> {
+    let consumer: BaseConsumer = cfg
+        .client_config()
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        // As porch's processors: an empty fetch at a partition's end returns after 50 ms.
+        .set("fetch.wait.max.ms", "50")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    let mut left: HashMap<(String, u32), i64> = HashMap::new();
+    for ((t, p), end) in ends {
+        if *end > 0 {
+            tpl.add_partition_offset(&cfg.physical(t), *p as i32, Offset::Beginning)?;
+            left.insert((cfg.physical(t), *p), *end);
+        }
+    }
+    if left.is_empty() {
+        return Ok(Vec::new());
+    }
+    consumer.assign(&tpl)?;
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let mut since_check = 0;
+    while !left.is_empty() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "reading timed out, {} partitions left",
+            left.len()
+        );
+        let idle = match consumer.poll(Duration::from_millis(100)) {
+            None | Some(Err(KafkaError::PartitionEOF(_))) => true,
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(m)) => {
+                let tp = (m.topic().to_string(), m.partition() as u32);
+                if let Some(end) = left.get(&tp) {
+                    if m.offset() < *end {
+                        out.push(Rec {
+                            topic: cfg.logical(m.topic()).unwrap_or(m.topic()).to_string(),
+                            partition: m.partition() as u32,
+                            offset: m.offset(),
+                            ts: m.timestamp().to_millis().unwrap_or(0),
+                            key: m.key().map(<[u8]>::to_vec),
+                            value: m.payload().map(<[u8]>::to_vec),
+                            headers: m
+                                .headers()
+                                .map(|hs| {
+                                    hs.iter()
+                                        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                        });
+                    }
+                    if m.offset() + 1 >= *end {
+                        left.remove(&tp);
+                    }
+                }
+                false
+            }
+        };
+        since_check += 1;
+        // Transaction markers and aborted records move a position without yielding a record.
+        if idle || since_check >= 10_000 {
+            since_check = 0;
+            for e in consumer.position()?.elements() {
+                let tp = (e.topic().to_string(), e.partition() as u32);
+                if let (Offset::Offset(at), Some(end)) = (e.offset(), left.get(&tp)) {
+                    if at >= *end {
+                        left.remove(&tp);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Counts failed deliveries of the baseline producer.
+#[derive(Default)]
+struct Deliveries {
+    failed: AtomicU64,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+struct Baseline {
+    produce: Duration,
+    consume: Duration,
+    consumed: usize,
+}
+
+/// Produces `recs` to the scratch topics (same partition, key, value and headers) with an
+/// idempotent acks=all producer, then reads them back with a read_committed consumer.
+fn baseline(
+    cfg: &KafkaConfig,
+    recs: &[Rec],
+    scratch: &HashMap<String, String>,
+) -> anyhow::Result<Baseline> {
+    let producer: BaseProducer<Deliveries> = cfg
+        .client_config()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000")
+        .create_with_context(Deliveries::default())?;
+    // Metadata of every scratch topic first, so that the clock does not run while they appear.
+    for physical in scratch.values() {
+        let deadline = Instant::now() + KAFKA_TIMEOUT;
+        loop {
+            let md = producer
+                .client()
+                .fetch_metadata(Some(physical), KAFKA_TIMEOUT)?;
+            let ready = md.topics().iter().any(|t| {
+                t.name() == physical
+                    && t.error().is_none()
+                    && !t.partitions().is_empty()
+                    && t.partitions().iter().all(|p| p.leader() >= 0)
+            });
+            if ready {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "{physical} did not appear");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let started = Instant::now();
+    for (i, r) in recs.iter().enumerate() {
+        let topic = &scratch[&r.topic];
+        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        let mut record = BaseRecord::<[u8], [u8]>::to(topic)
+            .partition(r.partition as i32)
+            .headers(headers);
+        if let Some(k) = &r.key {
+            record = record.key(k);
+        }
+        if let Some(v) = &r.value {
+            record = record.payload(v);
+        }
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(5));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+        if i % 1000 == 0 {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let produce = started.elapsed();
+    let failed = producer.context().failed.load(Ordering::Relaxed);
+    anyhow::ensure!(failed == 0, "{failed} baseline records were not delivered");
+
+    let mut ends = Ends::new();
+    for r in recs {
+        *ends.entry((r.topic.clone(), r.partition)).or_default() += 1;
+    }
+    // Scratch topics are named from the run's prefix too: read them back under their own names.
+    let scratch_cfg = KafkaConfig {
+        bootstrap: cfg.bootstrap.clone(),
+        topic_prefix: String::new(),
+    };
+    let scratch_ends: Ends = ends
+        .into_iter()
+        .map(|((t, p), n)| ((scratch[&t].clone(), p), n))
+        .collect();
+    let started = Instant::now();
+    let back = read_all(
+        &scratch_cfg,
+        &scratch_ends,
+        &format!("{}bench-baseline", cfg.topic_prefix),
+    )?;
+    let consume = started.elapsed();
+    Ok(Baseline {
+        produce,
+        consume,
+        consumed: back.len(),
+    })
+}
+
+async fn create_topics(cfg: &KafkaConfig, names: &[String], partitions: u32) -> anyhow::Result<()> {
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
+    let topics: Vec<NewTopic<'_>> = names
+        .iter()
+        .map(|n| NewTopic::new(n, partitions as i32, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(KAFKA_TIMEOUT));
+    for r in admin.create_topics(&topics, &opts).await? {
+        if let Err((t, code)) = r {
+            anyhow::bail!("creating {t}: {code}");
+        }
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------- the run
+
+fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> impl std::future::Future<Output = T> {
+    let h = tokio::task::spawn_blocking(f);
+    async move { h.await.expect("blocking task") }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args();
+    let exe = std::env::current_exe()?;
+    let porch = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("porch"))
+        .unwrap();
+    anyhow::ensure!(
+        porch.exists(),
+        "build the binary first: cargo build --release ({} missing)",
+        porch.display()
+    );
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let short = &id[id.len() - 10..];
+    let dir = std::env::temp_dir().join(format!("porch-bench-dist-{short}"));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("porch.toml"), config())?;
+    let kafka = KafkaConfig {
+        bootstrap: std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+        topic_prefix: format!("bench{short}."),
+    };
+    let mut cluster = Cluster {
+        porch,
+        dir: dir.clone(),
+        kafka: kafka.clone(),
+        keyspace: format!("porch_bench{short}"),
+        registry_port: free_port(),
+        api_port: free_port(),
+        roles: Vec::new(),
+        scratch: Vec::new(),
+    };
+    let client = Arc::new(Client {
+        http: reqwest::Client::new(),
+        base: format!("http://127.0.0.1:{}", cluster.api_port),
+        retries: AtomicU64::new(0),
+    });
+
+    // Start: registry, topics, schema, then the roles.
+    let started = Instant::now();
+    let registry_listen = format!("127.0.0.1:{}", cluster.registry_port);
+    cluster.start_role(
+        "registry",
+        &["registry", "--listen", &registry_listen],
+        Some(cluster.registry_port),
+    );
+    cluster.tool(&["topics", "apply"]);
+    cluster.tool(&["schema", "migrate"]);
+    let config = dir.join("porch.toml");
+    let config = config.to_str().unwrap();
+    for p in PROCESSORS {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        cluster.start_role(
+            p,
+            &[
+                "processor",
+                p,
+                "--instance",
+                p,
+                "--config",
+                config,
+                "--listen",
+                &listen,
+            ],
+            Some(port),
+        );
+    }
+    let search = dir.join("search");
+    let search = search.to_str().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    cluster.start_role(
+        "connector-search",
+        &[
+            "connector",
+            "search",
+            "--search-dir",
+            search,
+            "--listen",
+            &listen,
+        ],
+        Some(port),
+    );
+    let images = dir.join("images");
+    let listen = format!("127.0.0.1:{}", cluster.api_port);
+    cluster.start_role(
+        "ingest-api",
+        &[
+            "ingest-api",
+            "--config",
+            config,
+            "--listen",
+            &listen,
+            "--search-dir",
+            search,
+            "--images-dir",
+            images.to_str().unwrap(),
+        ],
+        None,
+    );
+    // Ready: the API answers, the connector answers, every processor owns all its tasks.
+    let partitions = Catalogue::builtin().partitions;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        cluster.check_alive();
+        let mut ready = client.ok(&format!("{}/readyz", client.base)).await;
+        for (name, _, port) in &cluster.roles {
+            let Some(port) = *port else { continue };
+            ready &= match name.as_str() {
+                "registry" => true,
+                "connector-search" => client.ok(&format!("http://127.0.0.1:{port}/readyz")).await,
+                _ => client.metric(port, "porch_tasks").await == Some(partitions as f64),
+            };
+        }
+        if ready {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the roles did not become ready in 180 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let probe = Arc::new(
+        blocking({
+            let kafka = kafka.clone();
+            move || Probe::new(&kafka)
+        })
+        .await?,
+    );
+    println!(
+        "porch distributed bench: {} products over {TENANTS} tenants, concurrency {}, machine cores {}; \
+         Kafka {} / CQL {}, topic prefix {}, keyspace {}; roles ready in {:.1} s",
+        args.products,
+        args.concurrency,
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        kafka.bootstrap,
+        std::env::var("PORCH_CQL").unwrap_or_else(|_| "127.0.0.1:9042".into()),
+        kafka.topic_prefix,
+        cluster.keyspace,
+        started.elapsed().as_secs_f64()
+    );
+
+    // Who is watched for CPU: the roles, the engines and the benchmark itself.
+    let mut watched: Vec<(String, u32)> = cluster.pids();
+    for (name, needle) in [
+        ("kafka", "kafka.Kafka"),
+        ("cassandra", "org.apache.cassandra.service.CassandraDaemon"),
+    ] {
+        if let Some(pid) = engine_pid(needle) {
+            watched.push((name.into(), pid));
+        }
+    }
+    watched.push(("bench (this process)".into(), std::process::id()));
+    let processor_ports: Vec<(String, u16)> = cluster
+        .roles
+        .iter()
+        .filter(|(n, _, _)| PROCESSORS.contains(&n.as_str()))
+        .filter_map(|(n, _, port)| Some((n.clone(), (*port)?)))
+        .collect();
+    let sample = || sample(&watched, &client, &processor_ports);
+
+    // 1. Throughput of accepted commands.
+    let s0 = sample().await;
+    let accept_started = Instant::now();
+    let took = load(&client, args.products, args.concurrency, |i| {
+        let body = json!({ "id": format!("p{i}"), "title": format!("Product {i} linen shirt"), "description": "Soft and breathable",
+            "category": "apparel", "brand": "Bench", "attributes": { "tax_code": "6205" }, "images": ["a.jpg"] });
+        vec![(reqwest::Method::POST, key(i % TENANTS), "/v1/products".into(), body)]
+    })
+    .await;
+    let accept_secs = accept_started.elapsed().as_secs_f64();
+    let s_accepted = sample().await;
+    println!(
+        "accepted: {} commands in {accept_secs:.2} s = {:.0} commands/s (concurrency {}; \
+         answer p50 {:.0} ms, p99 {:.0} ms; {} retries after 503)",
+        args.products,
+        args.products as f64 / accept_secs,
+        args.concurrency,
+        percentile(&took, 0.5),
+        percentile(&took, 0.99),
+        client.retries.load(Ordering::Relaxed)
+    );
+
+    // 2. The pipeline catches up.
+    let t_drain = Instant::now();
+    let ends2 = blocking({
+        let probe = probe.clone();
+        move || probe.drained("pipeline")
+    })
+    .await?;
+    let s1 = sample().await;
+    cluster.check_alive();
+    println!(
+        "pipeline drained {:.1} s after the last accept (detected with ~1 s of quiet)",
+        t_drain.elapsed().as_secs_f64()
+    );
+    let rss_loaded: Vec<f64> = cluster
+        .pids()
+        .iter()
+        .map(|(_, pid)| status_mib(*pid, "VmRSS:"))
+        .collect();
+
+    // 3. Latency at a steady rate: each offer completes a product that has variant and stock.
+    let m = args.latency_offers.min(args.products);
+    load(&client, TENANTS, args.concurrency, |t| {
+        vec![(
+            reqwest::Method::POST,
+            key(t),
+            "/v1/locations".into(),
+            json!({ "location_id": "lon", "region": "GB" }),
+        )]
+    })
+    .await;
+    load(&client, m, args.concurrency, |i| {
+        vec![
+            (
+                reqwest::Method::POST,
+                key(i % TENANTS),
+                format!("/v1/products/p{i}/variants"),
+                json!({ "variants": [{ "sku": format!("s{i}") }] }),
+            ),
+            (
+                reqwest::Method::PUT,
+                key(i % TENANTS),
+                format!("/v1/inventory/s{i}/lon"),
+                json!({ "on_hand": 5 }),
+            ),
+        ]
+    })
+    .await;
+    let ends3 = blocking({
+        let probe = probe.clone();
+        move || probe.drained("latency setup")
+    })
+    .await?;
+    let s2 = sample().await;
+    let interval = Duration::from_secs_f64(1.0 / args.rate as f64);
+    let offers_started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..m {
+        tokio::time::sleep_until((offers_started + interval * i as u32).into()).await;
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = json!({ "sku": format!("s{i}"), "region": "GB", "price": { "amount_minor": 1000 + i, "currency": "GBP" } });
+            let sent = Instant::now();
+            client
+                .send(reqwest::Method::POST, &key(i % TENANTS), "/v1/offers", &body)
+                .await;
+            sent.elapsed().as_secs_f64() * 1000.0
+        }));
+    }
+    let mut offer_took = Vec::new();
+    for t in tasks {
+        offer_took.push(t.await?);
+    }
+    offer_took.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let achieved = m as f64 / offers_started.elapsed().as_secs_f64();
+    blocking({
+        let probe = probe.clone();
+        move || probe.drained("latency")
+    })
+    .await?;
+    let s3 = sample().await;
+    cluster.check_alive();
+
+    // 4. Memory, now that everything has run.
+    let memory: Vec<(String, f64, f64, f64)> = cluster
+        .pids()
+        .into_iter()
+        .zip(rss_loaded)
+        .map(|((name, pid), loaded)| {
+            (
+                name,
+                loaded,
+                status_mib(pid, "VmRSS:"),
+                status_mib(pid, "VmHWM:"),
+            )
+        })
+        .collect();
+
+    // Every record the pipeline wrote, read back once: the figures and the baseline's input.
+    let final_ends = blocking({
+        let probe = probe.clone();
+        move || probe.ends(true)
+    })
+    .await?;
+    let offsets_total: i64 = final_ends.values().sum();
+    let read_started = Instant::now();
+    let recs = Arc::new(
+        blocking({
+            let (kafka, ends) = (kafka.clone(), final_ends.clone());
+            let group = format!("{}bench-reader", kafka.topic_prefix);
+            move || read_all(&kafka, &ends, &group)
+        })
+        .await?,
+    );
+    let read_secs = read_started.elapsed().as_secs_f64();
+
+    // Figures of phase 2: the records below the ends seen when it drained.
+    let in_phase2 = |r: &Rec| {
+        r.offset
+            < ends2
+                .get(&(r.topic.clone(), r.partition))
+                .copied()
+                .unwrap_or(0)
+    };
+    // Per topic: records, bytes, first and last log timestamp.
+    let mut per_topic: BTreeMap<String, (usize, usize, i64, i64)> = BTreeMap::new();
+    let (mut first_ms, mut last_ms) = (i64::MAX, i64::MIN);
+    for r in recs.iter().filter(|r| in_phase2(r)) {
+        let e = per_topic
+            .entry(r.topic.clone())
+            .or_insert((0, 0, i64::MAX, i64::MIN));
+        e.0 += 1;
+        e.1 += r.size();
+        e.2 = e.2.min(r.ts);
+        e.3 = e.3.max(r.ts);
+        if r.topic == "product.commands" {
+            first_ms = first_ms.min(r.ts);
+        }
+        last_ms = last_ms.max(r.ts);
+    }
+    let phase2_records: usize = per_topic.values().map(|v| v.0).sum();
+    let phase2_bytes: usize = per_topic.values().map(|v| v.1).sum();
+    let pipeline_secs = (last_ms - first_ms) as f64 / 1000.0;
+    let pipeline_rate = phase2_records as f64 / pipeline_secs;
+
+    // Latency of phase 3: commands at or after ends3 on offer.commands, ListingVisible after
+    // ends3 on search.events, matched by correlation id.
+    let after3 = |r: &Rec| {
+        r.offset
+            >= ends3
+                .get(&(r.topic.clone(), r.partition))
+                .copied()
+                .unwrap_or(0)
+    };
+    // Per hop: the first record of each correlation id on each topic of the offer's path.
+    let first_by_corr = |topic: &str| -> HashMap<Vec<u8>, i64> {
+        let mut out: HashMap<Vec<u8>, i64> = HashMap::new();
+        for r in recs.iter().filter(|r| r.topic == topic && after3(r)) {
+            if let Some(corr) = r.header("correlation_id") {
+                let e = out.entry(corr.to_vec()).or_insert(r.ts);
+                *e = (*e).min(r.ts);
+            }
+        }
+        out
+    };
+    let accepted_at = first_by_corr("offer.commands");
+    let offer_events = first_by_corr("offer.events");
+    let activation_events = first_by_corr("activation.events");
+    let registry_url = format!("http://127.0.0.1:{}", cluster.registry_port);
+    let visible: Vec<(Vec<u8>, i64)> = blocking({
+        let recs = recs.clone();
+        let ends3 = ends3.clone();
+        move || -> anyhow::Result<Vec<(Vec<u8>, i64)>> {
+            let codec = Codec::with_registry(Arc::new(RegistryClient::new(&registry_url)?));
+            Ok(recs
+                .iter()
+                .filter(|r| r.topic == "search.events")
+                .filter(|r| {
+                    r.offset
+                        >= ends3
+                            .get(&(r.topic.clone(), r.partition))
+                            .copied()
+                            .unwrap_or(0)
+                })
+                .filter(|r| {
+                    r.value.as_ref().is_some_and(|v| {
+                        matches!(
+                            codec.decode_event(v).map(|e| e.event),
+                            Ok(Event::ListingVisible(_))
+                        )
+                    })
+                })
+                .filter_map(|r| Some((r.header("correlation_id")?.to_vec(), r.ts)))
+                .collect())
+        }
+    })
+    .await?;
+    let mut first_visible: HashMap<Vec<u8>, i64> = HashMap::new();
+    for (corr, ts) in visible {
+        let e = first_visible.entry(corr).or_insert(ts);
+        *e = (*e).min(ts);
+    }
+    let mut lat_ms: Vec<f64> = first_visible
+        .iter()
+        .filter_map(|(corr, ts)| accepted_at.get(corr).map(|a| (ts - a) as f64))
+        .collect();
+    lat_ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let hop = |from: &HashMap<Vec<u8>, i64>, to: &HashMap<Vec<u8>, i64>| -> Vec<f64> {
+        let mut d: Vec<f64> = first_visible
+            .keys()
+            .filter_map(|c| Some((to.get(c)? - from.get(c)?) as f64))
+            .collect();
+        d.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        d
+    };
+    let hops = [
+        (
+            "offer.commands → offer.events (offer)",
+            hop(&accepted_at, &offer_events),
+        ),
+        (
+            "offer.events → activation.events (activation)",
+            hop(&offer_events, &activation_events),
+        ),
+        (
+            "activation.events → ListingVisible (search)",
+            hop(&activation_events, &first_visible),
+        ),
+    ];
+
+    // 5. The baseline: the same records, produced and consumed with no processing.
+    let mut topics_written: Vec<String> = recs.iter().map(|r| r.topic.clone()).collect();
+    topics_written.sort();
+    topics_written.dedup();
+    let scratch: HashMap<String, String> = topics_written
+        .iter()
+        .map(|t| (t.clone(), kafka.physical(&format!("bench-raw.{t}"))))
+        .collect();
+    cluster.scratch = scratch.values().cloned().collect();
+    create_topics(&kafka, &cluster.scratch, partitions).await?;
+    let base = blocking({
+        let (kafka, recs, scratch) = (kafka.clone(), recs.clone(), scratch.clone());
+        move || baseline(&kafka, &recs, &scratch)
+    })
+    .await?;
+    let total_records = recs.len();
+    let total_bytes: usize = recs.iter().map(Rec::size).sum();
+    anyhow::ensure!(
+        base.consumed == total_records,
+        "baseline read back {} of {total_records} records",
+        base.consumed
+    );
+    let produce_s = base.produce.as_secs_f64();
+    let consume_s = base.consume.as_secs_f64();
+    let baseline_rate = total_records as f64 / (produce_s + consume_s);
+
+    // ---------------------------------------------------------------------- the report
+    println!();
+    println!(
+        "records the pipeline wrote while loading {} products ({} per product):",
+        args.products,
+        phase2_records as f64 / args.products as f64
+    );
+    for (t, (n, b, first, last)) in &per_topic {
+        println!(
+            "  {t:<22} {n:>9} records {:>9.2} MiB  avg {:>5.0} B  written {:>6.2} s → {:>6.2} s after the first command",
+            *b as f64 / MIB,
+            *b as f64 / *n as f64,
+            (first - first_ms) as f64 / 1000.0,
+            (last - first_ms) as f64 / 1000.0
+        );
+    }
+    println!(
+        "  {:<22} {phase2_records:>9} records {:>9.2} MiB, first command → last record {pipeline_secs:.2} s",
+        "total",
+        phase2_bytes as f64 / MIB
+    );
+    println!(
+        "whole run: {total_records} data records ({:.1} MiB) in {offsets_total} offsets ({} transaction markers or aborted); read back read_committed in {read_secs:.2} s",
+        total_bytes as f64 / MIB,
+        offsets_total - total_records as i64
+    );
+    println!(
+        "baseline on the same broker, {total_records} records into {} scratch topics × {partitions} partitions: \
+         produce (idempotent, acks=all) {produce_s:.2} s = {:.0} records/s; consume (read_committed) {consume_s:.2} s = {:.0} records/s",
+        scratch.len(),
+        total_records as f64 / produce_s,
+        total_records as f64 / consume_s
+    );
+    println!();
+    println!("{:<44} {:>14} {:>14} {:>8}", "", "porch", "target", "met");
+    let yes = |b: bool| if b { "yes" } else { "NO" };
+    let ratio = pipeline_rate / baseline_rate;
+    println!(
+        "{:<44} {:>14.0} {:>14.0} {:>8}",
+        "pipeline records/s (vs baseline records/s)", pipeline_rate, baseline_rate, ""
+    );
+    println!(
+        "{:<44} {:>13.1}% {:>13.0}% {:>8}",
+        "pipeline / baseline",
+        ratio * 100.0,
+        TARGET_RATIO * 100.0,
+        yes(ratio >= TARGET_RATIO)
+    );
+    let p99 = percentile(&lat_ms, 0.99);
+    let p99_met = match (p99 <= TARGET_P99_MS, achieved + 0.5 >= 1000.0) {
+        (true, true) => "yes",
+        (true, false) => "<1000/s",
+        (false, _) => "NO",
+    };
+    println!(
+        "{:<44} {:>11.0} ms {:>11.0} ms {:>8}",
+        format!("p99 accepted → ListingVisible at {achieved:.0}/s"),
+        p99,
+        TARGET_P99_MS,
+        p99_met
+    );
+    println!(
+        "    ({} of {m} offers matched: p50 {:.0} ms, p99 {p99:.0} ms, max {:.0} ms; the target is at 1000 commands/s)",
+        lat_ms.len(),
+        percentile(&lat_ms, 0.50),
+        lat_ms.last().copied().unwrap_or(f64::NAN)
+    );
+    println!(
+        "    offer requests answered in p50 {:.0} ms, p99 {:.0} ms; per hop (log timestamps):",
+        percentile(&offer_took, 0.5),
+        percentile(&offer_took, 0.99)
+    );
+    for (name, d) in &hops {
+        println!(
+            "      {name:<48} p50 {:>6.0} ms  p99 {:>6.0} ms",
+            percentile(d, 0.5),
+            percentile(d, 0.99)
+        );
+    }
+    for (name, loaded, rss, hwm) in &memory {
+        println!(
+            "{:<44} {:>10.0} MiB {:>10.0} MiB {:>8}",
+            format!("{name}: peak RSS (now {rss:.0}, loaded {loaded:.0})"),
+            hwm,
+            TARGET_RSS_MIB,
+            yes(*hwm <= TARGET_RSS_MIB)
+        );
+    }
+
+    // Where the time went: CPU per process per phase.
+    println!();
+    let phases = [
+        ("accept", &s0, &s_accepted),
+        ("drain", &s_accepted, &s1),
+        ("latency setup", &s1, &s2),
+        ("latency", &s2, &s3),
+    ];
+    print!("{:<22}", "CPU seconds (cores)");
+    for (name, a, b) in &phases {
+        print!(
+            " {:>20}",
+            format!("{name} {:.1} s", (b.at - a.at).as_secs_f64())
+        );
+    }
+    println!();
+    for (i, (name, _)) in watched.iter().enumerate() {
+        print!("{name:<22}");
+        for (_, a, b) in &phases {
+            let cpu = b.procs[i] - a.procs[i];
+            print!(
+                " {:>20}",
+                format!("{cpu:.1} ({:.2})", cpu / (b.at - a.at).as_secs_f64())
+            );
+        }
+        println!();
+    }
+    print!("{:<22}", "other processes");
+    for (_, a, b) in &phases {
+        let busy = (b.machine.0 - a.machine.0) / 100.0;
+        let ours: f64 = b.procs.iter().zip(&a.procs).map(|(b, a)| b - a).sum();
+        let other = busy - ours;
+        print!(
+            " {:>20}",
+            format!("{other:.1} ({:.2})", other / (b.at - a.at).as_secs_f64())
+        );
+    }
+    println!();
+    print!("{:<22}", "machine busy / steal");
+    for (_, a, b) in &phases {
+        let total = b.machine.2 - a.machine.2;
+        print!(
+            " {:>20}",
+            format!(
+                "{:.0}% / {:.0}%",
+                100.0 * (b.machine.0 - a.machine.0) / total,
+                100.0 * (b.machine.1 - a.machine.1) / total
+            )
+        );
+    }
+    println!();
+    println!();
+    print!("{:<22}", "turns (records/turn)");
+    for (name, _, _) in &phases {
+        print!(" {name:>20}");
+    }
+    println!();
+    for (i, (name, _)) in processor_ports.iter().enumerate() {
+        print!("{name:<22}");
+        for (_, a, b) in &phases {
+            let turns = b.turns[i].0 - a.turns[i].0;
+            let records = b.turns[i].1 - a.turns[i].1;
+            print!(
+                " {:>20}",
+                format!("{turns:.0} ({:.1})", records / turns.max(1.0))
+            );
+        }
+        println!();
+    }
+    drop(cluster);
+    Ok(())
+}
