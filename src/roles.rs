@@ -374,23 +374,37 @@ fn feed_index(
         .and_then(|c| serde_json::from_str(&c).ok())
         .filter(|o: &Vec<u64>| o.len() == partitions)
         .unwrap_or_else(|| vec![0; partitions]);
-    let starts: Vec<(u32, u64)> = offsets
-        .iter()
-        .enumerate()
-        .map(|(p, o)| (p as u32, *o))
-        .collect();
-    reader.assign(&topic, &starts)?;
+    let assign = |reader: &mut KafkaReader, offsets: &[u64]| {
+        let starts: Vec<(u32, u64)> = offsets
+            .iter()
+            .enumerate()
+            .map(|(p, o)| (p as u32, *o))
+            .collect();
+        reader.assign(&topic, &starts)
+    };
+    assign(&mut reader, &offsets)?;
     health.ready.store(true, Ordering::Relaxed);
     while !stop.load(Ordering::Relaxed) {
         let mut changes = Vec::new();
         let mut moved = false;
+        let mut failed = false;
         while changes.len() < 1024 {
             let wait = if moved {
                 Duration::ZERO
             } else {
                 Duration::from_millis(200)
             };
-            let Some(r) = reader.poll(wait)? else { break };
+            let r = match reader.poll(wait) {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    // The broker went away: index what was read, then start a new reader at
+                    // the positions reached.
+                    tracing::warn!(error = %e, "reading search.events failed; reconnecting");
+                    failed = true;
+                    break;
+                }
+            };
             moved = true;
             offsets[r.partition as usize] = r.offset + 1;
             match codec.decode_event(&r.value) {
@@ -408,6 +422,18 @@ fn feed_index(
                 Err(e) => {
                     tracing::warn!(partition = r.partition, offset = r.offset, error = %e, "skipping undecodable search event")
                 }
+            }
+        }
+        if failed {
+            health.ready.store(false, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(500));
+            let fresh = KafkaReader::new(kafka).and_then(|mut r| {
+                assign(&mut r, &offsets)?;
+                Ok(r)
+            });
+            match fresh {
+                Ok(r) => reader = r,
+                Err(e) => tracing::warn!(error = %e, "reconnecting to search.events"),
             }
         }
         if !moved {
