@@ -162,8 +162,10 @@ impl<'a, 't> Ctx<'a, 't> {
         version: i64,
     ) -> Result<(), HandleError> {
         let cause = self.cause()?.clone();
+        // Deterministic from the cause, and unique across modules: two modules reacting to
+        // the same cause (or to causes at the same depth) never share an id.
         let envelope = EventEnvelope {
-            event_id: format!("{}.{}", cause.id, self.emitted),
+            event_id: format!("{}.{}.{}", cause.id, self.module, self.emitted),
             tenant: cause.tenant.clone(),
             aggregate_id: aggregate_id.to_string(),
             aggregate_version: version,
