@@ -22,6 +22,20 @@ static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 const TENANTS: usize = 20;
 const PRODUCTS: usize = 63;
 
+/// Brings every engine back up when a fault test ends, even by a failed assertion mid-fault, so
+/// the tests after it start on running engines.
+struct EnginesBack;
+
+impl Drop for EnginesBack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/engines"))
+                .arg("up")
+                .status();
+        }
+    }
+}
+
 fn engines(args: &[&str]) {
     let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/engines"))
         .args(args)
@@ -80,6 +94,7 @@ async fn a_processor_killed_with_sigkill_and_restarted_loses_and_doubles_nothing
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_broker_restart_under_load_loses_and_doubles_nothing() {
     let _serial = SERIAL.lock().await;
+    let _back = EnginesBack;
     let mut p = Porch::start_distributed().await;
     let sent = run_load(&mut p, TENANTS, PRODUCTS, async |_p: &mut Porch| {
         engines(&["down", "kafka"]);
@@ -92,6 +107,8 @@ async fn a_broker_restart_under_load_loses_and_doubles_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cassandra_away_for_30s_stops_processors_then_everything_completes() {
+    let _serial = SERIAL.lock().await;
+    let _back = EnginesBack;
     let mut p = Porch::start_distributed().await;
     let sent = run_load(&mut p, TENANTS, PRODUCTS, async |p: &mut Porch| {
         engines(&["down", "cassandra"]);
