@@ -17,117 +17,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const OPERATOR: &str = "bench-operator";
-const TENANTS: usize = 20;
+mod common;
 
-struct Args {
-    products: usize,
-    concurrency: usize,
-    rate: usize,
-    latency_offers: usize,
-}
-
-fn parse_args() -> Args {
-    let mut a = Args {
-        products: 100_000,
-        concurrency: 64,
-        rate: 1000,
-        latency_offers: 5000,
-    };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < argv.len() {
-        let v = || {
-            argv.get(i + 1)
-                .and_then(|s| s.parse().ok())
-                .expect("a number after the flag")
-        };
-        match argv[i].as_str() {
-            "--products" => a.products = v(),
-            "--concurrency" => a.concurrency = v(),
-            "--rate" => a.rate = v(),
-            "--latency-offers" => a.latency_offers = v(),
-            "--help" | "-h" => {
-                println!(
-                    "usage: bench [--products N] [--concurrency C] [--rate R] [--latency-offers M]"
-                );
-                std::process::exit(0);
-            }
-            other => panic!("unknown argument {other}"),
-        }
-        i += 2;
-    }
-    a
-}
-
-fn key(t: usize) -> String {
-    format!("bench-t{t:02}-key")
-}
-
-fn config() -> String {
-    let mut s = format!("[operator]\napi_key = \"{OPERATOR}\"\n\n");
-    for t in 0..TENANTS {
-        s.push_str(&format!(
-            "[[tenant]]\nid = \"t{t:02}\"\nmode = \"single_brand\"\nregions = [\"GB\", \"IN\", \"DE\", \"BR\"]\nchannels = [\"storefront\"]\n\n[[tenant.key]]\nkey = \"{}\"\nrole = \"admin\"\n\n",
-            key(t)
-        ));
-    }
-    s.push_str("[compliance.IN]\nrequired_attributes = [\"tax_code\"]\n\n[compliance.BR]\nrequired_attributes = [\"tax_code\"]\n");
-    s
-}
-
-fn rss_mib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: String,
-}
+use common::*;
 
 impl Client {
-    async fn send(&self, method: reqwest::Method, key: &str, path: &str, body: &Value) -> Value {
-        loop {
-            match self
-                .http
-                .request(method.clone(), format!("{}{path}", self.base))
-                .bearer_auth(key)
-                .json(body)
-                .send()
-                .await
-            {
-                Ok(r) if r.status().as_u16() == 202 || r.status().is_success() => {
-                    return r.json().await.unwrap_or(Value::Null)
-                }
-                Ok(r) if r.status().as_u16() == 503 => {
-                    tokio::time::sleep(Duration::from_millis(5)).await
-                }
-                Ok(r) => panic!(
-                    "{path}: {} {}",
-                    r.status(),
-                    r.text().await.unwrap_or_default()
-                ),
-                Err(e) => panic!("{path}: {e}"),
-            }
-        }
-    }
-
     async fn get(&self, key: &str, path: &str) -> Value {
         self.http
             .get(format!("{}{path}", self.base))
@@ -204,7 +98,15 @@ impl Client {
 
 #[tokio::main]
 async fn main() {
-    let args = parse_args();
+    let args = parse_args(
+        "bench",
+        Args {
+            products: 100_000,
+            concurrency: 64,
+            rate: 1000,
+            latency_offers: 5000,
+        },
+    );
     let exe = std::env::current_exe().unwrap();
     let porch = exe
         .parent()
@@ -239,10 +141,7 @@ async fn main() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let client = Arc::new(Client {
-        http: reqwest::Client::new(),
-        base: format!("http://127.0.0.1:{port}"),
-    });
+    let client = Arc::new(Client::new(format!("http://127.0.0.1:{port}")));
     while client
         .http
         .get(format!("{}/readyz", client.base))
@@ -291,7 +190,7 @@ async fn main() {
         args.products as f64 / secs,
         args.concurrency
     );
-    println!("rss after accepting: {:.0} MiB", rss_mib(pid, "VmRSS:"));
+    println!("rss after accepting: {:.0} MiB", status_mib(pid, "VmRSS:"));
 
     let t0 = Instant::now();
     client.drained().await;
@@ -404,8 +303,8 @@ async fn main() {
     println!(
         "rss of porch up with {} products loaded: {:.0} MiB (peak {:.0} MiB)",
         args.products,
-        rss_mib(pid, "VmRSS:"),
-        rss_mib(pid, "VmHWM:")
+        status_mib(pid, "VmRSS:"),
+        status_mib(pid, "VmHWM:")
     );
     let size: u64 = walk_size(&dir.join("data"));
     println!("data directory: {:.0} MiB", size as f64 / (1024.0 * 1024.0));

@@ -28,6 +28,9 @@
 //!
 //! On exit it kills the roles and deletes the run's topics (the keyspace stays).
 
+mod common;
+
+use common::*;
 use porch_processors::modules::{self, ComplianceConfig};
 use porch_schemas::{Codec, Event, RegistryClient};
 use porch_topics::{Catalogue, KafkaConfig};
@@ -47,8 +50,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const OPERATOR: &str = "bench-operator";
-const TENANTS: usize = 20;
 const PROCESSORS: [&str; 7] = [
     "product",
     "variant",
@@ -67,74 +68,6 @@ const TARGET_RSS_MIB: f64 = 256.0;
 
 // ------------------------------------------------------------------------------- arguments
 
-struct Args {
-    products: usize,
-    concurrency: usize,
-    rate: usize,
-    latency_offers: usize,
-}
-
-fn parse_args() -> Args {
-    let mut a = Args {
-        products: 10_000,
-        concurrency: 64,
-        rate: 1000,
-        latency_offers: 3000,
-    };
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < argv.len() {
-        let v = || {
-            argv.get(i + 1)
-                .and_then(|s| s.parse().ok())
-                .expect("a number after the flag")
-        };
-        match argv[i].as_str() {
-            "--products" => a.products = v(),
-            "--concurrency" => a.concurrency = v(),
-            "--rate" => a.rate = v(),
-            "--latency-offers" => a.latency_offers = v(),
-            "--help" | "-h" => {
-                println!(
-                    "usage: bench_distributed [--products N] [--concurrency C] [--rate R] [--latency-offers M]"
-                );
-                std::process::exit(0);
-            }
-            other => panic!("unknown argument {other}"),
-        }
-        i += 2;
-    }
-    assert!(
-        a.concurrency > 0 && a.rate > 0,
-        "concurrency and rate must be positive"
-    );
-    a
-}
-
-fn key(t: usize) -> String {
-    format!("bench-t{t:02}-key")
-}
-
-/// The same tenants, keys and compliance rules as the embedded benchmark.
-fn config() -> String {
-    let mut s = format!("[operator]\napi_key = \"{OPERATOR}\"\n\n");
-    for t in 0..TENANTS {
-        s.push_str(&format!(
-            "[[tenant]]\nid = \"t{t:02}\"\nmode = \"single_brand\"\nregions = [\"GB\", \"IN\", \"DE\", \"BR\"]\nchannels = [\"storefront\"]\n\n[[tenant.key]]\nkey = \"{}\"\nrole = \"admin\"\n\n",
-            key(t)
-        ));
-    }
-    s.push_str("[compliance.IN]\nrequired_attributes = [\"tax_code\"]\n\n[compliance.BR]\nrequired_attributes = [\"tax_code\"]\n");
-    s
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -144,20 +77,6 @@ fn free_port() -> u16 {
 }
 
 // ------------------------------------------------------------------------------- /proc
-
-/// A field of /proc/<pid>/status in MiB (VmRSS:, VmHWM:).
-fn status_mib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
-}
 
 /// CPU seconds (user + system) a process has used, all threads.
 fn cpu_secs(pid: u32) -> f64 {
@@ -365,41 +284,7 @@ impl Drop for Cluster {
 
 // ------------------------------------------------------------------------------- HTTP
 
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    /// Requests answered 503 (overloaded or a backend unavailable) and sent again.
-    retries: AtomicU64,
-}
-
 impl Client {
-    async fn send(&self, method: reqwest::Method, key: &str, path: &str, body: &Value) -> Value {
-        loop {
-            match self
-                .http
-                .request(method.clone(), format!("{}{path}", self.base))
-                .bearer_auth(key)
-                .json(body)
-                .send()
-                .await
-            {
-                Ok(r) if r.status().as_u16() == 202 || r.status().is_success() => {
-                    return r.json().await.unwrap_or(Value::Null)
-                }
-                Ok(r) if r.status().as_u16() == 503 => {
-                    self.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(5)).await
-                }
-                Ok(r) => panic!(
-                    "{path}: {} {}",
-                    r.status(),
-                    r.text().await.unwrap_or_default()
-                ),
-                Err(e) => panic!("{path}: {e}"),
-            }
-        }
-    }
-
     /// Whether GET `url` answers 2xx within a second.
     async fn ok(&self, url: &str) -> bool {
         self.http
@@ -886,7 +771,15 @@ fn blocking<T: Send + 'static>(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = parse_args();
+    let args = parse_args(
+        "bench_distributed",
+        Args {
+            products: 10_000,
+            concurrency: 64,
+            rate: 1000,
+            latency_offers: 3000,
+        },
+    );
     let exe = std::env::current_exe()?;
     let porch = exe
         .parent()
@@ -917,11 +810,10 @@ async fn main() -> anyhow::Result<()> {
         roles: Vec::new(),
         scratch: Vec::new(),
     };
-    let client = Arc::new(Client {
-        http: reqwest::Client::new(),
-        base: format!("http://127.0.0.1:{}", cluster.api_port),
-        retries: AtomicU64::new(0),
-    });
+    let client = Arc::new(Client::new(format!(
+        "http://127.0.0.1:{}",
+        cluster.api_port
+    )));
 
     // Start: registry, topics, schema, then the roles.
     let started = Instant::now();

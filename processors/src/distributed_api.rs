@@ -342,15 +342,14 @@ impl CommandSink for DistributedSink {
         Box::pin(async move {
             let k = key(&[tenant.as_str(), location.as_str()]);
             let value = serde_json::to_vec(&region).expect("region serialises");
-            let id = CommandId::parse("location").expect("valid id");
-            match self.store.claim(tables::LOCATION, &k, value).await? {
-                None => Ok(SubmitOutcome::Accepted { command_id: id }),
-                Some(existing) => match serde_json::from_slice::<RegionCode>(&existing) {
-                    Ok(r) if r == region => Ok(SubmitOutcome::Replayed { command_id: id }),
-                    Ok(r) => Ok(SubmitOutcome::Conflict(location_conflict(&location, &r))),
-                    Err(e) => Err(StoreError::Backend(format!("location row {k}: {e}"))),
-                },
-            }
+            let existing = match self.store.claim(tables::LOCATION, &k, value).await? {
+                None => None,
+                Some(bytes) => Some(
+                    serde_json::from_slice::<RegionCode>(&bytes)
+                        .map_err(|e| StoreError::Backend(format!("location row {k}: {e}")))?,
+                ),
+            };
+            Ok(location_outcome(&location, &region, existing.as_ref()))
         })
     }
 

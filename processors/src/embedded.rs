@@ -137,20 +137,11 @@ fn apply(txn: &mut LogTxn<'_>, job: &Job) -> Result<SubmitOutcome, LogError> {
             ..
         } => {
             let k = key(&[tenant.as_str(), location.as_str()]);
-            match get_json::<RegionCode>(txn, tables::LOCATION, &k)? {
-                Some(existing) if existing == *region => Ok(SubmitOutcome::Replayed {
-                    command_id: CommandId::parse("location").expect("valid id"),
-                }),
-                Some(existing) => Ok(SubmitOutcome::Conflict(location_conflict(
-                    location, &existing,
-                ))),
-                None => {
-                    put_json(txn, tables::LOCATION, &k, region)?;
-                    Ok(SubmitOutcome::Accepted {
-                        command_id: CommandId::parse("location").expect("valid id"),
-                    })
-                }
+            let existing = get_json::<RegionCode>(txn, tables::LOCATION, &k)?;
+            if existing.is_none() {
+                put_json(txn, tables::LOCATION, &k, region)?;
             }
+            Ok(location_outcome(location, region, existing.as_ref()))
         }
         Job::Submit {
             submission, bytes, ..

@@ -242,6 +242,21 @@ pub fn location_conflict(location: &LocationId, existing: &RegionCode) -> Reason
     )
 }
 
+/// The answer to registering a location, given the region it already had (None: it is new
+/// and has just been recorded).
+pub fn location_outcome(
+    location: &LocationId,
+    region: &RegionCode,
+    existing: Option<&RegionCode>,
+) -> SubmitOutcome {
+    let command_id = CommandId::parse("location").expect("valid id");
+    match existing {
+        None => SubmitOutcome::Accepted { command_id },
+        Some(r) if r == region => SubmitOutcome::Replayed { command_id },
+        Some(r) => SubmitOutcome::Conflict(location_conflict(location, r)),
+    }
+}
+
 /// A command the API accepted, with what must be recorded atomically alongside it.
 #[derive(Debug, Clone)]
 pub struct Submission {
