@@ -18,6 +18,7 @@
 use crate::checkpoint::{Checkpoint, OutRecord};
 use crate::runtime::{process_batch, Processor, RuntimeConfig};
 use crate::store::{ProjectionStore, RowWrite, StoreError};
+use futures::{StreamExt, TryStreamExt};
 use porch_schemas::Codec;
 use porch_topics::kafka_admin::KafkaConfig;
 use porch_topics::{partition_for, Append, BatchTxn, LogError, LogRecord};
@@ -55,6 +56,9 @@ type RowId = (String, String);
 
 const CACHE_ROWS: usize = 20_000;
 
+/// Row reads in flight at once while a turn reads ahead.
+const PREFETCH_CONCURRENCY: usize = 64;
+
 /// One task's batch: reads through the task's cache to the store, buffers everything it writes.
 pub struct DistTxn<'s> {
     store: &'s dyn ProjectionStore,
@@ -68,6 +72,9 @@ pub struct DistTxn<'s> {
     overlay: BTreeMap<(String, String), Option<Vec<u8>>>,
     records: Vec<OutRecord>,
     positions: BTreeMap<(String, u32), u64>,
+    /// A probe decides without the store: a row neither written nor cached reads as absent
+    /// and is noted here, so that the batch's rows can be fetched at once, concurrently.
+    probe: Option<std::cell::RefCell<BTreeSet<RowId>>>,
 }
 
 fn store_err(e: StoreError) -> LogError {
@@ -94,6 +101,7 @@ impl<'s> DistTxn<'s> {
             overlay: BTreeMap::new(),
             records: Vec::new(),
             positions: BTreeMap::new(),
+            probe: None,
         }
     }
 
@@ -140,6 +148,10 @@ impl BatchTxn for DistTxn<'_> {
         if let Some(v) = self.cache.get(&k) {
             return Ok(v.clone());
         }
+        if let Some(misses) = &self.probe {
+            misses.borrow_mut().insert(k);
+            return Ok(None);
+        }
         let v = self
             .handle
             .block_on(self.store.get_async(table, key))
@@ -166,6 +178,9 @@ impl BatchTxn for DistTxn<'_> {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, LogError> {
+        if self.probe.is_some() {
+            return Ok(Vec::new());
+        }
         let timers = prefix.is_empty();
         let mut merged: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         let mut after: Option<String> = None;
@@ -526,6 +541,7 @@ impl DistributedRuntime {
                 by_task.entry(*task).or_default();
             }
         }
+        self.prefetch(p, tasks, &by_task)?;
         let mut checkpoints = Vec::new();
         let mut handled = 0u64;
         for (task_id, batch) in by_task {
@@ -616,6 +632,75 @@ impl DistributedRuntime {
         }
         self.health.batches.fetch_add(1, Ordering::Relaxed);
         self.health.records.fetch_add(handled, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Reads ahead the rows the tasks' batches will read: each batch is decided once as a probe
+    /// (rows not cached read as absent), and every row a probe asked for is fetched into its
+    /// task's cache, all tasks' rows concurrently. A row found this way can lead a decision to
+    /// rows it did not ask for while it was absent, so probes run again over what was fetched,
+    /// a few rounds; whatever is left is read one by one while deciding. Nothing a probe
+    /// decides is kept.
+    fn prefetch(
+        &self,
+        p: &dyn Processor,
+        tasks: &mut BTreeMap<u32, Task>,
+        by_task: &BTreeMap<u32, Vec<LogRecord>>,
+    ) -> Result<(), TurnError> {
+        const ROUNDS: usize = 3;
+        let no_poison = HashMap::new();
+        for _ in 0..ROUNDS {
+            let mut wanted: Vec<(u32, RowId)> = Vec::new();
+            for (task_id, batch) in by_task {
+                if batch.is_empty() {
+                    continue;
+                }
+                let task = &tasks[task_id];
+                let mut txn = DistTxn::new(
+                    &*self.store,
+                    &task.cache,
+                    &self.handle,
+                    porch_schemas::now_micros(),
+                    *task_id,
+                    self.partitions,
+                );
+                txn.probe = Some(Default::default());
+                // Record by record, so that a record the probe cannot decide does not hide
+                // the rows of the records after it.
+                for rec in batch {
+                    let _ = process_batch(
+                        &mut txn,
+                        &self.codec,
+                        p,
+                        std::slice::from_ref(rec),
+                        false,
+                        &no_poison,
+                    );
+                }
+                let misses = txn.probe.take().unwrap_or_default().into_inner();
+                wanted.extend(misses.into_iter().map(|k| (*task_id, k)));
+            }
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            let store = &*self.store;
+            let fetched: Vec<(u32, RowId, Option<Vec<u8>>)> = self
+                .handle
+                .block_on(
+                    futures::stream::iter(wanted.into_iter().map(|(task, k)| async move {
+                        let v = store.get_async(&k.0, &k.1).await?;
+                        Ok::<_, StoreError>((task, k, v))
+                    }))
+                    .buffer_unordered(PREFETCH_CONCURRENCY)
+                    .try_collect(),
+                )
+                .map_err(|e| TurnError::store(e.to_string()))?;
+            for (task, k, v) in fetched {
+                if let Some(t) = tasks.get_mut(&task) {
+                    t.cache.insert(k, v);
+                }
+            }
+        }
         Ok(())
     }
 
