@@ -26,7 +26,7 @@
 //!    the machine and per phase; each processor's turns and records per turn; the latency of
 //!    each hop of an offer (offer → activation → search) from the log timestamps
 //!
-//! On exit it kills the roles and deletes the run's topics (the keyspace stays).
+//! On exit it kills the roles, deletes the run's topics and drops its keyspace.
 
 mod common;
 
@@ -253,6 +253,7 @@ impl Drop for Cluster {
         topics.push(self.registry_topic());
         topics.extend(self.scratch.iter().cloned());
         let cfg = self.kafka.clone();
+        let keyspace = self.keyspace.clone();
         // The admin future needs an executor; this may run inside the benchmark's runtime.
         let deleted = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -263,15 +264,20 @@ impl Drop for Cluster {
             let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
             let opts = AdminOptions::new().operation_timeout(Some(KAFKA_TIMEOUT));
             let results = rt.block_on(admin.delete_topics(&refs, &opts)).ok()?;
-            Some(results.iter().filter(|r| r.is_ok()).count())
+            let mut cql = porch_cql::CqlConfig::from_env();
+            cql.keyspace = keyspace;
+            let dropped = rt.block_on(porch_cql::drop_keyspace(&cql)).is_ok();
+            Some((results.iter().filter(|r| r.is_ok()).count(), dropped))
         })
         .join()
         .ok()
         .flatten();
         match deleted {
-            Some(n) => println!(
-                "cleaned up: roles killed, {n} topics of prefix {} deleted (keyspace {} left)",
-                self.kafka.topic_prefix, self.keyspace
+            Some((n, dropped)) => println!(
+                "cleaned up: roles killed, {n} topics of prefix {} deleted, keyspace {} {}",
+                self.kafka.topic_prefix,
+                self.keyspace,
+                if dropped { "dropped" } else { "not dropped" }
             ),
             None => eprintln!(
                 "cleanup: could not delete the topics of prefix {}",

@@ -8,5 +8,5 @@ mod migrate;
 mod store;
 
 pub use config::CqlConfig;
-pub use migrate::migrate;
+pub use migrate::{drop_keyspace, migrate};
 pub use store::CqlStore;

@@ -128,6 +128,15 @@ async fn agree(session: &Session) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Drops the configured keyspace and everything in it (test and benchmark runs clean up with
+/// it; each keyspace's tables hold memory in every node for as long as they exist).
+pub async fn drop_keyspace(config: &CqlConfig) -> Result<(), StoreError> {
+    let ks = config.keyspace()?;
+    let session = config.open().await?;
+    run(&session, &format!("DROP KEYSPACE IF EXISTS {ks}")).await?;
+    agree(&session).await
+}
+
 /// Creates the keyspace if absent (SimpleStrategy with the configured replication factor; an
 /// operator may create it beforehand with NetworkTopologyStrategy) and applies the migrations
 /// not yet applied, in order. Returns the files applied now, `["0001_store", …]`.

@@ -409,11 +409,18 @@ impl Porch {
             .as_str()
             .expect("command id")
             .to_string();
-        let (s, outcome) = self
-            .get(key, &format!("/v1/commands/{id}?wait=10000"))
-            .await;
-        assert_eq!(s, 200, "{outcome}");
-        outcome
+        // An outcome normally comes within the first wait; on a loaded machine the distributed
+        // roles (still joining their groups right after start) may take longer.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (s, outcome) = self
+                .get(key, &format!("/v1/commands/{id}?wait=10000"))
+                .await;
+            assert_eq!(s, 200, "{outcome}");
+            if outcome["status"] != "ACCEPTED" || Instant::now() >= deadline {
+                return outcome;
+            }
+        }
     }
 
     /// Like `command`, and asserts it was APPLIED.
@@ -525,12 +532,30 @@ fn delete_topics(prefix: &str) {
     let _ = std::thread::spawn(work).join();
 }
 
+/// Drops a test's keyspace: every keyspace's tables hold Cassandra heap while they exist.
+fn drop_keyspace(keyspace: &str) {
+    let mut config = porch_cql::CqlConfig::from_env();
+    config.keyspace = keyspace.to_string();
+    let work = move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        if let Err(e) = rt.block_on(porch_cql::drop_keyspace(&config)) {
+            eprintln!("keyspace {} not dropped: {e}", config.keyspace);
+        }
+    };
+    // On a thread of its own: Drop may run inside the test's runtime.
+    let _ = std::thread::spawn(work).join();
+}
+
 impl Drop for Porch {
     fn drop(&mut self) {
         self.kill9();
         self.kill_role("registry");
         if let Some(c) = &self.cluster {
             delete_topics(&c.prefix);
+            drop_keyspace(&c.keyspace);
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
