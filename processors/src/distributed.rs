@@ -649,12 +649,16 @@ impl DistributedRuntime {
     ) -> Result<(), TurnError> {
         const ROUNDS: usize = 3;
         let no_poison = HashMap::new();
+        // A task whose probe missed nothing would miss nothing again: only the others probe on.
+        let mut probing: Vec<u32> = by_task
+            .iter()
+            .filter(|(_, batch)| !batch.is_empty())
+            .map(|(task, _)| *task)
+            .collect();
         for _ in 0..ROUNDS {
             let mut wanted: Vec<(u32, RowId)> = Vec::new();
-            for (task_id, batch) in by_task {
-                if batch.is_empty() {
-                    continue;
-                }
+            for task_id in &probing {
+                let batch = &by_task[task_id];
                 let task = &tasks[task_id];
                 let mut txn = DistTxn::new(
                     &*self.store,
@@ -680,6 +684,8 @@ impl DistributedRuntime {
                 let misses = txn.probe.take().unwrap_or_default().into_inner();
                 wanted.extend(misses.into_iter().map(|k| (*task_id, k)));
             }
+            probing = wanted.iter().map(|(task, _)| *task).collect();
+            probing.dedup();
             if wanted.is_empty() {
                 return Ok(());
             }
