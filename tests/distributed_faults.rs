@@ -29,18 +29,20 @@ struct EnginesBack;
 impl Drop for EnginesBack {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/engines"))
-                .arg("up")
-                .status();
+            // No second panic while unwinding: a failure here shows in the next test.
+            let _ = run_engines(&["up"]);
         }
     }
 }
 
-fn engines(args: &[&str]) {
-    let status = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/engines"))
+fn run_engines(args: &[&str]) -> std::io::Result<std::process::ExitStatus> {
+    Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/engines"))
         .args(args)
         .status()
-        .expect("run scripts/engines");
+}
+
+fn engines(args: &[&str]) {
+    let status = run_engines(args).expect("run scripts/engines");
     assert!(status.success(), "scripts/engines {args:?} failed");
 }
 

@@ -519,47 +519,40 @@ impl Porch {
 
 /// Deletes a test's topics, so that the shared broker does not carry every test's partitions
 /// (a broker restart reloads them all).
-fn delete_topics(prefix: &str) {
+/// Removes what a test's cluster left on the shared engines: its topics, and its keyspace
+/// (every keyspace's tables hold Cassandra heap while they exist).
+fn clean_up(cluster: &Cluster) {
     use rdkafka::admin::{AdminClient, AdminOptions};
     use rdkafka::client::DefaultClientContext;
-    let prefix = prefix.to_string();
+    let prefix = cluster.prefix.clone();
+    let mut cql = porch_cql::CqlConfig::from_env();
+    cql.keyspace = cluster.keyspace.clone();
     let bootstrap = std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let work = move || -> Result<(), rdkafka::error::KafkaError> {
-        let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()?;
-        let metadata = admin
-            .inner()
-            .fetch_metadata(None, Duration::from_secs(10))?;
-        let names: Vec<String> = metadata
-            .topics()
-            .iter()
-            .map(|t| t.name().to_string())
-            .filter(|n| n.starts_with(&prefix))
-            .collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        rt.block_on(admin.delete_topics(&refs, &AdminOptions::new()))?;
-        Ok(())
-    };
-    // On a thread of its own: Drop may run inside the test's runtime.
-    let _ = std::thread::spawn(work).join();
-}
-
-/// Drops a test's keyspace: every keyspace's tables hold Cassandra heap while they exist.
-fn drop_keyspace(keyspace: &str) {
-    let mut config = porch_cql::CqlConfig::from_env();
-    config.keyspace = keyspace.to_string();
     let work = move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a runtime");
-        if let Err(e) = rt.block_on(porch_cql::drop_keyspace(&config)) {
-            eprintln!("keyspace {} not dropped: {e}", config.keyspace);
+        let topics = || -> Result<(), rdkafka::error::KafkaError> {
+            let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", &bootstrap)
+                .create()?;
+            let metadata = admin
+                .inner()
+                .fetch_metadata(None, Duration::from_secs(10))?;
+            let names: Vec<String> = metadata
+                .topics()
+                .iter()
+                .map(|t| t.name().to_string())
+                .filter(|n| n.starts_with(&prefix))
+                .collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            rt.block_on(admin.delete_topics(&refs, &AdminOptions::new()))?;
+            Ok(())
+        };
+        let _ = topics();
+        if let Err(e) = rt.block_on(porch_cql::drop_keyspace(&cql)) {
+            eprintln!("keyspace {} not dropped: {e}", cql.keyspace);
         }
     };
     // On a thread of its own: Drop may run inside the test's runtime.
@@ -571,8 +564,7 @@ impl Drop for Porch {
         self.kill9();
         self.kill_role("registry");
         if let Some(c) = &self.cluster {
-            delete_topics(&c.prefix);
-            drop_keyspace(&c.keyspace);
+            clean_up(c);
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
