@@ -249,13 +249,13 @@ impl BatchTxn for DistTxn<'_> {
     }
 }
 
-/// Rebalance events, handed from librdkafka's callbacks (run inside `poll`) to the loop.
+/// Rebalance events since the loop last looked, in the order librdkafka's callbacks (run
+/// inside `poll`) saw them: a partition lost and assigned again, or assigned and revoked at
+/// once, must end up as the last event says.
 #[derive(Default)]
 struct Assignment {
-    /// Partitions assigned since the loop last looked.
-    added: Vec<(String, u32)>,
-    /// Partitions revoked or lost since the loop last looked.
-    removed: Vec<(String, u32)>,
+    /// (assigned, topic, partition): `false` for a partition revoked or lost.
+    events: Vec<(bool, String, u32)>,
 }
 
 struct GroupContext {
@@ -271,7 +271,7 @@ impl ConsumerContext for GroupContext {
             let mut a = self.assignment.lock().expect("assignment lock");
             for e in tpl.elements() {
                 let t = e.topic().strip_prefix(&self.prefix).unwrap_or(e.topic());
-                a.removed.push((t.to_string(), e.partition() as u32));
+                a.events.push((false, t.to_string(), e.partition() as u32));
             }
         }
     }
@@ -281,7 +281,7 @@ impl ConsumerContext for GroupContext {
             let mut a = self.assignment.lock().expect("assignment lock");
             for e in tpl.elements() {
                 let t = e.topic().strip_prefix(&self.prefix).unwrap_or(e.topic());
-                a.added.push((t.to_string(), e.partition() as u32));
+                a.events.push((true, t.to_string(), e.partition() as u32));
             }
         }
     }
@@ -476,18 +476,17 @@ impl DistributedRuntime {
             .assignment
             .lock()
             .expect("assignment lock");
-        for (topic, partition) in a.removed.drain(..) {
-            if let Some(t) = tasks.get_mut(&partition) {
+        for (assigned, topic, partition) in a.events.drain(..) {
+            if assigned {
+                let t = tasks.entry(partition).or_default();
+                t.recovered = false;
+                t.next.entry((topic, partition)).or_insert(0);
+            } else if let Some(t) = tasks.get_mut(&partition) {
                 t.next.remove(&(topic, partition));
                 if t.next.is_empty() {
                     tasks.remove(&partition);
                 }
             }
-        }
-        for (topic, partition) in a.added.drain(..) {
-            let t = tasks.entry(partition).or_default();
-            t.recovered = false;
-            t.next.entry((topic, partition)).or_insert(0);
         }
         self.health
             .tasks
@@ -821,6 +820,15 @@ impl DistributedRuntime {
         let mut metadata_ids = BTreeSet::new();
         let mut next: HashMap<(String, u32), u64> = HashMap::new();
         for e in committed.elements() {
+            // A partition's own error (its offsets being loaded, an offset commit still in a
+            // transaction) is no answer: taken for "nothing committed", it would resume the
+            // partition wherever the consumer happens to be.
+            e.error().map_err(|err| {
+                TurnError::kafka_context(
+                    format!("committed offset of {} [{}]", e.topic(), e.partition()),
+                    err,
+                )
+            })?;
             let topic = e
                 .topic()
                 .strip_prefix(&self.kafka.topic_prefix)
@@ -860,18 +868,29 @@ impl DistributedRuntime {
                 }
             }
         }
-        // Resume at the committed offsets (records already fetched below them are skipped).
+        // Resume at the committed offsets, or at the beginning where the group never committed
+        // (what auto.offset.reset=earliest would do): records this member fetched past them
+        // and dropped, in a turn that failed, come again. A partition whose seek fails is not
+        // recovered: the turn fails and recovery runs again.
         let mut seek = TopicPartitionList::new();
-        for ((topic, partition), n) in &next {
-            let _ = seek.add_partition_offset(
-                &self.kafka.physical(topic),
-                *partition as i32,
-                Offset::Offset(*n as i64),
-            );
+        for (topic, partition) in task.next.keys() {
+            let offset = next
+                .get(&(topic.clone(), *partition))
+                .map_or(Offset::Beginning, |n| Offset::Offset(*n as i64));
+            seek.add_partition_offset(&self.kafka.physical(topic), *partition as i32, offset)
+                .map_err(TurnError::kafka)?;
         }
         if seek.count() > 0 {
-            if let Err(e) = consumer.seek_partitions(seek, KAFKA_TIMEOUT) {
-                tracing::warn!(task = task_id, error = %e, "seek after recovery failed");
+            let sought = consumer
+                .seek_partitions(seek, KAFKA_TIMEOUT)
+                .map_err(TurnError::kafka)?;
+            for e in sought.elements() {
+                if let Err(err) = e.error() {
+                    return Err(TurnError::kafka_context(
+                        format!("seeking {} [{}] after recovery", e.topic(), e.partition()),
+                        err,
+                    ));
+                }
             }
         }
         for (k, v) in task.next.iter_mut() {
@@ -910,6 +929,13 @@ impl TurnError {
     fn store(message: String) -> Self {
         Self {
             message: format!("store: {message}"),
+            fatal_producer: false,
+        }
+    }
+    /// A Kafka error about one partition: never the producer's.
+    fn kafka_context(what: String, e: KafkaError) -> Self {
+        Self {
+            message: format!("kafka: {what}: {e}"),
             fatal_producer: false,
         }
     }
