@@ -329,7 +329,7 @@ impl DistributedRuntime {
         let physical: Vec<String> = inputs.iter().map(|t| self.kafka.physical(t)).collect();
         let refs: Vec<&str> = physical.iter().map(String::as_str).collect();
         consumer.subscribe(&refs)?;
-        let mut producer = self.producer(&group)?;
+        let mut producer = Arc::new(self.producer(&group)?);
         let mut tasks: BTreeMap<u32, Task> = BTreeMap::new();
         let mut last_timers = Instant::now();
         let mut backoff = Duration::from_millis(100);
@@ -363,7 +363,7 @@ impl DistributedRuntime {
             }
             match self.turn(
                 &consumer,
-                &mut producer,
+                &producer,
                 &group,
                 p.as_ref(),
                 &mut tasks,
@@ -383,7 +383,7 @@ impl DistributedRuntime {
                     }
                     if e.fatal_producer {
                         match self.producer(&group) {
-                            Ok(np) => producer = np,
+                            Ok(np) => producer = Arc::new(np),
                             Err(e) => tracing::error!(error = %e, "cannot recreate the producer"),
                         }
                     }
@@ -477,6 +477,7 @@ impl DistributedRuntime {
             .lock()
             .expect("assignment lock");
         for (assigned, topic, partition) in a.events.drain(..) {
+            tracing::info!(assigned, %topic, partition, "rebalance");
             if assigned {
                 let t = tasks.entry(partition).or_default();
                 t.recovered = false;
@@ -497,7 +498,7 @@ impl DistributedRuntime {
     fn turn(
         &self,
         consumer: &GroupConsumer,
-        producer: &mut TxnProducer,
+        producer: &Arc<TxnProducer>,
         group: &str,
         p: &dyn Processor,
         tasks: &mut BTreeMap<u32, Task>,
@@ -713,7 +714,7 @@ impl DistributedRuntime {
     fn finish(
         &self,
         consumer: &GroupConsumer,
-        producer: &TxnProducer,
+        producer: &Arc<TxnProducer>,
         checkpoints: &[(u32, Checkpoint)],
     ) -> Result<(), TurnError> {
         self.handle
@@ -723,8 +724,11 @@ impl DistributedRuntime {
                     .map(|(_, cp)| self.store.apply(cp.writes.clone(), cp.id)),
             ))
             .map_err(|e| TurnError::store(e.to_string()))?;
-        retry_txn("begin", || producer.begin_transaction()).map_err(TurnError::kafka)?;
-        let result = (|| {
+        retry_txn("begin", || {
+            producer.begin_transaction().map_err(TxnFailure::Kafka)
+        })
+        .map_err(TurnError::txn)?;
+        let result = (|| -> Result<(), TxnFailure> {
             let mut offsets = TopicPartitionList::new();
             for (_, cp) in checkpoints {
                 for r in &cp.records {
@@ -743,21 +747,30 @@ impl DistributedRuntime {
                     }
                 }
             }
-            let meta = consumer
-                .group_metadata()
-                .ok_or_else(|| KafkaError::Subscription("no group metadata".into()))?;
+            let meta = Arc::new(
+                consumer
+                    .group_metadata()
+                    .ok_or_else(|| KafkaError::Subscription("no group metadata".into()))?,
+            );
+            let offsets = Arc::new(offsets);
             retry_txn("send offsets", || {
-                producer.send_offsets_to_transaction(&offsets, &meta, KAFKA_TIMEOUT)
+                let (offsets, meta) = (offsets.clone(), meta.clone());
+                bounded("send offsets", producer, move |p| {
+                    p.send_offsets_to_transaction(&offsets, &meta, KAFKA_TIMEOUT)
+                })
             })?;
             // A commit that times out is resumed, never abandoned: the next turn's recovery
             // must see the transaction's outcome settled, or it could finish it a second time.
-            retry_txn("commit", || producer.commit_transaction(KAFKA_TIMEOUT))
+            retry_txn("commit", || {
+                bounded("commit", producer, |p| p.commit_transaction(KAFKA_TIMEOUT))
+            })
         })();
         if let Err(e) = result {
-            let mut err = TurnError::kafka(e);
+            let mut err = TurnError::txn(e);
             if !err.fatal_producer {
-                if let Err(abort) = retry_txn("abort", || producer.abort_transaction(KAFKA_TIMEOUT))
-                {
+                if let Err(abort) = retry_txn("abort", || {
+                    bounded("abort", producer, |p| p.abort_transaction(KAFKA_TIMEOUT))
+                }) {
                     // A new producer with the same transactional id settles whatever this one
                     // left open before it starts.
                     tracing::warn!(error = %abort, "abort failed; the producer will be replaced");
@@ -804,7 +817,7 @@ impl DistributedRuntime {
     fn recover(
         &self,
         consumer: &GroupConsumer,
-        producer: &mut TxnProducer,
+        producer: &Arc<TxnProducer>,
         group: &str,
         task_id: u32,
         tasks: &mut BTreeMap<u32, Task>,
@@ -880,6 +893,11 @@ impl DistributedRuntime {
             seek.add_partition_offset(&self.kafka.physical(topic), *partition as i32, offset)
                 .map_err(TurnError::kafka)?;
         }
+        tracing::info!(
+            task = task_id,
+            ?next,
+            "resuming a task at its committed offsets"
+        );
         if seek.count() > 0 {
             let sought = consumer
                 .seek_partitions(seek, KAFKA_TIMEOUT)
@@ -902,13 +920,84 @@ impl DistributedRuntime {
     }
 }
 
+/// How a transaction call failed.
+#[derive(Debug)]
+enum TxnFailure {
+    Kafka(KafkaError),
+    /// The call did not return in time (see [`bounded`]).
+    Hung(&'static str),
+}
+
+impl From<KafkaError> for TxnFailure {
+    fn from(e: KafkaError) -> Self {
+        Self::Kafka(e)
+    }
+}
+
+impl std::fmt::Display for TxnFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Kafka(e) => write!(f, "{e}"),
+            Self::Hung(what) => write!(
+                f,
+                "{what} of the transaction did not return within {} s",
+                HUNG_AFTER.as_secs()
+            ),
+        }
+    }
+}
+
+/// How long a transaction call given [`KAFKA_TIMEOUT`] may take before it is taken as hung.
+const HUNG_AFTER: Duration = Duration::from_secs(45);
+
+/// Runs a transaction call on a thread of its own and waits for it at most [`HUNG_AFTER`].
+/// librdkafka can block in a transaction call far past its timeout while the group or
+/// transaction coordinator is away (send_offsets_to_transaction never checks its coordinator
+/// request's deadline: confluentinc/librdkafka#5456); the processor would stop polling, and
+/// its group would move on without it. A call still running then is left to itself, and the
+/// turn fails with the producer marked for replacement: the new producer's
+/// init_transactions, under the same transactional id, fences the old one and aborts its
+/// transaction.
+fn bounded(
+    what: &'static str,
+    producer: &Arc<TxnProducer>,
+    call: impl FnOnce(&TxnProducer) -> Result<(), KafkaError> + Send + 'static,
+) -> Result<(), TxnFailure> {
+    bounded_for(HUNG_AFTER, what, producer, call)
+}
+
+fn bounded_for(
+    limit: Duration,
+    what: &'static str,
+    producer: &Arc<TxnProducer>,
+    call: impl FnOnce(&TxnProducer) -> Result<(), KafkaError> + Send + 'static,
+) -> Result<(), TxnFailure> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let p = producer.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("txn-{}", what.replace(' ', "-")))
+        .spawn(move || {
+            let _ = tx.send(call(&p));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "no thread for {what}; it runs unbounded");
+        return Err(TxnFailure::Hung(what));
+    }
+    match rx.recv_timeout(limit) {
+        Ok(r) => r.map_err(TxnFailure::Kafka),
+        Err(_) => Err(TxnFailure::Hung(what)),
+    }
+}
+
 /// Runs a transaction call again while librdkafka says retrying it is right (a timeout resumes
 /// the same operation), for up to two minutes.
-fn retry_txn(what: &str, mut op: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+fn retry_txn(what: &str, mut op: impl FnMut() -> Result<(), TxnFailure>) -> Result<(), TxnFailure> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         match op() {
-            Err(KafkaError::Transaction(e)) if e.is_retriable() && Instant::now() < deadline => {
+            Err(TxnFailure::Kafka(KafkaError::Transaction(e)))
+                if e.is_retriable() && Instant::now() < deadline =>
+            {
                 tracing::warn!(error = %e, "{what} of the transaction: retrying");
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -937,6 +1026,15 @@ impl TurnError {
         Self {
             message: format!("kafka: {what}: {e}"),
             fatal_producer: false,
+        }
+    }
+    fn txn(e: TxnFailure) -> Self {
+        match e {
+            TxnFailure::Kafka(e) => Self::kafka(e),
+            hung @ TxnFailure::Hung(_) => Self {
+                message: format!("kafka: {hung}"),
+                fatal_producer: true,
+            },
         }
     }
     fn kafka(e: KafkaError) -> Self {
@@ -969,4 +1067,48 @@ where
         r?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A transactional producer that never reaches a broker: bounded() only needs a handle.
+    fn offline_producer() -> Arc<TxnProducer> {
+        let producer: TxnProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:9")
+            .set("transactional.id", "bounded-test")
+            .create()
+            .expect("producer");
+        Arc::new(producer)
+    }
+
+    #[test]
+    fn a_transaction_call_that_does_not_return_in_time_is_hung() {
+        let p = offline_producer();
+        let started = Instant::now();
+        let r = bounded_for(Duration::from_millis(200), "commit", &p, |_| {
+            std::thread::sleep(Duration::from_secs(2));
+            Ok(())
+        });
+        assert!(matches!(r, Err(TxnFailure::Hung("commit"))), "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(1));
+        let e = TurnError::txn(r.unwrap_err());
+        assert!(e.fatal_producer, "a hung call replaces the producer");
+    }
+
+    #[test]
+    fn a_transaction_call_that_returns_gives_its_own_answer() {
+        let p = offline_producer();
+        let ok = bounded_for(Duration::from_secs(5), "commit", &p, |_| Ok(()));
+        assert!(ok.is_ok());
+        let err = bounded_for(Duration::from_secs(5), "commit", &p, |_| {
+            Err(KafkaError::Canceled)
+        });
+        assert!(
+            matches!(err, Err(TxnFailure::Kafka(KafkaError::Canceled))),
+            "{err:?}"
+        );
+        assert!(!TurnError::txn(err.unwrap_err()).fatal_producer);
+    }
 }

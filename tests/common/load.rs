@@ -177,7 +177,19 @@ pub async fn verify(p: &Porch, sent: &[Sent]) {
             )
             .await;
         assert_eq!(code, 200, "{st}");
-        assert_eq!(st["status"], "APPLIED", "{st}");
+        if st["status"] != "APPLIED" {
+            // Where the command stands on its topic tells a command never written from one
+            // written and not (or not visibly) handled.
+            let topic = format!("{}.commands", s.module);
+            let on_topic: Vec<String> = p
+                .topic(&topic)
+                .await
+                .iter()
+                .filter(|r| r["value"]["envelope"]["command_id"] == s.command_id.as_str())
+                .map(|r| format!("partition {} offset {}", r["partition"], r["offset"]))
+                .collect();
+            panic!("{st} is not APPLIED; on {topic}: {on_topic:?}");
+        }
     }
 
     // Each command is on its commands topic exactly once.

@@ -561,6 +561,19 @@ fn clean_up(cluster: &Cluster) {
 
 impl Drop for Porch {
     fn drop(&mut self) {
+        // PORCH_TEST_KEEP=1 keeps a failed test's roles running, and its topics and keyspace,
+        // for a look afterwards.
+        let keep =
+            std::thread::panicking() && std::env::var("PORCH_TEST_KEEP").as_deref() == Ok("1");
+        if keep {
+            for (name, child) in &self.roles {
+                eprintln!("kept role {name}: pid {}", child.id());
+            }
+            if let Some(c) = &self.cluster {
+                eprintln!("kept topics {}* and keyspace {}", c.prefix, c.keyspace);
+            }
+            return;
+        }
         self.kill9();
         self.kill_role("registry");
         if let Some(c) = &self.cluster {

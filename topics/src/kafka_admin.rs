@@ -63,6 +63,13 @@ impl KafkaConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap)
             .set("client.id", "porch");
+        // librdkafka's own debug contexts (`cgrp`, `eos`, `fetch`, `all`…), for a look inside
+        // a client; its lines go to the log at debug level (PORCH_LOG=librdkafka=debug).
+        if let Ok(debug) = std::env::var("PORCH_KAFKA_DEBUG") {
+            if !debug.is_empty() {
+                c.set("debug", debug);
+            }
+        }
         c
     }
 }
