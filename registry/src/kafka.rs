@@ -25,7 +25,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -64,8 +64,7 @@ impl KafkaStorage {
     pub async fn open(bootstrap: &str, topic: &str) -> Result<Self, StorageError> {
         ensure_topic(bootstrap, topic).await?;
         let kafka = |e: KafkaError| StorageError::Kafka(e.to_string());
-        let consumer: StreamConsumer<EndIsNoError> = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let consumer: StreamConsumer<EndIsNoError> = porch_topics::client_config(bootstrap)
             .set("client.id", "porch-registry")
             // Partitions are assigned, so the group is never joined nor committed to.
             .set("group.id", "porch-registry")
@@ -82,8 +81,7 @@ impl KafkaStorage {
             .add_partition_offset(topic, 0, Offset::Beginning)
             .map_err(kafka)?;
         consumer.assign(&assignment).map_err(kafka)?;
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let producer: FutureProducer = porch_topics::client_config(bootstrap)
             .set("client.id", "porch-registry")
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -340,8 +338,7 @@ async fn ensure_topic(bootstrap: &str, topic: &str) -> Result<(), StorageError> 
         topic: topic.into(),
         reason,
     };
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let admin: AdminClient<DefaultClientContext> = porch_topics::client_config(bootstrap)
         .set("client.id", "porch-registry")
         .create()
         .map_err(kafka)?;

@@ -60,18 +60,30 @@ impl KafkaConfig {
 
     /// The settings every porch client starts from; callers add their role's settings.
     pub fn client_config(&self) -> ClientConfig {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &self.bootstrap)
-            .set("client.id", "porch");
-        // librdkafka's own debug contexts (`cgrp`, `eos`, `fetch`, `all`…), for a look inside
-        // a client; its lines go to the log at debug level (PORCH_LOG=librdkafka=debug).
-        if let Ok(debug) = std::env::var("PORCH_KAFKA_DEBUG") {
-            if !debug.is_empty() {
-                c.set("debug", debug);
-            }
-        }
-        c
+        client_config(&self.bootstrap)
     }
+}
+
+/// The settings every porch Kafka client starts from, for a cluster at `bootstrap`.
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("client.id", "porch")
+        // When every broker it knows is down at once (a one-broker cluster restarting),
+        // librdkafka's default re-bootstrap drops the brokers it knew; a consumer group whose
+        // coordinator was one of them then never finds a coordinator again ("no broker
+        // available for coordinator query"), and a transactional call waiting for one blocks
+        // past its timeout. Reconnecting to the known brokers is what a cluster whose brokers
+        // keep their addresses needs.
+        .set("metadata.recovery.strategy", "none");
+    // librdkafka's own debug contexts (`cgrp`, `eos`, `fetch`, `all`…), for a look inside a
+    // client; its lines go to the log at debug level (PORCH_LOG=librdkafka=debug).
+    if let Ok(debug) = std::env::var("PORCH_KAFKA_DEBUG") {
+        if !debug.is_empty() {
+            c.set("debug", debug);
+        }
+    }
+    c
 }
 
 /// Why applying the catalogue failed.

@@ -9,7 +9,7 @@ pub mod txn;
 
 pub use catalogue::{commands_topic, dlq_of, events_topic, product_key, Catalogue, TopicSpec};
 pub use embedded::{Append, EmbeddedLog, LogError, LogRecord, LogTxn};
-pub use kafka_admin::{apply_topics, AdminError, ApplyReport, KafkaConfig};
+pub use kafka_admin::{apply_topics, client_config, AdminError, ApplyReport, KafkaConfig};
 pub use kafka_read::{ReadError, TopicReader};
 pub use murmur2::partition_for;
 pub use txn::BatchTxn;
