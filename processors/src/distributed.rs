@@ -980,7 +980,8 @@ fn bounded_for(
             let _ = tx.send(call(&p));
         });
     if let Err(e) = spawned {
-        tracing::warn!(error = %e, "no thread for {what}; it runs unbounded");
+        // Without a thread to wait on, the call is not made: the turn fails as if it hung.
+        tracing::warn!(error = %e, "no thread for {what} of the transaction");
         return Err(TxnFailure::Hung(what));
     }
     match rx.recv_timeout(limit) {
