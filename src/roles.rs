@@ -387,8 +387,12 @@ fn feed_index(
     while !stop.load(Ordering::Relaxed) {
         let mut changes = Vec::new();
         let mut moved = false;
-        let mut failed = false;
-        while changes.len() < 1024 {
+        // A reader that lost its cluster for good is replaced like one that failed.
+        let mut failed = reader.lost();
+        if failed {
+            tracing::error!("the search.events reader knows no broker any more; replacing it");
+        }
+        while !failed && changes.len() < 1024 {
             let wait = if moved {
                 Duration::ZERO
             } else {

@@ -11,7 +11,7 @@ use common::load::{run_load, verify, Sent};
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -53,8 +53,7 @@ fn bootstrap() -> String {
 /// The committed offsets of a processor's group on its first input topic.
 fn committed(p: &Porch, processor: &str, topic: &str) -> Vec<i64> {
     let prefix = &p.cluster().unwrap().prefix;
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
+    let consumer: BaseConsumer = porch_topics::client_config(&bootstrap())
         .set("group.id", format!("{prefix}{processor}"))
         .create()
         .unwrap();
@@ -183,10 +182,7 @@ async fn garbage_on_a_command_topic_is_dead_lettered_and_the_partition_flows() {
     let _serial = SERIAL.lock().await;
     let p = Porch::start_distributed().await;
     let prefix = p.cluster().unwrap().prefix.clone();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .unwrap();
+    let producer: BaseProducer = porch_topics::client_config(&bootstrap()).create().unwrap();
     for partition in 0..8 {
         producer
             .send(

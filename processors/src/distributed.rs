@@ -21,11 +21,11 @@ use crate::store::{ProjectionStore, RowWrite, StoreError};
 use futures::{StreamExt, TryStreamExt};
 use porch_schemas::Codec;
 use porch_topics::kafka_admin::KafkaConfig;
-use porch_topics::{partition_for, Append, BatchTxn, LogError, LogRecord};
+use porch_topics::{partition_for, Append, BatchTxn, Liveness, LogError, LogRecord};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -261,9 +261,14 @@ struct Assignment {
 struct GroupContext {
     assignment: Mutex<Assignment>,
     prefix: String,
+    liveness: Liveness,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.liveness.observe(statistics);
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -289,9 +294,9 @@ impl ConsumerContext for GroupContext {
 
 type GroupConsumer = BaseConsumer<GroupContext>;
 
-/// A producer that serves its delivery reports on a thread of its own, so that flushing in
-/// commit and abort never waits on a queue nobody polls.
-type TxnProducer = ThreadedProducer<DefaultProducerContext>;
+/// A producer that serves its delivery reports (and statistics) on a thread of its own, so
+/// that flushing in commit and abort never waits on a queue nobody polls.
+type TxnProducer = ThreadedProducer<Liveness>;
 
 /// Runs one processor as a member of its consumer group until `stop` is set.
 pub struct DistributedRuntime {
@@ -325,7 +330,7 @@ impl DistributedRuntime {
     pub fn run(&self, p: Arc<dyn Processor>) -> anyhow::Result<()> {
         let group = format!("{}{}", self.kafka.topic_prefix, p.name());
         let inputs = p.inputs();
-        let consumer = self.consumer(&group)?;
+        let mut consumer = self.consumer(&group)?;
         let physical: Vec<String> = inputs.iter().map(|t| self.kafka.physical(t)).collect();
         let refs: Vec<&str> = physical.iter().map(String::as_str).collect();
         consumer.subscribe(&refs)?;
@@ -336,6 +341,7 @@ impl DistributedRuntime {
         let mut poll_warned: Option<Instant> = None;
         tracing::info!(processor = p.name(), group = %group, "joining the consumer group");
         while !self.stop.load(Ordering::Relaxed) {
+            self.replace_lost(&group, &refs, &mut consumer, &mut producer, &mut tasks);
             let polled = self.poll_batch(&consumer);
             self.track_assignment(&consumer, &mut tasks);
             let records = match polled {
@@ -396,6 +402,53 @@ impl DistributedRuntime {
         Ok(())
     }
 
+    /// Replaces a consumer or producer that has lost its cluster for good (see [`Liveness`]):
+    /// a new consumer joins the group again and its tasks recover from what was committed; a
+    /// new producer, under the same transactional id, aborts what the old one left open.
+    fn replace_lost(
+        &self,
+        group: &str,
+        topics: &[&str],
+        consumer: &mut GroupConsumer,
+        producer: &mut Arc<TxnProducer>,
+        tasks: &mut BTreeMap<u32, Task>,
+    ) {
+        let consumer_lost = consumer.context().liveness.lost();
+        if consumer_lost {
+            tracing::error!(
+                group,
+                "the consumer knows no broker any more; joining with a new one"
+            );
+            let fresh = self
+                .consumer(group)
+                .and_then(|c| c.subscribe(topics).map(|()| c).map_err(Into::into));
+            match fresh {
+                Ok(fresh) => {
+                    let old = std::mem::replace(consumer, fresh);
+                    // Closing it waits for a coordinator it will never find: not on this thread.
+                    let _ = std::thread::Builder::new()
+                        .name("lost-consumer".into())
+                        .spawn(move || drop(old));
+                    tasks.clear();
+                    self.health.tasks.store(0, Ordering::Relaxed);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot create a new consumer"),
+            }
+        }
+        if consumer_lost || producer.context().lost() {
+            tracing::error!(group, "replacing the transactional producer");
+            match self.producer(group) {
+                Ok(np) => {
+                    *producer = Arc::new(np);
+                    for t in tasks.values_mut() {
+                        t.recovered = false;
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot recreate the producer"),
+            }
+        }
+    }
+
     fn consumer(&self, group: &str) -> anyhow::Result<GroupConsumer> {
         let mut cfg = self.kafka.client_config();
         cfg.set("group.id", group)
@@ -406,9 +459,11 @@ impl DistributedRuntime {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "50");
+        Liveness::watch(&mut cfg);
         let ctx = GroupContext {
             assignment: Mutex::default(),
             prefix: self.kafka.topic_prefix.clone(),
+            liveness: Liveness::default(),
         };
         Ok(cfg.create_with_context(ctx)?)
     }
@@ -422,7 +477,8 @@ impl DistributedRuntime {
             // Bounds how long an open transaction of a member that died and never came back
             // holds read_committed readers at its partitions' last stable offset.
             .set("transaction.timeout.ms", "15000");
-        let producer: TxnProducer = cfg.create()?;
+        Liveness::watch(&mut cfg);
+        let producer: TxnProducer = cfg.create_with_context(Liveness::default())?;
         producer.init_transactions(KAFKA_TIMEOUT)?;
         Ok(producer)
     }
@@ -924,8 +980,8 @@ impl DistributedRuntime {
 #[derive(Debug)]
 enum TxnFailure {
     Kafka(KafkaError),
-    /// The call did not return in time (see [`bounded`]).
-    Hung(&'static str),
+    /// The call did not return within the limit it was given (see [`bounded`]).
+    Hung(&'static str, Duration),
 }
 
 impl From<KafkaError> for TxnFailure {
@@ -938,10 +994,16 @@ impl std::fmt::Display for TxnFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Kafka(e) => write!(f, "{e}"),
-            Self::Hung(what) => write!(
+            Self::Hung(what, limit) if limit.is_zero() => {
+                write!(
+                    f,
+                    "{what} of the transaction was not made: no thread to run it on"
+                )
+            }
+            Self::Hung(what, limit) => write!(
                 f,
                 "{what} of the transaction did not return within {} s",
-                HUNG_AFTER.as_secs()
+                limit.as_secs_f32()
             ),
         }
     }
@@ -982,11 +1044,11 @@ fn bounded_for(
     if let Err(e) = spawned {
         // Without a thread to wait on, the call is not made: the turn fails as if it hung.
         tracing::warn!(error = %e, "no thread for {what} of the transaction");
-        return Err(TxnFailure::Hung(what));
+        return Err(TxnFailure::Hung(what, Duration::ZERO));
     }
     match rx.recv_timeout(limit) {
         Ok(r) => r.map_err(TxnFailure::Kafka),
-        Err(_) => Err(TxnFailure::Hung(what)),
+        Err(_) => Err(TxnFailure::Hung(what, limit)),
     }
 }
 
@@ -1032,7 +1094,7 @@ impl TurnError {
     fn txn(e: TxnFailure) -> Self {
         match e {
             TxnFailure::Kafka(e) => Self::kafka(e),
-            hung @ TxnFailure::Hung(_) => Self {
+            hung @ TxnFailure::Hung(..) => Self {
                 message: format!("kafka: {hung}"),
                 fatal_producer: true,
             },
@@ -1079,7 +1141,7 @@ mod tests {
         let producer: TxnProducer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", "127.0.0.1:9")
             .set("transactional.id", "bounded-test")
-            .create()
+            .create_with_context(Liveness::default())
             .expect("producer");
         Arc::new(producer)
     }
@@ -1092,9 +1154,14 @@ mod tests {
             std::thread::sleep(Duration::from_secs(2));
             Ok(())
         });
-        assert!(matches!(r, Err(TxnFailure::Hung("commit"))), "{r:?}");
+        assert!(matches!(r, Err(TxnFailure::Hung("commit", _))), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(1));
         let e = TurnError::txn(r.unwrap_err());
+        assert_eq!(
+            e.to_string(),
+            "kafka: commit of the transaction did not return within 0.2 s",
+            "the message names the limit the call was given"
+        );
         assert!(e.fatal_producer, "a hung call replaces the producer");
     }
 

@@ -5,9 +5,10 @@ use crate::store::*;
 use porch_schemas::*;
 use porch_topics::kafka_admin::KafkaConfig;
 use porch_topics::kafka_read::TopicReader as KafkaReader;
+use porch_topics::WatchedProducer;
 use porch_topics::{commands_topic, partition_for, product_key, Catalogue};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -43,7 +44,8 @@ pub struct DistributedSink {
     store: Arc<dyn ProjectionStore>,
     codec: Arc<Codec>,
     kafka: KafkaConfig,
-    producer: FutureProducer,
+    /// Idempotent; replaced by a new one when it has lost its cluster (see [`porch_topics::Liveness`]).
+    producer: Arc<WatchedProducer>,
     partitions: u32,
 }
 
@@ -62,7 +64,7 @@ impl DistributedSink {
                 "message.timeout.ms",
                 PRODUCE_TIMEOUT.as_millis().to_string(),
             );
-        let producer = cfg.create()?;
+        let producer = Arc::new(WatchedProducer::new(cfg)?);
         Ok(Self {
             store,
             codec,
@@ -87,21 +89,20 @@ impl DistributedSink {
         let producer = self.producer.clone();
         let store = self.store.clone();
         let task = tokio::spawn(async move {
-            let headers = OwnedHeaders::new().insert(Header {
-                key: "correlation_id",
-                value: Some(correlation.as_bytes()),
-            });
+            let record = || {
+                FutureRecord::to(&topic)
+                    .partition(partition as i32)
+                    .key(key.as_bytes())
+                    .payload(&bytes)
+                    .headers(OwnedHeaders::new().insert(Header {
+                        key: "correlation_id",
+                        value: Some(correlation.as_bytes()),
+                    }))
+            };
             producer
-                .send(
-                    FutureRecord::to(&topic)
-                        .partition(partition as i32)
-                        .key(key.as_bytes())
-                        .payload(&bytes)
-                        .headers(headers),
-                    PRODUCE_TIMEOUT,
-                )
+                .send(record, PRODUCE_TIMEOUT)
                 .await
-                .map_err(|(e, _)| StoreError::Backend(format!("producing to {topic}: {e}")))?;
+                .map_err(|e| StoreError::Backend(format!("producing to {topic}: {e}")))?;
             let produced = RowWrite {
                 table: COMMAND_PENDING.into(),
                 key: pending_key,
@@ -388,6 +389,11 @@ impl KafkaTopics {
         read: impl Fn(&mut KafkaReader) -> Result<T, porch_topics::ReadError>,
     ) -> Result<T, StoreError> {
         let mut reader = self.reader.lock().expect("reader lock");
+        if reader.lost() {
+            tracing::error!("the topic reader knows no broker any more; replacing it");
+            *reader =
+                KafkaReader::new(&self.kafka).map_err(|e| StoreError::Backend(e.to_string()))?;
+        }
         match read(&mut reader) {
             Ok(t) => Ok(t),
             Err(first) => {

@@ -18,13 +18,13 @@
 use crate::storage::{Storage, StorageError, StorageFuture};
 use porch_schemas::{CompatibilityLevel, RegistryRecord, RegistryState};
 use porch_topics::kafka_read::EndIsNoError;
+use porch_topics::{Liveness, WatchedProducer};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock};
@@ -43,7 +43,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct KafkaStorage {
     topic: String,
     bootstrap: String,
-    producer: FutureProducer,
+    /// Replaced by a new one when it has lost its cluster (see [`porch_topics::Liveness`]).
+    producer: WatchedProducer,
     shared: Arc<Shared>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -64,37 +65,26 @@ impl KafkaStorage {
     pub async fn open(bootstrap: &str, topic: &str) -> Result<Self, StorageError> {
         ensure_topic(bootstrap, topic).await?;
         let kafka = |e: KafkaError| StorageError::Kafka(e.to_string());
-        let consumer: StreamConsumer<EndIsNoError> = porch_topics::client_config(bootstrap)
-            .set("client.id", "porch-registry")
-            // Partitions are assigned, so the group is never joined nor committed to.
-            .set("group.id", "porch-registry")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "true")
-            .set("auto.offset.reset", "earliest")
-            // A registration waits for its record to come back: keep that short.
-            .set("fetch.wait.max.ms", "50")
-            .create_with_context(EndIsNoError)
-            .map_err(kafka)?;
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(topic, 0, Offset::Beginning)
-            .map_err(kafka)?;
-        consumer.assign(&assignment).map_err(kafka)?;
-        let producer: FutureProducer = porch_topics::client_config(bootstrap)
+        let consumer = reader(bootstrap, topic, Offset::Beginning).map_err(kafka)?;
+        let mut producer = porch_topics::client_config(bootstrap);
+        producer
             .set("client.id", "porch-registry")
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "0")
-            .set("message.timeout.ms", WRITE_TIMEOUT.as_millis().to_string())
-            .create()
-            .map_err(kafka)?;
+            .set("message.timeout.ms", WRITE_TIMEOUT.as_millis().to_string());
+        let producer = WatchedProducer::new(producer).map_err(kafka)?;
         let shared = Arc::new(Shared {
             state: RwLock::default(),
             next_offset: watch::Sender::new(0),
             caught_up: watch::Sender::new(false),
         });
-        let reader = tokio::spawn(read(consumer, shared.clone(), topic.to_string()));
+        let reader = tokio::spawn(read(
+            consumer,
+            bootstrap.to_string(),
+            shared.clone(),
+            topic.to_string(),
+        ));
         Ok(Self {
             topic: topic.into(),
             bootstrap: bootstrap.into(),
@@ -129,17 +119,20 @@ impl Storage for KafkaStorage {
     fn append(&self, record: RegistryRecord) -> StorageFuture<'_> {
         Box::pin(async move {
             let (key, value) = encode(&record);
-            let mut produced = FutureRecord::<String, String>::to(&self.topic)
-                .partition(0)
-                .key(&key);
-            if let Some(value) = &value {
-                produced = produced.payload(value);
-            }
+            let produced = || {
+                let r = FutureRecord::<String, String>::to(&self.topic)
+                    .partition(0)
+                    .key(&key);
+                match &value {
+                    Some(value) => r.payload(value),
+                    None => r,
+                }
+            };
             let delivery = self
                 .producer
-                .send(produced, Timeout::After(WRITE_TIMEOUT))
+                .send(produced, WRITE_TIMEOUT)
                 .await
-                .map_err(|(e, _)| StorageError::Kafka(e.to_string()))?;
+                .map_err(|e| StorageError::Kafka(e.to_string()))?;
             let mut next = self.shared.next_offset.subscribe();
             tokio::time::timeout(WRITE_TIMEOUT, next.wait_for(|n| *n > delivery.offset))
                 .await
@@ -163,10 +156,58 @@ impl Storage for KafkaStorage {
     }
 }
 
-/// Applies every record of the topic, for as long as the storage lives.
-async fn read(consumer: StreamConsumer<EndIsNoError>, shared: Arc<Shared>, topic: String) {
+/// A consumer of the registry topic from `from`, assigned (so no group is joined nor
+/// committed to).
+fn reader(
+    bootstrap: &str,
+    topic: &str,
+    from: Offset,
+) -> Result<StreamConsumer<EndIsNoError>, KafkaError> {
+    let mut cfg = porch_topics::client_config(bootstrap);
+    let consumer: StreamConsumer<EndIsNoError> = Liveness::watch(&mut cfg)
+        .set("client.id", "porch-registry")
+        .set("group.id", "porch-registry")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "true")
+        .set("auto.offset.reset", "earliest")
+        // A registration waits for its record to come back: keep that short.
+        .set("fetch.wait.max.ms", "50")
+        .create_with_context(EndIsNoError::default())?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, from)?;
+    consumer.assign(&assignment)?;
+    Ok(consumer)
+}
+
+/// Applies every record of the topic, for as long as the storage lives. A consumer that has
+/// lost its cluster for good is replaced by one reading on from the next offset.
+async fn read(
+    mut consumer: StreamConsumer<EndIsNoError>,
+    bootstrap: String,
+    shared: Arc<Shared>,
+    topic: String,
+) {
     loop {
-        match consumer.recv().await {
+        if consumer.context().0.lost() {
+            let next = *shared.next_offset.borrow();
+            match reader(&bootstrap, &topic, Offset::Offset(next)) {
+                Ok(fresh) => {
+                    tracing::error!(
+                        topic,
+                        "the registry reader knows no broker any more; replaced"
+                    );
+                    consumer = fresh;
+                }
+                Err(e) => tracing::error!(topic, error = %e, "cannot create a new registry reader"),
+            }
+        }
+        // Wakes up now and then to look at the consumer's liveness even when nothing comes.
+        let Ok(received) = tokio::time::timeout(Duration::from_secs(2), consumer.recv()).await
+        else {
+            continue;
+        };
+        match received {
             Ok(message) => {
                 match decode(message.key(), message.payload()) {
                     Ok(Some(record)) => {

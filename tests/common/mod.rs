@@ -349,6 +349,13 @@ impl Porch {
                     return;
                 }
             }
+            // A role that exits while the others start (bad settings, a port taken) fails the
+            // start at once, with its name, rather than as an API that never gets ready.
+            for (name, child) in &mut self.roles {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!("porch role {name} exited while starting: {status}");
+                }
+            }
             assert!(
                 Instant::now() < deadline,
                 "porch ingest-api did not become ready"
@@ -534,9 +541,8 @@ fn clean_up(cluster: &Cluster) {
             .build()
             .expect("a runtime");
         let topics = || -> Result<(), rdkafka::error::KafkaError> {
-            let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-                .set("bootstrap.servers", &bootstrap)
-                .create()?;
+            let admin: AdminClient<DefaultClientContext> =
+                porch_topics::client_config(&bootstrap).create()?;
             let metadata = admin
                 .inner()
                 .fetch_metadata(None, Duration::from_secs(10))?;

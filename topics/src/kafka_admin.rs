@@ -74,7 +74,9 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
         // coordinator was one of them then never finds a coordinator again ("no broker
         // available for coordinator query"), and a transactional call waiting for one blocks
         // past its timeout. Reconnecting to the known brokers is what a cluster whose brokers
-        // keep their addresses needs.
+        // keep their addresses needs. A client left knowing no broker at all (a Metadata
+        // answer from a broker in controlled shutdown lists none) never recovers this way:
+        // long-lived clients watch for that and are replaced (see `Liveness`).
         .set("metadata.recovery.strategy", "none");
     // librdkafka's own debug contexts (`cgrp`, `eos`, `fetch`, `all`…), for a look inside a
     // client; its lines go to the log at debug level (PORCH_LOG=librdkafka=debug).

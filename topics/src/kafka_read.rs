@@ -21,6 +21,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::embedded::LogRecord;
 use crate::kafka_admin::KafkaConfig;
+use crate::liveness::Liveness;
 
 /// How long a metadata or offset lookup may take.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,10 +45,16 @@ pub enum ReadError {
     },
 }
 
-/// Reaching a partition's end is how a read knows it is done, not an error to log.
-pub struct EndIsNoError;
+/// Reaching a partition's end is how a read knows it is done, not an error to log. The
+/// reader's statistics go to its [`Liveness`].
+#[derive(Default)]
+pub struct EndIsNoError(pub Liveness);
 
 impl ClientContext for EndIsNoError {
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.0.observe(statistics);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if !matches!(
             error,
@@ -71,8 +78,8 @@ pub struct TopicReader {
 
 impl TopicReader {
     pub fn new(cfg: &KafkaConfig) -> Result<Self, ReadError> {
-        let consumer: BaseConsumer<EndIsNoError> = cfg
-            .client_config()
+        let mut config = cfg.client_config();
+        let consumer: BaseConsumer<EndIsNoError> = Liveness::watch(&mut config)
             // librdkafka needs a group id to assign partitions, but the group is never joined
             // (no subscribe) and never written to (no commits).
             .set("group.id", "porch-reader")
@@ -85,12 +92,17 @@ impl TopicReader {
             // An empty fetch at the end of a partition returns after this long, which bounds
             // how long a read waits to learn it has reached the end.
             .set("fetch.wait.max.ms", "100")
-            .create_with_context(EndIsNoError)?;
+            .create_with_context(EndIsNoError::default())?;
         Ok(Self {
             consumer,
             cfg: cfg.clone(),
             assigned: None,
         })
+    }
+
+    /// The reader has lost its cluster for good (see [`Liveness`]): make a new one.
+    pub fn lost(&self) -> bool {
+        self.consumer.context().0.lost()
     }
 
     /// Number of partitions of a catalogue topic.

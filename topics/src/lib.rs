@@ -4,6 +4,7 @@ pub mod catalogue;
 pub mod embedded;
 pub mod kafka_admin;
 pub mod kafka_read;
+pub mod liveness;
 pub mod murmur2;
 pub mod txn;
 
@@ -11,5 +12,6 @@ pub use catalogue::{commands_topic, dlq_of, events_topic, product_key, Catalogue
 pub use embedded::{Append, EmbeddedLog, LogError, LogRecord, LogTxn};
 pub use kafka_admin::{apply_topics, client_config, AdminError, ApplyReport, KafkaConfig};
 pub use kafka_read::{ReadError, TopicReader};
+pub use liveness::{Liveness, WatchedProducer};
 pub use murmur2::partition_for;
 pub use txn::BatchTxn;
