@@ -390,7 +390,9 @@ fn feed_index(
         // A reader that lost its cluster for good is replaced like one that failed.
         let mut failed = reader.lost();
         if failed {
-            tracing::error!("the search.events reader knows no broker any more; replacing it");
+            tracing::error!(
+                "the search.events reader has no broker connection while the cluster answers; replacing it"
+            );
         }
         while !failed && changes.len() < 1024 {
             let wait = if moved {

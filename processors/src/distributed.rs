@@ -459,11 +459,10 @@ impl DistributedRuntime {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "50");
-        Liveness::watch(&mut cfg);
         let ctx = GroupContext {
             assignment: Mutex::default(),
             prefix: self.kafka.topic_prefix.clone(),
-            liveness: Liveness::default(),
+            liveness: Liveness::watch(&mut cfg),
         };
         Ok(cfg.create_with_context(ctx)?)
     }
@@ -477,8 +476,8 @@ impl DistributedRuntime {
             // Bounds how long an open transaction of a member that died and never came back
             // holds read_committed readers at its partitions' last stable offset.
             .set("transaction.timeout.ms", "15000");
-        Liveness::watch(&mut cfg);
-        let producer: TxnProducer = cfg.create_with_context(Liveness::default())?;
+        let liveness = Liveness::watch(&mut cfg);
+        let producer: TxnProducer = cfg.create_with_context(liveness)?;
         producer.init_transactions(KAFKA_TIMEOUT)?;
         Ok(producer)
     }

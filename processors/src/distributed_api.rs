@@ -390,7 +390,9 @@ impl KafkaTopics {
     ) -> Result<T, StoreError> {
         let mut reader = self.reader.lock().expect("reader lock");
         if reader.lost() {
-            tracing::error!("the topic reader knows no broker any more; replacing it");
+            tracing::error!(
+                "the topic reader has no broker connection while the cluster answers; replacing it"
+            );
             *reader =
                 KafkaReader::new(&self.kafka).map_err(|e| StoreError::Backend(e.to_string()))?;
         }

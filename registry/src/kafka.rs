@@ -164,7 +164,8 @@ fn reader(
     from: Offset,
 ) -> Result<StreamConsumer<EndIsNoError>, KafkaError> {
     let mut cfg = porch_topics::client_config(bootstrap);
-    let consumer: StreamConsumer<EndIsNoError> = Liveness::watch(&mut cfg)
+    let liveness = Liveness::watch(&mut cfg);
+    let consumer: StreamConsumer<EndIsNoError> = cfg
         .set("client.id", "porch-registry")
         .set("group.id", "porch-registry")
         .set("enable.auto.commit", "false")
@@ -173,7 +174,7 @@ fn reader(
         .set("auto.offset.reset", "earliest")
         // A registration waits for its record to come back: keep that short.
         .set("fetch.wait.max.ms", "50")
-        .create_with_context(EndIsNoError::default())?;
+        .create_with_context(EndIsNoError(liveness))?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, 0, from)?;
     consumer.assign(&assignment)?;
@@ -195,7 +196,7 @@ async fn read(
                 Ok(fresh) => {
                     tracing::error!(
                         topic,
-                        "the registry reader knows no broker any more; replaced"
+                        "the registry reader has no broker connection while the cluster answers; replaced"
                     );
                     consumer = fresh;
                 }

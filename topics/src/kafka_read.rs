@@ -47,7 +47,6 @@ pub enum ReadError {
 
 /// Reaching a partition's end is how a read knows it is done, not an error to log. The
 /// reader's statistics go to its [`Liveness`].
-#[derive(Default)]
 pub struct EndIsNoError(pub Liveness);
 
 impl ClientContext for EndIsNoError {
@@ -79,7 +78,8 @@ pub struct TopicReader {
 impl TopicReader {
     pub fn new(cfg: &KafkaConfig) -> Result<Self, ReadError> {
         let mut config = cfg.client_config();
-        let consumer: BaseConsumer<EndIsNoError> = Liveness::watch(&mut config)
+        let liveness = Liveness::watch(&mut config);
+        let consumer: BaseConsumer<EndIsNoError> = config
             // librdkafka needs a group id to assign partitions, but the group is never joined
             // (no subscribe) and never written to (no commits).
             .set("group.id", "porch-reader")
@@ -92,7 +92,7 @@ impl TopicReader {
             // An empty fetch at the end of a partition returns after this long, which bounds
             // how long a read waits to learn it has reached the end.
             .set("fetch.wait.max.ms", "100")
-            .create_with_context(EndIsNoError::default())?;
+            .create_with_context(EndIsNoError(liveness))?;
         Ok(Self {
             consumer,
             cfg: cfg.clone(),
