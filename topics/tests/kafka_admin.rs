@@ -457,3 +457,59 @@ async fn read_partition_sees_committed_transactions_only_and_stops_at_the_end() 
         end_offsets(&cfg, topic).unwrap()
     );
 }
+
+/// Liveness on real librdkafka statistics: a reader whose only broker accepts connections and
+/// never answers (a cluster "there" that this client cannot use) is taken as lost after the
+/// grace; a reader fetching from the real broker all that time is not.
+#[tokio::test]
+async fn a_reader_that_cannot_use_an_answering_cluster_is_lost_and_a_working_one_is_not() {
+    let cfg = fresh_cluster();
+    let _cleanup = Cleanup(cfg.clone());
+    let topic = "liveness.events";
+    for r in admin(&cfg)
+        .create_topics(
+            &[NewTopic::new(
+                &cfg.physical(topic),
+                1,
+                TopicReplication::Fixed(1),
+            )],
+            &opts(),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hole_at = hole.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in hole.incoming().flatten() {
+            held.push(stream); // accepted, never answered
+        }
+    });
+    let stuck = TopicReader::new(&KafkaConfig {
+        bootstrap: hole_at,
+        ..cfg.clone()
+    })
+    .unwrap();
+    let mut working = TopicReader::new(&cfg).unwrap();
+    working.assign(topic, &[(0, 0)]).unwrap();
+
+    let started = Instant::now();
+    while !stuck.lost() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "a reader with no usable broker was never taken as lost"
+        );
+        // Statistics are served by polls.
+        let _ = stuck.poll(Duration::from_millis(100));
+        let _ = working.poll(Duration::from_millis(100));
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(15),
+        "lost after {:?}, before the grace",
+        started.elapsed()
+    );
+    assert!(!working.lost(), "a reader fetching from the broker is well");
+}
