@@ -417,7 +417,7 @@ impl DistributedRuntime {
         if consumer_lost {
             tracing::error!(
                 group,
-                "the consumer knows no broker any more; joining with a new one"
+                "the consumer has no broker connection while the cluster answers; joining with a new one"
             );
             let fresh = self
                 .consumer(group)
@@ -436,7 +436,12 @@ impl DistributedRuntime {
             }
         }
         if consumer_lost || producer.context().lost() {
-            tracing::error!(group, "replacing the transactional producer");
+            if !consumer_lost {
+                tracing::error!(
+                    group,
+                    "the transactional producer has no broker connection while the cluster answers; replacing it"
+                );
+            }
             match self.producer(group) {
                 Ok(np) => {
                     *producer = Arc::new(np);
