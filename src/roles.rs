@@ -368,7 +368,7 @@ fn feed_index(
 ) -> anyhow::Result<()> {
     let topic = events_topic("search");
     let partitions = Catalogue::builtin().partitions as usize;
-    let mut reader = KafkaReader::new(kafka)?;
+    let mut reader = KafkaReader::watched(kafka)?;
     let mut offsets: Vec<u64> = index
         .checkpoint()
         .and_then(|c| serde_json::from_str(&c).ok())
@@ -433,7 +433,7 @@ fn feed_index(
         if failed {
             health.ready.store(false, Ordering::Relaxed);
             std::thread::sleep(Duration::from_millis(500));
-            let fresh = KafkaReader::new(kafka).and_then(|mut r| {
+            let fresh = KafkaReader::watched(kafka).and_then(|mut r| {
                 assign(&mut r, &offsets)?;
                 Ok(r)
             });

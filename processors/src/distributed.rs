@@ -413,8 +413,8 @@ impl DistributedRuntime {
         producer: &mut Arc<TxnProducer>,
         tasks: &mut BTreeMap<u32, Task>,
     ) {
-        let consumer_lost = consumer.context().liveness.lost();
-        if consumer_lost {
+        let mut consumer_replaced = false;
+        if consumer.context().liveness.lost() {
             tracing::error!(
                 group,
                 "the consumer has no broker connection while the cluster answers; joining with a new one"
@@ -431,12 +431,15 @@ impl DistributedRuntime {
                         .spawn(move || drop(old));
                     tasks.clear();
                     self.health.tasks.store(0, Ordering::Relaxed);
+                    consumer_replaced = true;
                 }
                 Err(e) => tracing::error!(error = %e, "cannot create a new consumer"),
             }
         }
-        if consumer_lost || producer.context().lost() {
-            if !consumer_lost {
+        // A consumer that could not be replaced is tried again next time, without making a
+        // new producer each time.
+        if consumer_replaced || producer.context().lost() {
+            if !consumer_replaced {
                 tracing::error!(
                     group,
                     "the transactional producer has no broker connection while the cluster answers; replacing it"

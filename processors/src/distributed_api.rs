@@ -389,13 +389,6 @@ impl KafkaTopics {
         read: impl Fn(&mut KafkaReader) -> Result<T, porch_topics::ReadError>,
     ) -> Result<T, StoreError> {
         let mut reader = self.reader.lock().expect("reader lock");
-        if reader.lost() {
-            tracing::error!(
-                "the topic reader has no broker connection while the cluster answers; replacing it"
-            );
-            *reader =
-                KafkaReader::new(&self.kafka).map_err(|e| StoreError::Backend(e.to_string()))?;
-        }
         match read(&mut reader) {
             Ok(t) => Ok(t),
             Err(first) => {

@@ -190,7 +190,7 @@ async fn read(
     topic: String,
 ) {
     loop {
-        if consumer.context().0.lost() {
+        if consumer.context().0.lost_async().await {
             let next = *shared.next_offset.borrow();
             match reader(&bootstrap, &topic, Offset::Offset(next)) {
                 Ok(fresh) => {
@@ -198,7 +198,11 @@ async fn read(
                         topic,
                         "the registry reader has no broker connection while the cluster answers; replaced"
                     );
-                    consumer = fresh;
+                    let old = std::mem::replace(&mut consumer, fresh);
+                    // Closing it blocks: not on the runtime's threads.
+                    let _ = std::thread::Builder::new()
+                        .name("lost-registry-reader".into())
+                        .spawn(move || drop(old));
                 }
                 Err(e) => tracing::error!(topic, error = %e, "cannot create a new registry reader"),
             }

@@ -77,8 +77,22 @@ pub struct TopicReader {
 
 impl TopicReader {
     pub fn new(cfg: &KafkaConfig) -> Result<Self, ReadError> {
+        Self::open(cfg, false)
+    }
+
+    /// A reader that watches its [`Liveness`] (see [`TopicReader::lost`]): only for a reader
+    /// polled all the time, since its statistics wait in its queue until a poll serves them.
+    pub fn watched(cfg: &KafkaConfig) -> Result<Self, ReadError> {
+        Self::open(cfg, true)
+    }
+
+    fn open(cfg: &KafkaConfig, watch: bool) -> Result<Self, ReadError> {
         let mut config = cfg.client_config();
-        let liveness = Liveness::watch(&mut config);
+        let liveness = if watch {
+            Liveness::watch(&mut config)
+        } else {
+            Liveness::default()
+        };
         let consumer: BaseConsumer<EndIsNoError> = config
             // librdkafka needs a group id to assign partitions, but the group is never joined
             // (no subscribe) and never written to (no commits).
@@ -100,7 +114,8 @@ impl TopicReader {
         })
     }
 
-    /// The reader has lost its cluster for good (see [`Liveness`]): make a new one.
+    /// A [`TopicReader::watched`] reader has lost its cluster for good (see [`Liveness`]):
+    /// make a new one. Never for a reader made with [`TopicReader::new`].
     pub fn lost(&self) -> bool {
         self.consumer.context().0.lost()
     }

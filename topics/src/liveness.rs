@@ -16,10 +16,11 @@
 //! owning it makes a new one. A cluster that is down loses no client: they wait for it.
 
 use std::collections::HashMap;
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
@@ -85,25 +86,76 @@ struct BrokerStats {
     state: String,
 }
 
+/// Milliseconds on a monotonic clock (never 0, which means "not set" in [`State`]).
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(1)
-        .max(1)
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-/// Whether anything listens at one of the bootstrap addresses.
+/// How long the cluster check may wait for one broker's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// `host:port` of each bootstrap server, as librdkafka reads them: a `PROTOCOL://` prefix
+/// dropped, port 9092 where none is given.
+fn bootstrap_addresses(servers: &str) -> Vec<String> {
+    servers
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let s = s.split_once("://").map_or(s, |(_, rest)| rest);
+            let has_port = s
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.ends_with(':') && port.parse::<u16>().is_ok());
+            if has_port {
+                s.to_string()
+            } else {
+                format!("{s}:9092")
+            }
+        })
+        .collect()
+}
+
+/// Whether a broker at one of the bootstrap addresses serves requests: it answers an
+/// ApiVersions request (v0), which a broker still starting (its port open, its requests not
+/// yet served) or a port with nothing behind it does not.
 fn cluster_answers(bootstrap: &[String]) -> bool {
     bootstrap.iter().any(|server| {
-        server.to_socket_addrs().is_ok_and(|mut addrs| {
-            addrs.any(|a| TcpStream::connect_timeout(&a, Duration::from_millis(500)).is_ok())
-        })
+        server
+            .to_socket_addrs()
+            .is_ok_and(|mut addrs| addrs.any(|a| api_versions_answered(&a)))
     })
+}
+
+fn api_versions_answered(addr: &std::net::SocketAddr) -> bool {
+    let Ok(mut stream) = TcpStream::connect_timeout(addr, PROBE_TIMEOUT) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(PROBE_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(PROBE_TIMEOUT));
+    const CORRELATION: i32 = 0x706f_7263;
+    let client = b"porch-liveness";
+    // Request header v1: api key 18 (ApiVersions), version 0, correlation id, client id.
+    let mut body = Vec::new();
+    body.extend_from_slice(&18i16.to_be_bytes());
+    body.extend_from_slice(&0i16.to_be_bytes());
+    body.extend_from_slice(&CORRELATION.to_be_bytes());
+    body.extend_from_slice(&(client.len() as i16).to_be_bytes());
+    body.extend_from_slice(client);
+    let mut request = (body.len() as i32).to_be_bytes().to_vec();
+    request.extend_from_slice(&body);
+    if stream.write_all(&request).is_err() {
+        return false;
+    }
+    // Response: size, correlation id, error code.
+    let mut head = [0u8; 10];
+    stream.read_exact(&mut head).is_ok()
+        && i32::from_be_bytes(head[4..8].try_into().expect("4 bytes")) == CORRELATION
+        && i16::from_be_bytes(head[8..10].try_into().expect("2 bytes")) == 0
 }
 
 impl Liveness {
@@ -111,13 +163,7 @@ impl Liveness {
     /// client made from it (to be given to, or kept by, its context).
     pub fn watch(cfg: &mut ClientConfig) -> Liveness {
         cfg.set("statistics.interval.ms", ms(STATS_INTERVAL).to_string());
-        let bootstrap = cfg
-            .get("bootstrap.servers")
-            .unwrap_or_default()
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+        let bootstrap = bootstrap_addresses(cfg.get("bootstrap.servers").unwrap_or_default());
         Liveness(Arc::new(State {
             bootstrap,
             ..State::default()
@@ -155,6 +201,23 @@ impl Liveness {
         }
     }
 
+    /// Whether the client was found lost (by [`Liveness::lost`]); never checks the cluster.
+    pub fn found_lost(&self) -> bool {
+        self.0.lost.load(Ordering::Relaxed)
+    }
+
+    /// [`Liveness::lost`] for async code: the cluster check blocks, so it runs off the
+    /// runtime's threads.
+    pub async fn lost_async(&self) -> bool {
+        if self.found_lost() {
+            return true;
+        }
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.lost())
+            .await
+            .unwrap_or(false)
+    }
+
     /// The client has had no broker connection for a while although the cluster answers:
     /// it will not find one again by itself. A client whose statistics nobody serves (it is
     /// not polled) is never taken as lost.
@@ -179,18 +242,18 @@ impl Liveness {
                 .is_ok()
         {
             if probe() {
-                let _ = s.reachable_since.compare_exchange(
-                    0,
-                    now,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                );
+                // A mark left from before this spell without a connection does not count.
+                let r = s.reachable_since.load(Ordering::Relaxed);
+                if r == 0 || r < since {
+                    s.reachable_since.store(now, Ordering::Relaxed);
+                }
             } else {
                 s.reachable_since.store(0, Ordering::Relaxed);
             }
         }
         let reachable = s.reachable_since.load(Ordering::Relaxed);
-        let lost = reachable != 0 && now.saturating_sub(reachable) >= ms(GRACE);
+        let lost =
+            reachable != 0 && reachable >= since && now.saturating_sub(reachable) >= ms(GRACE);
         if lost {
             s.lost.store(true, Ordering::Relaxed);
         }
@@ -242,22 +305,34 @@ impl WatchedProducer {
     /// records are then failed at once (their senders try again on the new one).
     fn get(&self) -> Watched {
         let current = self.current.read().expect("producer lock").clone();
-        if !current.liveness.lost() {
+        if !current.liveness.found_lost() {
             return current;
         }
-        let mut slot = self.current.write().expect("producer lock");
-        if slot.liveness.lost() {
+        let old = {
+            let mut slot = self.current.write().expect("producer lock");
+            if !slot.liveness.found_lost() {
+                return slot.clone();
+            }
             match Self::create(&self.cfg) {
                 Ok(fresh) => {
                     tracing::error!("a producer has no broker connection while the cluster answers; replaced by a new one");
-                    let old = std::mem::replace(&mut *slot, fresh);
-                    old.producer
-                        .purge(PurgeConfig::default().queue().inflight());
+                    std::mem::replace(&mut *slot, fresh)
                 }
-                Err(e) => tracing::error!(error = %e, "cannot create a new producer"),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot create a new producer");
+                    return slot.clone();
+                }
             }
-        }
-        slot.clone()
+        };
+        // Its waiting records fail at once; their senders send them again on the new one.
+        old.producer
+            .purge(PurgeConfig::default().queue().inflight());
+        // The last handle may be dropped here: librdkafka's teardown blocks, so not on the
+        // runtime's threads.
+        let _ = std::thread::Builder::new()
+            .name("lost-producer".into())
+            .spawn(move || drop(old));
+        self.current.read().expect("producer lock").clone()
     }
 
     /// Sends the record `make` builds and waits for its delivery; a record that was waiting
@@ -274,9 +349,23 @@ impl WatchedProducer {
         let mut again = true;
         loop {
             let watched = self.get();
-            match watched.producer.send(make(), queue_timeout).await {
+            let delivery = watched.producer.send(make(), queue_timeout);
+            tokio::pin!(delivery);
+            // While the record waits, the producer is looked at every few seconds: one found
+            // lost is replaced, which fails the record at once.
+            let sent = loop {
+                tokio::select! {
+                    sent = &mut delivery => break sent,
+                    () = tokio::time::sleep(STATS_INTERVAL) => {
+                        if watched.liveness.lost_async().await {
+                            self.get();
+                        }
+                    }
+                }
+            };
+            match sent {
                 Ok(delivery) => return Ok(delivery),
-                Err(_) if again && watched.liveness.lost() => again = false,
+                Err(_) if again && watched.liveness.found_lost() => again = false,
                 Err((e, _)) => return Err(e),
             }
         }
@@ -385,12 +474,53 @@ mod tests {
     }
 
     #[test]
-    fn the_cluster_answers_where_something_listens() {
+    fn bootstrap_servers_are_read_as_librdkafka_reads_them() {
+        assert_eq!(
+            bootstrap_addresses(" PLAINTEXT://kafka-1:9093, kafka-2 ,127.0.0.1:9092,[::1]:9094,,"),
+            vec![
+                "kafka-1:9093",
+                "kafka-2:9092",
+                "127.0.0.1:9092",
+                "[::1]:9094"
+            ]
+        );
+    }
+
+    /// A port that answers ApiVersions (error 0) with `answer`, or accepts and stays silent.
+    fn fake_broker(answer: Option<i16>) -> String {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let open = listener.local_addr().unwrap().to_string();
-        assert!(cluster_answers(std::slice::from_ref(&open)));
-        assert!(cluster_answers(&["127.0.0.1:9".into(), open.clone()]));
-        drop(listener);
-        assert!(!cluster_answers(&[open]));
+        let at = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut stream in listener.incoming().flatten() {
+                if let Some(error) = answer {
+                    let mut head = [0u8; 12];
+                    if stream.read_exact(&mut head).is_ok() {
+                        let size = i32::from_be_bytes(head[0..4].try_into().unwrap()) as usize;
+                        let mut rest = vec![0u8; size - 8];
+                        let _ = stream.read_exact(&mut rest);
+                        let mut reply = 10i32.to_be_bytes().to_vec();
+                        reply.extend_from_slice(&head[8..12]); // correlation id
+                        reply.extend_from_slice(&error.to_be_bytes());
+                        reply.extend_from_slice(&0i32.to_be_bytes()); // no api keys
+                        let _ = stream.write_all(&reply);
+                    }
+                }
+                held.push(stream);
+            }
+        });
+        at
+    }
+
+    #[test]
+    fn the_cluster_answers_where_a_broker_answers_api_versions() {
+        let serving = fake_broker(Some(0));
+        let silent = fake_broker(None);
+        let failing = fake_broker(Some(35));
+        assert!(cluster_answers(std::slice::from_ref(&serving)));
+        assert!(cluster_answers(&["127.0.0.1:9".into(), serving]));
+        assert!(!cluster_answers(&[silent]), "a port open but not served");
+        assert!(!cluster_answers(&[failing]), "an error answer");
+        assert!(!cluster_answers(&["127.0.0.1:9".into()]), "nothing listens");
     }
 }

@@ -458,9 +458,10 @@ async fn read_partition_sees_committed_transactions_only_and_stops_at_the_end() 
     );
 }
 
-/// Liveness on real librdkafka statistics: a reader whose only broker accepts connections and
-/// never answers (a cluster "there" that this client cannot use) is taken as lost after the
-/// grace; a reader fetching from the real broker all that time is not.
+/// Liveness on real librdkafka statistics: a reader whose only broker answers the cluster
+/// check (ApiVersions v0) but never librdkafka's own requests, so the reader never gets a
+/// connection up, is taken as lost after the grace; a reader fetching from the real broker
+/// all that time is not.
 #[tokio::test]
 async fn a_reader_that_cannot_use_an_answering_cluster_is_lost_and_a_working_one_is_not() {
     let cfg = fresh_cluster();
@@ -480,21 +481,38 @@ async fn a_reader_that_cannot_use_an_answering_cluster_is_lost_and_a_working_one
     {
         r.unwrap();
     }
-    let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let hole_at = hole.local_addr().unwrap().to_string();
+    let half_broker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let half_broker_at = half_broker.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
+        use std::io::{Read, Write};
         let mut held = Vec::new();
-        for stream in hole.incoming().flatten() {
-            held.push(stream); // accepted, never answered
+        for mut stream in half_broker.incoming().flatten() {
+            // size, api key, api version, correlation id
+            let mut head = [0u8; 12];
+            if stream.read_exact(&mut head).is_ok() && head[6..8] == [0, 0] {
+                let size = i32::from_be_bytes(head[0..4].try_into().unwrap()) as usize;
+                let mut rest = vec![0u8; size.saturating_sub(8)];
+                let _ = stream.read_exact(&mut rest);
+                let mut reply = 10i32.to_be_bytes().to_vec();
+                reply.extend_from_slice(&head[8..12]);
+                reply.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // no error, no api keys
+                let _ = stream.write_all(&reply);
+            }
+            held.push(stream); // anything else: never answered
         }
     });
-    let stuck = TopicReader::new(&KafkaConfig {
-        bootstrap: hole_at,
+    let stuck = TopicReader::watched(&KafkaConfig {
+        bootstrap: half_broker_at,
         ..cfg.clone()
     })
     .unwrap();
-    let mut working = TopicReader::new(&cfg).unwrap();
+    let mut working = TopicReader::watched(&cfg).unwrap();
     working.assign(topic, &[(0, 0)]).unwrap();
+    let unwatched = TopicReader::new(&KafkaConfig {
+        bootstrap: "127.0.0.1:9".into(),
+        ..cfg.clone()
+    })
+    .unwrap();
 
     let started = Instant::now();
     while !stuck.lost() {
@@ -505,6 +523,7 @@ async fn a_reader_that_cannot_use_an_answering_cluster_is_lost_and_a_working_one
         // Statistics are served by polls.
         let _ = stuck.poll(Duration::from_millis(100));
         let _ = working.poll(Duration::from_millis(100));
+        let _ = unwatched.poll(Duration::from_millis(100));
     }
     assert!(
         started.elapsed() >= Duration::from_secs(15),
@@ -512,4 +531,8 @@ async fn a_reader_that_cannot_use_an_answering_cluster_is_lost_and_a_working_one
         started.elapsed()
     );
     assert!(!working.lost(), "a reader fetching from the broker is well");
+    assert!(
+        !unwatched.lost(),
+        "a reader that does not watch is never lost"
+    );
 }
