@@ -339,9 +339,25 @@ impl DistributedRuntime {
         let mut last_timers = Instant::now();
         let mut backoff = Duration::from_millis(100);
         let mut poll_warned: Option<Instant> = None;
+        // Turns failed in a row because the group coordinator did not answer.
+        let mut unanswered = 0u32;
         tracing::info!(processor = p.name(), group = %group, "joining the consumer group");
         while !self.stop.load(Ordering::Relaxed) {
-            self.replace_lost(&group, &refs, &mut consumer, &mut producer, &mut tasks);
+            // Twice in a row (a minute) without an answer from the coordinator: librdkafka can
+            // keep a consumer whose coordinator handle never finds its broker again while its
+            // fetch connections are up, which its statistics do not show.
+            let stuck = unanswered >= 2;
+            if stuck {
+                unanswered = 0;
+            }
+            self.replace_lost(
+                &group,
+                &refs,
+                &mut consumer,
+                &mut producer,
+                &mut tasks,
+                stuck,
+            );
             let polled = self.poll_batch(&consumer);
             self.track_assignment(&consumer, &mut tasks);
             let records = match polled {
@@ -377,6 +393,7 @@ impl DistributedRuntime {
                 timers_due,
             ) {
                 Ok(()) => {
+                    unanswered = 0;
                     backoff = Duration::from_millis(100);
                     self.health.ready.store(true, Ordering::Relaxed);
                 }
@@ -387,6 +404,11 @@ impl DistributedRuntime {
                     for t in tasks.values_mut() {
                         t.recovered = false;
                     }
+                    unanswered = if e.coordinator_unanswered {
+                        unanswered + 1
+                    } else {
+                        0
+                    };
                     if e.fatal_producer {
                         match self.producer(&group) {
                             Ok(np) => producer = Arc::new(np),
@@ -412,13 +434,22 @@ impl DistributedRuntime {
         consumer: &mut GroupConsumer,
         producer: &mut Arc<TxnProducer>,
         tasks: &mut BTreeMap<u32, Task>,
+        coordinator_stuck: bool,
     ) {
         let mut consumer_replaced = false;
-        if consumer.context().liveness.lost() {
+        if coordinator_stuck {
             tracing::error!(
                 group,
-                "the consumer has no broker connection while the cluster answers; joining with a new one"
+                "the group coordinator has not answered two turns in a row; joining with a new consumer"
             );
+        }
+        if coordinator_stuck || consumer.context().liveness.lost() {
+            if !coordinator_stuck {
+                tracing::error!(
+                    group,
+                    "the consumer has no broker connection while the cluster answers; joining with a new one"
+                );
+            }
             let fresh = self
                 .consumer(group)
                 .and_then(|c| c.subscribe(topics).map(|()| c).map_err(Into::into));
@@ -892,7 +923,18 @@ impl DistributedRuntime {
         }
         let committed = consumer
             .committed_offsets(wanted, KAFKA_TIMEOUT)
-            .map_err(TurnError::kafka)?;
+            .map_err(|e| {
+                // No answer from the group coordinator in all that time, while the rest of
+                // the cluster may be answering: the consumer's coordinator handle may be
+                // stuck for good (see `replace_lost`).
+                let unanswered = matches!(
+                    e,
+                    KafkaError::MetadataFetch(rdkafka::types::RDKafkaErrorCode::OperationTimedOut)
+                );
+                let mut err = TurnError::kafka(e);
+                err.coordinator_unanswered = unanswered;
+                err
+            })?;
         let mut metadata_ids = BTreeSet::new();
         let mut next: HashMap<(String, u32), u64> = HashMap::new();
         for e in committed.elements() {
@@ -1082,6 +1124,8 @@ pub struct TurnError {
     message: String,
     /// The producer cannot go on (fenced or fatal): make a new one.
     fatal_producer: bool,
+    /// The consumer's group coordinator did not answer a committed-offsets query in time.
+    coordinator_unanswered: bool,
 }
 
 impl TurnError {
@@ -1089,6 +1133,7 @@ impl TurnError {
         Self {
             message: format!("store: {message}"),
             fatal_producer: false,
+            coordinator_unanswered: false,
         }
     }
     /// A Kafka error about one partition: never the producer's.
@@ -1096,6 +1141,7 @@ impl TurnError {
         Self {
             message: format!("kafka: {what}: {e}"),
             fatal_producer: false,
+            coordinator_unanswered: false,
         }
     }
     fn txn(e: TxnFailure) -> Self {
@@ -1104,6 +1150,7 @@ impl TurnError {
             hung @ TxnFailure::Hung(..) => Self {
                 message: format!("kafka: {hung}"),
                 fatal_producer: true,
+                coordinator_unanswered: false,
             },
         }
     }
@@ -1117,6 +1164,7 @@ impl TurnError {
         Self {
             message: format!("kafka: {e}"),
             fatal_producer: fatal,
+            coordinator_unanswered: false,
         }
     }
 }
