@@ -168,14 +168,21 @@ pub async fn verify(p: &Porch, sent: &[Sent]) {
         t.dedup();
         t
     };
-    // Every accepted command reaches its outcome.
+    // Every accepted command reaches its outcome, within two minutes of the load's end
+    // (after a fault a processor may first have to join its group again).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     for s in sent {
-        let (code, st) = p
-            .get(
-                &admin_key(&s.tenant),
-                &format!("/v1/commands/{}?wait=30000", s.command_id),
-            )
-            .await;
+        let (code, st) = loop {
+            let (code, st) = p
+                .get(
+                    &admin_key(&s.tenant),
+                    &format!("/v1/commands/{}?wait=30000", s.command_id),
+                )
+                .await;
+            if code != 200 || st["status"] != "ACCEPTED" || std::time::Instant::now() > deadline {
+                break (code, st);
+            }
+        };
         assert_eq!(code, 200, "{st}");
         if st["status"] != "APPLIED" {
             // Where the command stands on its topic tells a command never written from one
