@@ -21,6 +21,7 @@ use crate::store::{ProjectionStore, RowWrite, StoreError};
 use futures::{StreamExt, TryStreamExt};
 use porch_schemas::Codec;
 use porch_topics::kafka_admin::KafkaConfig;
+use porch_topics::liveness::drop_aside;
 use porch_topics::{partition_for, Append, BatchTxn, Liveness, LogError, LogRecord};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
@@ -455,11 +456,7 @@ impl DistributedRuntime {
                 .and_then(|c| c.subscribe(topics).map(|()| c).map_err(Into::into));
             match fresh {
                 Ok(fresh) => {
-                    let old = std::mem::replace(consumer, fresh);
-                    // Closing it waits for a coordinator it will never find: not on this thread.
-                    let _ = std::thread::Builder::new()
-                        .name("lost-consumer".into())
-                        .spawn(move || drop(old));
+                    drop_aside("lost-consumer", std::mem::replace(consumer, fresh));
                     tasks.clear();
                     self.health.tasks.store(0, Ordering::Relaxed);
                     consumer_replaced = true;

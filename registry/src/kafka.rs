@@ -18,6 +18,7 @@
 use crate::storage::{Storage, StorageError, StorageFuture};
 use porch_schemas::{CompatibilityLevel, RegistryRecord, RegistryState};
 use porch_topics::kafka_read::EndIsNoError;
+use porch_topics::liveness::drop_aside;
 use porch_topics::{Liveness, WatchedProducer};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -198,11 +199,10 @@ async fn read(
                         topic,
                         "the registry reader has no broker connection while the cluster answers; replaced"
                     );
-                    let old = std::mem::replace(&mut consumer, fresh);
-                    // Closing it blocks: not on the runtime's threads.
-                    let _ = std::thread::Builder::new()
-                        .name("lost-registry-reader".into())
-                        .spawn(move || drop(old));
+                    drop_aside(
+                        "lost-registry-reader",
+                        std::mem::replace(&mut consumer, fresh),
+                    );
                 }
                 Err(e) => tracing::error!(topic, error = %e, "cannot create a new registry reader"),
             }

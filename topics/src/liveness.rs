@@ -158,6 +158,15 @@ fn api_versions_answered(addr: &std::net::SocketAddr) -> bool {
         && i16::from_be_bytes(head[8..10].try_into().expect("2 bytes")) == 0
 }
 
+/// Drops a replaced client on a thread of its own: librdkafka's close and teardown block
+/// (a lost consumer's close may wait for a coordinator it never finds), which must not hold
+/// up a processor's loop or a runtime's thread. If no thread can be had, it is dropped here.
+pub fn drop_aside<T: Send + 'static>(name: &str, client: T) {
+    let _ = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || drop(client));
+}
+
 impl Liveness {
     /// Makes `cfg` report the statistics a [`Liveness`] reads, and returns the one for the
     /// client made from it (to be given to, or kept by, its context).
@@ -327,11 +336,8 @@ impl WatchedProducer {
         // Its waiting records fail at once; their senders send them again on the new one.
         old.producer
             .purge(PurgeConfig::default().queue().inflight());
-        // The last handle may be dropped here: librdkafka's teardown blocks, so not on the
-        // runtime's threads.
-        let _ = std::thread::Builder::new()
-            .name("lost-producer".into())
-            .spawn(move || drop(old));
+        // The last handle may be dropped here.
+        drop_aside("lost-producer", old);
         self.current.read().expect("producer lock").clone()
     }
 
