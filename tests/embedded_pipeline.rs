@@ -543,6 +543,11 @@ async fn one_idempotency_key_one_command_one_set_of_events() {
     assert_eq!(outcome["status"], "APPLIED");
     let third = send().await;
     assert_eq!(first, third);
+    let (_, after) = p.get(&key, &format!("/v1/commands/{first}")).await;
+    assert_eq!(
+        after["status"], "APPLIED",
+        "a late retry leaves the outcome"
+    );
     p.eventually("compliance evaluated", 10, || async {
         let (_, v) = p.get(&key, "/v1/products/once").await;
         (v["compliance"]["IN"]["status"] == "APPROVED").then_some(())

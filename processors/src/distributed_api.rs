@@ -33,6 +33,10 @@ struct SavedSubmission {
     claims: Vec<Claim>,
 }
 
+/// The write time of an ACCEPTED status: earlier than any outcome's, so that whichever lands
+/// last, the outcome is what a read finds (CQL keeps the write with the latest write time).
+const ACCEPTED_WRITE_TIME: i64 = 1;
+
 /// How long a first attempt may still be at work (claims, status, produce): a retry within it
 /// is told to come back rather than race it.
 fn in_flight(written_at: i64) -> bool {
@@ -169,6 +173,9 @@ impl DistributedSink {
                 .await?
                 .is_some()
             {
+                // A first attempt that failed before its command reached its topic is finished
+                // now (a client that names its command ids retries with the same one).
+                self.finish_earlier(tenant, &env.command_id).await?;
                 return Ok(SubmitOutcome::Replayed {
                     command_id: env.command_id.clone(),
                 });
@@ -255,11 +262,17 @@ impl DistributedSink {
         let env = &record.envelope;
         let tenant = env.tenant.as_str();
         let command_key = key(&[tenant, env.command_id.as_str()]);
-        // Claims, each a lightweight transaction; a refused one releases those taken before.
+        // Exclusive claims, each a lightweight transaction; a refused one releases those taken
+        // before. The rows of the others ride with the status below.
         let mut taken: Vec<RowWrite> = Vec::new();
+        let mut rows: Vec<RowWrite> = Vec::new();
         for claim in claims {
-            let rows = claim.rows(tenant);
-            let first = &rows[0];
+            let mut claim_rows = claim.rows(tenant);
+            if !claim.exclusive() {
+                rows.append(&mut claim_rows);
+                continue;
+            }
+            let first = claim_rows.remove(0);
             let existing = self
                 .store
                 .claim(
@@ -279,10 +292,8 @@ impl DistributedSink {
                 self.store.apply(release, now_micros()).await?;
                 return Ok(SubmitOutcome::Conflict(reason));
             }
-            taken.push(first.clone());
-            if rows.len() > 1 {
-                self.store.apply(rows[1..].to_vec(), now_micros()).await?;
-            }
+            taken.push(first);
+            rows.append(&mut claim_rows);
         }
         let status = CommandStatus {
             command_id: env.command_id.clone(),
@@ -295,18 +306,23 @@ impl DistributedSink {
             accepted_at: now_micros(),
             completed_at: None,
         };
-        // Status and the pending command before the record. ACCEPTED is only ever created, never
-        // written over: a late retry cannot turn an outcome the processor wrote back into it.
-        let status = serde_json::to_vec(&status).expect("status serialises");
-        self.store
-            .claim(tables::COMMAND, &command_key, status)
-            .await?;
-        self.put(
-            COMMAND_PENDING,
-            &command_key,
-            Some([&now_micros().to_be_bytes()[..], &bytes].concat()),
-        )
-        .await?;
+        rows.push(RowWrite {
+            table: COMMAND_PENDING.into(),
+            key: command_key.clone(),
+            value: Some([&now_micros().to_be_bytes()[..], &bytes].concat()),
+        });
+        // Status and the pending command before the record. ACCEPTED is written at the
+        // earliest write time there is, so it never replaces an outcome the processor wrote
+        // (at the time of its batch), whenever a late retry writes it.
+        let status = RowWrite {
+            table: tables::COMMAND.into(),
+            key: command_key,
+            value: Some(serde_json::to_vec(&status).expect("status serialises")),
+        };
+        futures::try_join!(
+            self.store.apply(vec![status], ACCEPTED_WRITE_TIME),
+            self.store.apply(rows, now_micros()),
+        )?;
         self.produce(record, bytes).await?;
         Ok(SubmitOutcome::Accepted {
             command_id: env.command_id.clone(),

@@ -183,6 +183,12 @@ impl Claim {
         }
     }
 
+    /// Whether another request can hold this claim: only then must it be taken atomically (a
+    /// lightweight transaction); a claim nothing can refuse is written like any row.
+    pub fn exclusive(&self) -> bool {
+        !matches!(self, Claim::Product { .. })
+    }
+
     /// Whether an existing claim row (the first of `rows`) refuses this claim.
     pub fn conflict(&self, existing: &[u8]) -> Option<Reason> {
         match self {
