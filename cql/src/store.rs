@@ -6,7 +6,10 @@ use futures::{stream, StreamExt, TryStreamExt};
 use porch_processors::store::{BoxFuture, ProjectionStore, RowWrite, Store, StoreError};
 use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
-use scylla::serialize::row::SerializeRow;
+use scylla::serialize::row::{RowSerializationContext, SerializeRow};
+use scylla::serialize::writers::RowWriter;
+use scylla::serialize::SerializationError;
+use scylla::statement::batch::{Batch, BatchType};
 use scylla::statement::prepared::PreparedStatement;
 use scylla::value::Row;
 use std::collections::{BTreeSet, HashMap};
@@ -206,6 +209,45 @@ impl Statements {
 enum Op<'a> {
     Row(Place<'a>, Option<&'a [u8]>),
     List(Listed<'a>, bool),
+}
+
+impl<'a> Op<'a> {
+    /// The product partition the write lands in, if it is one of `rows_by_product`: writes to
+    /// one partition go together in an unlogged batch (one mutation for the database).
+    fn product_partition(&self) -> Option<(&'a str, &'a str)> {
+        match self {
+            Op::Row(
+                Place::Product {
+                    tenant, product, ..
+                },
+                _,
+            ) => Some((tenant, product)),
+            _ => None,
+        }
+    }
+}
+
+/// The bound values of one write, whichever statement it binds.
+struct Bound<'a>(Box<dyn SerializeRow + Send + Sync + 'a>);
+
+impl<'a> Bound<'a> {
+    fn new(values: impl SerializeRow + Send + Sync + 'a) -> Self {
+        Bound(Box::new(values))
+    }
+}
+
+impl SerializeRow for Bound<'_> {
+    fn serialize(
+        &self,
+        ctx: &RowSerializationContext<'_>,
+        writer: &mut RowWriter,
+    ) -> Result<(), SerializationError> {
+        self.0.serialize(ctx, writer)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 fn failed(st: &PreparedStatement, e: impl fmt::Display) -> StoreError {
@@ -552,7 +594,24 @@ impl CqlStore {
             }
             ops.push(Op::Row(placement.place, w.value.as_deref()));
         }
-        let requests: Vec<_> = ops.into_iter().map(|op| self.write(op, ts)).collect();
+        let mut groups: Vec<Vec<Op<'_>>> = Vec::with_capacity(ops.len());
+        let mut by_partition: HashMap<(&str, &str), usize> = HashMap::new();
+        for op in ops {
+            match op.product_partition() {
+                Some(partition) => match by_partition.get(&partition) {
+                    Some(&i) => groups[i].push(op),
+                    None => {
+                        by_partition.insert(partition, groups.len());
+                        groups.push(vec![op]);
+                    }
+                },
+                None => groups.push(vec![op]),
+            }
+        }
+        let requests: Vec<_> = groups
+            .into_iter()
+            .map(|group| self.write_together(group, ts))
+            .collect();
         stream::iter(requests)
             .buffer_unordered(IN_FLIGHT)
             .try_collect::<()>()
@@ -569,13 +628,38 @@ impl CqlStore {
             .await
     }
 
-    async fn write(&self, op: Op<'_>, ts: i64) -> Result<(), StoreError> {
+    /// Writes of one partition in one request: a single statement as itself, more as an
+    /// unlogged batch (atomic and isolated within its partition, with no batch log).
+    async fn write_together(&self, ops: Vec<Op<'_>>, ts: i64) -> Result<(), StoreError> {
+        let mut bound: Vec<(&PreparedStatement, Bound<'_>)> =
+            ops.into_iter().map(|op| self.bind(op, ts)).collect();
+        if bound.len() == 1 {
+            let (st, values) = bound.pop().expect("one write");
+            return self.exec(st, values).await;
+        }
+        let mut batch = Batch::new(BatchType::Unlogged);
+        batch.set_is_idempotent(true);
+        let mut values = Vec::with_capacity(bound.len());
+        for (st, v) in bound {
+            batch.append_statement(st.clone());
+            values.push(v);
+        }
+        self.inner
+            .session
+            .batch(&batch, values)
+            .await
+            .map_err(|e| StoreError::Backend(format!("a batch of writes to one product: {e}")))?;
+        Ok(())
+    }
+
+    /// The statement of one write and its values.
+    fn bind<'a>(&'a self, op: Op<'a>, ts: i64) -> (&'a PreparedStatement, Bound<'a>) {
         let st = &self.inner.st;
         match op {
             Op::Row(Place::Key { tbl, key }, Some(v)) => {
-                self.exec(&st.key_put, (tbl, key, v, ts)).await
+                (&st.key_put, Bound::new((tbl, key, v, ts)))
             }
-            Op::Row(Place::Key { tbl, key }, None) => self.exec(&st.key_del, (ts, tbl, key)).await,
+            Op::Row(Place::Key { tbl, key }, None) => (&st.key_del, Bound::new((ts, tbl, key))),
             Op::Row(
                 Place::Product {
                     tenant,
@@ -584,10 +668,10 @@ impl CqlStore {
                     rest,
                 },
                 Some(v),
-            ) => {
-                self.exec(&st.product_put, (tenant, product, tbl, rest, v, ts))
-                    .await
-            }
+            ) => (
+                &st.product_put,
+                Bound::new((tenant, product, tbl, rest, v, ts)),
+            ),
             Op::Row(
                 Place::Product {
                     tenant,
@@ -596,24 +680,24 @@ impl CqlStore {
                     rest,
                 },
                 None,
-            ) => {
-                self.exec(&st.product_del, (ts, tenant, product, tbl, rest))
-                    .await
-            }
+            ) => (
+                &st.product_del,
+                Bound::new((ts, tenant, product, tbl, rest)),
+            ),
             Op::Row(Place::Timeline { tbl, bucket, key }, Some(v)) => {
-                self.exec(&st.time_put, (tbl, bucket, key, v, ts)).await
+                (&st.time_put, Bound::new((tbl, bucket, key, v, ts)))
             }
             Op::Row(Place::Timeline { tbl, bucket, key }, None) => {
-                self.exec(&st.time_del, (ts, tbl, bucket, key)).await
+                (&st.time_del, Bound::new((ts, tbl, bucket, key)))
             }
-            Op::List(l, true) => {
-                self.exec(&st.list_put, (l.tenant, l.bucket, l.product, ts))
-                    .await
-            }
-            Op::List(l, false) => {
-                self.exec(&st.list_del, (ts, l.tenant, l.bucket, l.product))
-                    .await
-            }
+            Op::List(l, true) => (
+                &st.list_put,
+                Bound::new((l.tenant, l.bucket, l.product, ts)),
+            ),
+            Op::List(l, false) => (
+                &st.list_del,
+                Bound::new((ts, l.tenant, l.bucket, l.product)),
+            ),
         }
     }
 

@@ -472,6 +472,58 @@ async fn write_times(store: &CqlStore) {
         .unwrap();
     assert_eq!(get("acme/c3").await.as_deref(), Some("z"));
 
+    // Writes to one product's partition go in one request (an unlogged batch), each still at
+    // the batch's write time: puts and deletes of several rows, then an older batch that
+    // changes nothing, a row of another product beside them.
+    let scan = |prefix: &'static str| async move {
+        store
+            .scan_async("offer", prefix, None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8(v).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let owned = |rows: &[(&str, &str)]| -> Vec<(String, String)> {
+        rows.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    store
+        .apply(
+            vec![
+                put("offer", "acme/p9/o1", "a"),
+                put("offer", "acme/p9/o2", "b"),
+                put("offer", "acme/p8/o1", "other"),
+                put("offer", "acme/p9/o3", "c"),
+            ],
+            100,
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            vec![del("offer", "acme/p9/o2"), put("offer", "acme/p9/o3", "c2")],
+            200,
+        )
+        .await
+        .unwrap();
+    store
+        .apply(
+            vec![
+                put("offer", "acme/p9/o2", "back"),
+                put("offer", "acme/p9/o3", "older"),
+            ],
+            150,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        scan("acme/p9/").await,
+        owned(&[("acme/p9/o1", "a"), ("acme/p9/o3", "c2")])
+    );
+    assert_eq!(scan("acme/p8/").await, owned(&[("acme/p8/o1", "other")]));
+
     // The product list follows the product row's write times.
     store
         .apply(vec![put("product", "zeta/p1", "v")], 200)
