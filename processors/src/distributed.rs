@@ -359,7 +359,13 @@ impl DistributedRuntime {
                 &mut tasks,
                 stuck,
             );
+            let poll_started = Instant::now();
             let polled = self.poll_batch(&consumer);
+            tracing::trace!(
+                group,
+                poll_ms = poll_started.elapsed().as_millis() as u64,
+                "polled"
+            );
             self.track_assignment(&consumer, &mut tasks);
             let records = match polled {
                 Ok(r) => r,
@@ -632,7 +638,9 @@ impl DistributedRuntime {
                 by_task.entry(*task).or_default();
             }
         }
+        let started = Instant::now();
         self.prefetch(p, tasks, &by_task)?;
+        let prefetched = started.elapsed();
         let mut checkpoints = Vec::new();
         let mut handled = 0u64;
         for (task_id, batch) in by_task {
@@ -699,6 +707,7 @@ impl DistributedRuntime {
         if checkpoints.is_empty() {
             return Ok(());
         }
+        let decided = started.elapsed();
         // 3. Checkpoints first: after this the batch is decided.
         self.handle
             .block_on(futures_join(checkpoints.iter().map(|(task, cp)| {
@@ -709,7 +718,19 @@ impl DistributedRuntime {
             let t = tasks.get_mut(task).expect("task exists");
             t.last_id = cp.id;
         }
-        self.finish(consumer, producer, &checkpoints)?;
+        let saved = started.elapsed();
+        let written = self.finish(consumer, producer, &checkpoints, started)?;
+        tracing::debug!(
+            group,
+            records = handled,
+            tasks = checkpoints.len(),
+            prefetch_ms = prefetched.as_millis() as u64,
+            decide_ms = (decided - prefetched).as_millis() as u64,
+            checkpoint_ms = (saved - decided).as_millis() as u64,
+            rows_ms = (written - saved).as_millis() as u64,
+            transaction_ms = (started.elapsed() - written).as_millis() as u64,
+            "turn"
+        );
         for (task, cp) in checkpoints {
             let t = tasks.get_mut(&task).expect("task exists");
             for (topic, partition, next) in cp.offsets {
@@ -801,76 +822,115 @@ impl DistributedRuntime {
         Ok(())
     }
 
-    /// Steps 4 and 5 for decided checkpoints: rows, then one Kafka transaction.
+    /// Steps 4 and 5 for decided checkpoints: rows, and one Kafka transaction whose records and
+    /// offsets are sent while the rows are written; it commits only once they are. Returns how
+    /// long into the turn the rows were written, for the turn's log line.
     fn finish(
         &self,
         consumer: &GroupConsumer,
         producer: &Arc<TxnProducer>,
         checkpoints: &[(u32, Checkpoint)],
-    ) -> Result<(), TurnError> {
-        self.handle
-            .block_on(futures_join(
-                checkpoints
-                    .iter()
-                    .map(|(_, cp)| self.store.apply(cp.writes.clone(), cp.id)),
-            ))
-            .map_err(|e| TurnError::store(e.to_string()))?;
-        retry_txn("begin", || {
-            producer.begin_transaction().map_err(TxnFailure::Kafka)
-        })
-        .map_err(TurnError::txn)?;
-        let result = (|| -> Result<(), TxnFailure> {
-            let mut offsets = TopicPartitionList::new();
-            for (_, cp) in checkpoints {
-                for r in &cp.records {
-                    self.send(producer, r)?;
-                }
-                for (topic, partition, next) in &cp.offsets {
-                    offsets.add_partition_offset(
-                        &self.kafka.physical(topic),
-                        *partition as i32,
-                        Offset::Offset(*next as i64),
-                    )?;
-                    if let Some(mut e) =
-                        offsets.find_partition(&self.kafka.physical(topic), *partition as i32)
-                    {
-                        e.set_metadata(cp.id.to_string());
-                    }
-                }
-            }
-            let meta = Arc::new(
-                consumer
-                    .group_metadata()
-                    .ok_or_else(|| KafkaError::Subscription("no group metadata".into()))?,
-            );
-            let offsets = Arc::new(offsets);
-            retry_txn("send offsets", || {
-                let (offsets, meta) = (offsets.clone(), meta.clone());
-                bounded("send offsets", producer, move |p| {
-                    p.send_offsets_to_transaction(&offsets, &meta, KAFKA_TIMEOUT)
-                })
-            })?;
-            // A commit that times out is resumed, never abandoned: the next turn's recovery
-            // must see the transaction's outcome settled, or it could finish it a second time.
-            retry_txn("commit", || {
-                bounded("commit", producer, |p| p.commit_transaction(KAFKA_TIMEOUT))
+        started: Instant,
+    ) -> Result<Duration, TurnError> {
+        let rows = {
+            let store = self.store.clone();
+            let batches: Vec<_> = checkpoints
+                .iter()
+                .map(|(_, cp)| (cp.writes.clone(), cp.id))
+                .collect();
+            self.handle.spawn(async move {
+                futures_join(
+                    batches
+                        .into_iter()
+                        .map(|(writes, id)| store.apply(writes, id)),
+                )
+                .await
             })
-        })();
-        if let Err(e) = result {
-            let mut err = TurnError::txn(e);
-            if !err.fatal_producer {
-                if let Err(abort) = retry_txn("abort", || {
-                    bounded("abort", producer, |p| p.abort_transaction(KAFKA_TIMEOUT))
+        };
+        let begun = retry_txn("begin", || {
+            producer.begin_transaction().map_err(TxnFailure::Kafka)
+        });
+        let sent = match begun {
+            Ok(()) => self.send_all(consumer, producer, checkpoints),
+            Err(_) => Ok(()),
+        };
+        // Whatever else failed, the rows are waited for: nothing of this turn runs on.
+        let rows = self
+            .handle
+            .block_on(rows)
+            .map_err(|e| StoreError::Backend(format!("writing rows: {e}")))
+            .and_then(|r| r);
+        let written = started.elapsed();
+        let err = match (begun, sent, rows) {
+            (Err(e), _, _) => return Err(TurnError::txn(e)),
+            (Ok(()), Ok(()), Ok(())) => {
+                // A commit that times out is resumed, never abandoned: the next turn's recovery
+                // must see the transaction's outcome settled, or it could finish it twice.
+                match retry_txn("commit", || {
+                    bounded("commit", producer, |p| p.commit_transaction(KAFKA_TIMEOUT))
                 }) {
-                    // A new producer with the same transactional id settles whatever this one
-                    // left open before it starts.
-                    tracing::warn!(error = %abort, "abort failed; the producer will be replaced");
-                    err.fatal_producer = true;
+                    Ok(()) => return Ok(written),
+                    Err(e) => TurnError::txn(e),
                 }
             }
-            return Err(err);
+            (Ok(()), Err(e), _) => TurnError::txn(e),
+            // Rows not written: nothing of the transaction may be committed.
+            (Ok(()), Ok(()), Err(e)) => TurnError::store(e.to_string()),
+        };
+        Err(self.abort(producer, err))
+    }
+
+    /// The records and input offsets of decided checkpoints, into the open transaction.
+    fn send_all(
+        &self,
+        consumer: &GroupConsumer,
+        producer: &Arc<TxnProducer>,
+        checkpoints: &[(u32, Checkpoint)],
+    ) -> Result<(), TxnFailure> {
+        let mut offsets = TopicPartitionList::new();
+        for (_, cp) in checkpoints {
+            for r in &cp.records {
+                self.send(producer, r)?;
+            }
+            for (topic, partition, next) in &cp.offsets {
+                offsets.add_partition_offset(
+                    &self.kafka.physical(topic),
+                    *partition as i32,
+                    Offset::Offset(*next as i64),
+                )?;
+                if let Some(mut e) =
+                    offsets.find_partition(&self.kafka.physical(topic), *partition as i32)
+                {
+                    e.set_metadata(cp.id.to_string());
+                }
+            }
         }
-        Ok(())
+        let meta = Arc::new(
+            consumer
+                .group_metadata()
+                .ok_or_else(|| KafkaError::Subscription("no group metadata".into()))?,
+        );
+        let offsets = Arc::new(offsets);
+        retry_txn("send offsets", || {
+            let (offsets, meta) = (offsets.clone(), meta.clone());
+            bounded("send offsets", producer, move |p| {
+                p.send_offsets_to_transaction(&offsets, &meta, KAFKA_TIMEOUT)
+            })
+        })
+    }
+
+    /// Aborts the open transaction of a failed turn; a producer that cannot abort is marked
+    /// for replacement (a new one with the same transactional id settles what it left open).
+    fn abort(&self, producer: &Arc<TxnProducer>, mut err: TurnError) -> TurnError {
+        if !err.fatal_producer {
+            if let Err(abort) = retry_txn("abort", || {
+                bounded("abort", producer, |p| p.abort_transaction(KAFKA_TIMEOUT))
+            }) {
+                tracing::warn!(error = %abort, "abort failed; the producer will be replaced");
+                err.fatal_producer = true;
+            }
+        }
+        err
     }
 
     fn send(&self, producer: &TxnProducer, r: &OutRecord) -> Result<(), KafkaError> {
@@ -977,7 +1037,7 @@ impl DistributedRuntime {
                 );
                 self.health.recoveries.fetch_add(1, Ordering::Relaxed);
                 let one = [(task_id, cp)];
-                self.finish(consumer, producer, &one)?;
+                self.finish(consumer, producer, &one, Instant::now())?;
                 for (topic, partition, n) in &one[0].1.offsets {
                     next.insert((topic.clone(), *partition), *n);
                 }
