@@ -1133,6 +1133,14 @@ async fn main() -> anyhow::Result<()> {
         out
     };
     let accepted_at = first_by_corr("offer.commands");
+    // The rate the offers were accepted at (their commands' log timestamps, first to last):
+    // the rate the pipeline saw, whatever the requests' answer times.
+    let accepted_rate = match (accepted_at.values().min(), accepted_at.values().max()) {
+        (Some(first), Some(last)) if last > first => {
+            (accepted_at.len() - 1) as f64 * 1000.0 / (last - first) as f64
+        }
+        _ => f64::NAN,
+    };
     let offer_events = first_by_corr("offer.events");
     let activation_events = first_by_corr("activation.events");
     let registry_url = format!("http://127.0.0.1:{}", cluster.registry_port);
@@ -1272,14 +1280,14 @@ async fn main() -> anyhow::Result<()> {
         yes(ratio >= TARGET_RATIO)
     );
     let p99 = percentile(&lat_ms, 0.99);
-    let p99_met = match (p99 <= TARGET_P99_MS, achieved + 0.5 >= 1000.0) {
+    let p99_met = match (p99 <= TARGET_P99_MS, accepted_rate + 0.5 >= 1000.0) {
         (true, true) => "yes",
         (true, false) => "<1000/s",
         (false, _) => "NO",
     };
     println!(
         "{:<44} {:>11.0} ms {:>11.0} ms {:>8}",
-        format!("p99 accepted → ListingVisible at {achieved:.0}/s"),
+        format!("p99 accepted → ListingVisible at {accepted_rate:.0}/s"),
         p99,
         TARGET_P99_MS,
         p99_met
@@ -1291,7 +1299,9 @@ async fn main() -> anyhow::Result<()> {
         lat_ms.last().copied().unwrap_or(f64::NAN)
     );
     println!(
-        "    offer requests answered in p50 {:.0} ms, p99 {:.0} ms; per hop (log timestamps):",
+        "    offers sent at {}/s, accepted at {accepted_rate:.0}/s, all {m} answered at {achieved:.0}/s; \
+         requests answered in p50 {:.0} ms, p99 {:.0} ms; per hop (log timestamps):",
+        args.rate,
         percentile(&offer_took, 0.5),
         percentile(&offer_took, 0.99)
     );
