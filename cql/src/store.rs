@@ -20,6 +20,11 @@ use tokio::runtime::Handle;
 
 /// Requests of one `apply` (or one product page's lookups) in flight at once.
 const IN_FLIGHT: usize = 64;
+/// Values in one batch of writes to a product partition, at most (a larger write goes alone):
+/// well under the mutation size a database takes (half a commit log segment in Cassandra).
+const BATCH_BYTES: usize = 256 * 1024;
+/// Writes in one batch to a product partition, at most.
+const BATCH_STATEMENTS: usize = 500;
 /// How long `ready` waits for an answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 /// Rows of the bucket index fetched per page while looking for the earliest bucket.
@@ -212,6 +217,14 @@ enum Op<'a> {
 }
 
 impl<'a> Op<'a> {
+    /// Bytes of the value it writes.
+    fn value_bytes(&self) -> usize {
+        match self {
+            Op::Row(_, Some(v)) => v.len(),
+            _ => 0,
+        }
+    }
+
     /// The product partition the write lands in, if it is one of `rows_by_product`: writes to
     /// one partition go together in an unlogged batch (one mutation for the database).
     fn product_partition(&self) -> Option<(&'a str, &'a str)> {
@@ -248,6 +261,33 @@ impl SerializeRow for Bound<'_> {
     fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// The writes of an `apply` as requests: those of one product partition together, up to
+/// BATCH_BYTES of values and BATCH_STATEMENTS writes a request, every other write alone.
+fn group_by_partition(ops: Vec<Op<'_>>) -> Vec<Vec<Op<'_>>> {
+    let mut groups: Vec<(Vec<Op<'_>>, usize)> = Vec::with_capacity(ops.len());
+    let mut by_partition: HashMap<(&str, &str), usize> = HashMap::new();
+    for op in ops {
+        let bytes = op.value_bytes();
+        let Some(partition) = op.product_partition() else {
+            groups.push((vec![op], bytes));
+            continue;
+        };
+        match by_partition.get(&partition) {
+            Some(&i)
+                if groups[i].1 + bytes <= BATCH_BYTES && groups[i].0.len() < BATCH_STATEMENTS =>
+            {
+                groups[i].0.push(op);
+                groups[i].1 += bytes;
+            }
+            _ => {
+                by_partition.insert(partition, groups.len());
+                groups.push((vec![op], bytes));
+            }
+        }
+    }
+    groups.into_iter().map(|(group, _)| group).collect()
 }
 
 fn failed(st: &PreparedStatement, e: impl fmt::Display) -> StoreError {
@@ -594,20 +634,7 @@ impl CqlStore {
             }
             ops.push(Op::Row(placement.place, w.value.as_deref()));
         }
-        let mut groups: Vec<Vec<Op<'_>>> = Vec::with_capacity(ops.len());
-        let mut by_partition: HashMap<(&str, &str), usize> = HashMap::new();
-        for op in ops {
-            match op.product_partition() {
-                Some(partition) => match by_partition.get(&partition) {
-                    Some(&i) => groups[i].push(op),
-                    None => {
-                        by_partition.insert(partition, groups.len());
-                        groups.push(vec![op]);
-                    }
-                },
-                None => groups.push(vec![op]),
-            }
-        }
+        let groups = group_by_partition(ops);
         let requests: Vec<_> = groups
             .into_iter()
             .map(|group| self.write_together(group, ts))
@@ -839,5 +866,65 @@ impl ProjectionStore for CqlStore {
 
     fn ready(&self) -> BoxFuture<'_, bool> {
         Box::pin(self.ready_now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row<'a>(product: &'a str, rest: &'a str, value: &'a [u8]) -> Op<'a> {
+        Op::Row(
+            Place::Product {
+                tenant: "acme",
+                product,
+                tbl: "offer",
+                rest,
+            },
+            Some(value),
+        )
+    }
+
+    fn shape(groups: &[Vec<Op<'_>>]) -> Vec<usize> {
+        groups.iter().map(Vec::len).collect()
+    }
+
+    #[test]
+    fn writes_of_one_product_go_together_and_others_alone() {
+        let ops = vec![
+            row("p1", "o1", b"a"),
+            Op::Row(
+                Place::Key {
+                    tbl: "command",
+                    key: "acme/c1",
+                },
+                Some(b"s"),
+            ),
+            row("p2", "o1", b"b"),
+            row("p1", "o2", b"c"),
+            Op::Row(
+                Place::Key {
+                    tbl: "command",
+                    key: "acme/c2",
+                },
+                None,
+            ),
+            row("p1", "o3", b"d"),
+        ];
+        assert_eq!(shape(&group_by_partition(ops)), [3, 1, 1, 1]);
+    }
+
+    #[test]
+    fn a_product_batch_is_split_by_bytes_and_by_count() {
+        let big = vec![0u8; BATCH_BYTES / 2 + 1];
+        let ops = vec![
+            row("p1", "o1", &big),
+            row("p1", "o2", &big),
+            row("p1", "o3", b"x"),
+        ];
+        assert_eq!(shape(&group_by_partition(ops)), [1, 2]);
+        let rests: Vec<String> = (0..BATCH_STATEMENTS + 1).map(|i| format!("o{i}")).collect();
+        let ops = rests.iter().map(|r| row("p1", r, b"v")).collect();
+        assert_eq!(shape(&group_by_partition(ops)), [BATCH_STATEMENTS, 1]);
     }
 }

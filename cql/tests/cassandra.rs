@@ -523,6 +523,28 @@ async fn write_times(store: &CqlStore) {
         owned(&[("acme/p9/o1", "a"), ("acme/p9/o3", "c2")])
     );
     assert_eq!(scan("acme/p8/").await, owned(&[("acme/p8/o1", "other")]));
+    // More values than one batch takes go in several.
+    let big = |c: char| c.to_string().repeat(200 * 1024);
+    let (x, y, z) = (big('x'), big('y'), big('z'));
+    store
+        .apply(
+            vec![
+                put("offer", "acme/p7/o1", &x),
+                put("offer", "acme/p7/o2", &y),
+                put("offer", "acme/p7/o3", &z),
+            ],
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        scan("acme/p7/").await,
+        vec![
+            ("acme/p7/o1".to_string(), x),
+            ("acme/p7/o2".to_string(), y),
+            ("acme/p7/o3".to_string(), z)
+        ]
+    );
 
     // The product list follows the product row's write times.
     store
