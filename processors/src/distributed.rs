@@ -862,7 +862,12 @@ impl DistributedRuntime {
             .and_then(|r| r);
         let written = started.elapsed();
         let err = match (begun, sent, rows) {
-            (Err(e), _, _) => return Err(TurnError::txn(e)),
+            (Err(e), _, rows) => {
+                if let Err(rows) = rows {
+                    tracing::warn!(error = %rows, "rows not written either");
+                }
+                return Err(TurnError::txn(e));
+            }
             (Ok(()), Ok(()), Ok(())) => {
                 // A commit that times out is resumed, never abandoned: the next turn's recovery
                 // must see the transaction's outcome settled, or it could finish it twice.

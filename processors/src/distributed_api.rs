@@ -311,18 +311,18 @@ impl DistributedSink {
             key: command_key.clone(),
             value: Some([&now_micros().to_be_bytes()[..], &bytes].concat()),
         });
-        // Status and the pending command before the record. ACCEPTED is written at the
-        // earliest write time there is, so it never replaces an outcome the processor wrote
-        // (at the time of its batch), whenever a late retry writes it.
+        // The pending command, then the status, then the record: a retry that finds the status
+        // finds the pending command too, and finishes it if the record never got out.
+        // ACCEPTED is written at the earliest write time there is, so it never replaces an
+        // outcome the processor wrote (at the time of its batch), whenever a late retry
+        // writes it.
         let status = RowWrite {
             table: tables::COMMAND.into(),
             key: command_key,
             value: Some(serde_json::to_vec(&status).expect("status serialises")),
         };
-        futures::try_join!(
-            self.store.apply(vec![status], ACCEPTED_WRITE_TIME),
-            self.store.apply(rows, now_micros()),
-        )?;
+        self.store.apply(rows, now_micros()).await?;
+        self.store.apply(vec![status], ACCEPTED_WRITE_TIME).await?;
         self.produce(record, bytes).await?;
         Ok(SubmitOutcome::Accepted {
             command_id: env.command_id.clone(),
