@@ -444,19 +444,15 @@ impl DistributedRuntime {
         coordinator_stuck: bool,
     ) {
         let mut consumer_replaced = false;
-        if coordinator_stuck {
-            tracing::error!(
-                group,
-                "the group coordinator has not answered two turns in a row; joining with a new consumer"
-            );
-        }
-        if coordinator_stuck || consumer.context().liveness.lost() {
-            if !coordinator_stuck {
-                tracing::error!(
-                    group,
-                    "the consumer has no broker connection while the cluster answers; joining with a new one"
-                );
-            }
+        let why = if coordinator_stuck {
+            Some("the group coordinator has not answered two turns in a row")
+        } else if consumer.context().liveness.lost() {
+            Some("the consumer has no broker connection while the cluster answers")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            tracing::error!(group, "{why}; joining with a new consumer");
             let fresh = self
                 .consumer(group)
                 .and_then(|c| c.subscribe(topics).map(|()| c).map_err(Into::into));

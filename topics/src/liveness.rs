@@ -317,7 +317,7 @@ impl WatchedProducer {
         if !current.liveness.found_lost() {
             return current;
         }
-        let old = {
+        let (old, current) = {
             let mut slot = self.current.write().expect("producer lock");
             if !slot.liveness.found_lost() {
                 return slot.clone();
@@ -325,7 +325,7 @@ impl WatchedProducer {
             match Self::create(&self.cfg) {
                 Ok(fresh) => {
                     tracing::error!("a producer has no broker connection while the cluster answers; replaced by a new one");
-                    std::mem::replace(&mut *slot, fresh)
+                    (std::mem::replace(&mut *slot, fresh), slot.clone())
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "cannot create a new producer");
@@ -338,7 +338,7 @@ impl WatchedProducer {
             .purge(PurgeConfig::default().queue().inflight());
         // The last handle may be dropped here.
         drop_aside("lost-producer", old);
-        self.current.read().expect("producer lock").clone()
+        current
     }
 
     /// Sends the record `make` builds and waits for its delivery; a record that was waiting
