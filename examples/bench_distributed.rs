@@ -790,6 +790,18 @@ fn blocking<T: Send + 'static>(
     async move { h.await.expect("blocking task") }
 }
 
+/// The request that creates product `i` (phases 1 and 5).
+fn create_product(i: usize) -> Vec<(reqwest::Method, String, String, Value)> {
+    let body = json!({ "id": format!("p{i}"), "title": format!("Product {i} linen shirt"), "description": "Soft and breathable",
+        "category": "apparel", "brand": "Bench", "attributes": { "tax_code": "6205" }, "images": ["a.jpg"] });
+    vec![(
+        reqwest::Method::POST,
+        key(i % TENANTS),
+        "/v1/products".into(),
+        body,
+    )]
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args(
@@ -966,12 +978,7 @@ async fn main() -> anyhow::Result<()> {
     // 1. Throughput of accepted commands.
     let s0 = sample().await;
     let accept_started = Instant::now();
-    let took = load(&client, args.products, args.concurrency, |i| {
-        let body = json!({ "id": format!("p{i}"), "title": format!("Product {i} linen shirt"), "description": "Soft and breathable",
-            "category": "apparel", "brand": "Bench", "attributes": { "tax_code": "6205" }, "images": ["a.jpg"] });
-        vec![(reqwest::Method::POST, key(i % TENANTS), "/v1/products".into(), body)]
-    })
-    .await;
+    let took = load(&client, args.products, args.concurrency, create_product).await;
     let accept_secs = accept_started.elapsed().as_secs_f64();
     let s_accepted = sample().await;
     println!(
@@ -1090,10 +1097,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let backlog_from = args.products;
     load(&client, args.products, args.concurrency, move |i| {
-        let i = backlog_from + i;
-        let body = json!({ "id": format!("p{i}"), "title": format!("Product {i} linen shirt"), "description": "Soft and breathable",
-            "category": "apparel", "brand": "Bench", "attributes": { "tax_code": "6205" }, "images": ["a.jpg"] });
-        vec![(reqwest::Method::POST, key(i % TENANTS), "/v1/products".into(), body)]
+        create_product(backlog_from + i)
     })
     .await;
     let ends4 = blocking({
