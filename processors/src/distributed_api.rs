@@ -37,6 +37,27 @@ struct SavedSubmission {
 /// last, the outcome is what a read finds (CQL keeps the write with the latest write time).
 const ACCEPTED_WRITE_TIME: i64 = 1;
 
+/// The ACCEPTED status row of a command, to be written at [`ACCEPTED_WRITE_TIME`].
+fn accepted_status(record: &CommandRecord) -> RowWrite {
+    let env = &record.envelope;
+    let status = CommandStatus {
+        command_id: env.command_id.clone(),
+        command_type: record.command.type_name().to_string(),
+        status: CommandState::Accepted,
+        aggregate_id: env.aggregate_id.clone(),
+        product_id: record.command.product_id().clone(),
+        reasons: vec![],
+        events: vec![],
+        accepted_at: now_micros(),
+        completed_at: None,
+    };
+    RowWrite {
+        table: tables::COMMAND.into(),
+        key: key(&[env.tenant.as_str(), env.command_id.as_str()]),
+        value: Some(serde_json::to_vec(&status).expect("status serialises")),
+    }
+}
+
 /// How long a first attempt may still be at work (claims, status, produce): a retry within it
 /// is told to come back rather than race it.
 fn in_flight(written_at: i64) -> bool {
@@ -153,6 +174,10 @@ impl DistributedSink {
             .codec
             .decode_command(command)
             .map_err(|e| StoreError::Backend(format!("pending command {k}: {e}")))?;
+        // The first attempt may have stopped before its status: write it before the record.
+        self.store
+            .apply(vec![accepted_status(&record)], ACCEPTED_WRITE_TIME)
+            .await?;
         self.produce(&record, command.to_vec()).await?;
         Ok(true)
     }
@@ -295,20 +320,9 @@ impl DistributedSink {
             taken.push(first);
             rows.append(&mut claim_rows);
         }
-        let status = CommandStatus {
-            command_id: env.command_id.clone(),
-            command_type: record.command.type_name().to_string(),
-            status: CommandState::Accepted,
-            aggregate_id: env.aggregate_id.clone(),
-            product_id: record.command.product_id().clone(),
-            reasons: vec![],
-            events: vec![],
-            accepted_at: now_micros(),
-            completed_at: None,
-        };
         rows.push(RowWrite {
             table: COMMAND_PENDING.into(),
-            key: command_key.clone(),
+            key: command_key,
             value: Some([&now_micros().to_be_bytes()[..], &bytes].concat()),
         });
         // The pending command, then the status, then the record: a retry that finds the status
@@ -316,13 +330,10 @@ impl DistributedSink {
         // ACCEPTED is written at the earliest write time there is, so it never replaces an
         // outcome the processor wrote (at the time of its batch), whenever a late retry
         // writes it.
-        let status = RowWrite {
-            table: tables::COMMAND.into(),
-            key: command_key,
-            value: Some(serde_json::to_vec(&status).expect("status serialises")),
-        };
         self.store.apply(rows, now_micros()).await?;
-        self.store.apply(vec![status], ACCEPTED_WRITE_TIME).await?;
+        self.store
+            .apply(vec![accepted_status(record)], ACCEPTED_WRITE_TIME)
+            .await?;
         self.produce(record, bytes).await?;
         Ok(SubmitOutcome::Accepted {
             command_id: env.command_id.clone(),
