@@ -32,11 +32,14 @@
 //! On exit it kills the roles, deletes the run's topics and drops its keyspace.
 
 mod common;
+#[path = "../tests/common/ports.rs"]
+mod ports;
 
 use common::*;
 use porch_processors::modules::{self, ComplianceConfig};
 use porch_schemas::{Codec, Event, RegistryClient};
 use porch_topics::{Catalogue, KafkaConfig};
+use ports::free_port;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -70,14 +73,6 @@ const TARGET_P99_MS: f64 = 500.0;
 const TARGET_RSS_MIB: f64 = 256.0;
 
 // ------------------------------------------------------------------------------- arguments
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 // ------------------------------------------------------------------------------- /proc
 
@@ -133,13 +128,20 @@ struct Sample {
     procs: Vec<f64>,
     machine: (f64, f64, f64),
     turns: Vec<(f64, f64)>,
+    /// CQL requests of each role with a store, by kind and table.
+    cql: Vec<BTreeMap<String, f64>>,
 }
 
 async fn sample(
     watched: &[(String, u32)],
     client: &Client,
     processors: &[(String, u16)],
+    stored: &[(String, u16)],
 ) -> Sample {
+    let mut cql = Vec::new();
+    for (_, port) in stored {
+        cql.push(cql_requests(client, *port).await);
+    }
     let mut turns = Vec::new();
     for (_, port) in processors {
         turns.push((
@@ -158,6 +160,7 @@ async fn sample(
         procs: watched.iter().map(|(_, pid)| cpu_secs(*pid)).collect(),
         machine: machine_ticks(),
         turns,
+        cql,
     }
 }
 
@@ -317,23 +320,53 @@ impl Client {
     }
 
     /// A gauge of a role's /metrics.
-    async fn metric(&self, port: u16, metric: &str) -> Option<f64> {
-        let text = self
-            .http
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .timeout(Duration::from_secs(1))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
+    /// Every series a role's /metrics gives (name with labels, value); none if it does not answer.
+    async fn metrics(&self, port: u16) -> Vec<(String, f64)> {
+        let text = async {
+            self.http
+                .get(format!("http://127.0.0.1:{port}/metrics"))
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()
+        };
+        let Some(text) = text.await else {
+            return Vec::new();
+        };
         text.lines()
             .filter(|l| !l.starts_with('#'))
-            .find(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
+            .filter_map(|l| {
+                let (series, v) = l.rsplit_once(' ')?;
+                Some((series.to_string(), v.parse().ok()?))
+            })
+            .collect()
     }
+
+    async fn metric(&self, port: u16, metric: &str) -> Option<f64> {
+        self.metrics(port)
+            .await
+            .into_iter()
+            .find(|(s, _)| s == metric || s.starts_with(&format!("{metric}{{")))
+            .map(|(_, v)| v)
+    }
+}
+
+/// A role's CQL requests so far, by kind and logical table ("write product").
+async fn cql_requests(client: &Client, port: u16) -> BTreeMap<String, f64> {
+    let label = |series: &str, name: &str| {
+        let at = series.find(&format!("{name}=\""))? + name.len() + 2;
+        Some(series[at..].split('"').next()?.to_string())
+    };
+    client
+        .metrics(port)
+        .await
+        .into_iter()
+        .filter(|(s, _)| s.starts_with("porch_cql_requests_total{"))
+        .filter_map(|(s, v)| Some((format!("{} {}", label(&s, "kind")?, label(&s, "table")?), v)))
+        .collect()
 }
 
 /// Sends `n` commands from `concurrency` clients; `make(i)` gives command i's method, key, path
@@ -973,7 +1006,11 @@ async fn main() -> anyhow::Result<()> {
         .filter(|(n, _, _)| PROCESSORS.contains(&n.as_str()))
         .filter_map(|(n, _, port)| Some((n.clone(), (*port)?)))
         .collect();
-    let sample = || sample(&watched, &client, &processor_ports);
+    // The roles that use the store: the API and the processors.
+    let stored: Vec<(String, u16)> = std::iter::once(("ingest-api".to_string(), cluster.api_port))
+        .chain(processor_ports.iter().cloned())
+        .collect();
+    let sample = || sample(&watched, &client, &processor_ports, &stored);
 
     // 1. Throughput of accepted commands.
     let s0 = sample().await;
@@ -1477,6 +1514,26 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         println!();
+    }
+    println!();
+    println!(
+        "CQL requests per product created (accept + drain, {} products), by role, kind and table:",
+        args.products
+    );
+    for (i, (name, _)) in stored.iter().enumerate() {
+        let per: Vec<(String, f64)> = s1.cql[i]
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    (v - s0.cql[i].get(k).unwrap_or(&0.0)) / args.products as f64,
+                )
+            })
+            .filter(|(_, v)| *v >= 0.005)
+            .collect();
+        let total: f64 = per.iter().map(|(_, v)| v).sum();
+        let parts: Vec<String> = per.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+        println!("  {name:<20} {total:>6.2}   {}", parts.join(", "));
     }
     drop(cluster);
     Ok(())

@@ -188,6 +188,19 @@ async fn metrics(State(p): State<Probe>) -> String {
         "# HELP porch_ready Whether the role is ready.\n# TYPE porch_ready gauge\nporch_ready{{role=\"{role}\"}} {}\n",
         u8::from(h.ready.load(Ordering::Relaxed))
     ));
+    if let Some(store) = &p.store {
+        use prometheus::core::Collector;
+        // A family with no series yet (nothing sent) is not valid in the text format.
+        let families: Vec<_> = store
+            .requests()
+            .collect()
+            .into_iter()
+            .filter(|f| !f.get_metric().is_empty())
+            .collect();
+        if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut out) {
+            tracing::warn!(error = %e, "rendering the store's metrics");
+        }
+    }
     out
 }
 
@@ -297,6 +310,8 @@ pub fn ingest_api(
     std::fs::create_dir_all(&images_dir)?;
     let search = Arc::new(SearchIndex::open_read_only(&search_dir)?);
     let ready = Arc::new(AtomicBool::new(false));
+    let metrics = Arc::new(Metrics::new());
+    metrics.registry().register(Box::new(store.requests()))?;
     let state = AppState {
         store: sink.clone(),
         sink,
@@ -304,7 +319,7 @@ pub fn ingest_api(
         search,
         config,
         images_dir,
-        metrics: Arc::new(Metrics::new()),
+        metrics,
         ready: ready.clone(),
     };
     rt.block_on(async move {

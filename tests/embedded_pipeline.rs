@@ -180,6 +180,24 @@ async fn seven_steps_make_listings_visible_in_their_own_region_only() {
         img.ends_with("/v1/products/shirt-1/images/front.jpg"),
         "{view}"
     );
+    if distributed() {
+        // The roles on the store count the CQL requests they send, by kind and table.
+        let api = p.http.get(p.url("/metrics")).send().await.unwrap();
+        let api = api.text().await.unwrap();
+        let product = p.role_metrics("product").await.unwrap_or_default();
+        for (role, text, table) in [
+            ("ingest-api", api, "command"),
+            ("product", product, "product"),
+        ] {
+            let counted = text.lines().any(|l| {
+                l.starts_with("porch_cql_requests_total{")
+                    && l.contains("kind=\"write\"")
+                    && l.contains(&format!("table=\"{table}\""))
+                    && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) >= Some(1.0)
+            });
+            assert!(counted, "{role} counts its writes to {table}:\n{text}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ use crate::config::CqlConfig;
 use crate::layout::{self, Listed, Lower, Place, ScanPlan, PRODUCT_BUCKETS};
 use futures::{stream, StreamExt, TryStreamExt};
 use porch_processors::store::{BoxFuture, ProjectionStore, RowWrite, Store, StoreError};
+use prometheus::{IntCounterVec, Opts};
 use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::serialize::row::{RowSerializationContext, SerializeRow};
@@ -42,6 +43,8 @@ struct Inner {
     st: Statements,
     /// The runtime the session runs on; the blocking `Store` methods wait on it.
     runtime: Handle,
+    /// Requests sent, by kind and logical table (see [`CqlStore::requests`]).
+    requests: IntCounterVec,
 }
 
 impl fmt::Debug for CqlStore {
@@ -217,6 +220,15 @@ enum Op<'a> {
 }
 
 impl<'a> Op<'a> {
+    /// The logical table it writes (`product_list` for a product's list entry).
+    fn table(&self) -> &'a str {
+        match self {
+            Op::Row(Place::Key { tbl, .. } | Place::Product { tbl, .. }, _) => tbl,
+            Op::Row(Place::Timeline { tbl, .. }, _) => tbl,
+            Op::List(..) => "product_list",
+        }
+    }
+
     /// Bytes of the value it writes.
     fn value_bytes(&self) -> usize {
         match self {
@@ -309,18 +321,38 @@ impl CqlStore {
         let keyspace = config.keyspace()?.to_string();
         let session = config.open().await?;
         let st = Statements::prepare(&session, &keyspace).await?;
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "porch_cql_requests_total",
+                "CQL requests sent to the store, by kind (read, scan, write, batch, claim) and \
+                 logical table; a scan counts once, whatever pages it reads.",
+            ),
+            &["kind", "table"],
+        )
+        .expect("a valid metric");
         Ok(CqlStore {
             inner: Arc::new(Inner {
                 keyspace,
                 session,
                 st,
                 runtime,
+                requests,
             }),
         })
     }
 
     pub fn keyspace(&self) -> &str {
         &self.inner.keyspace
+    }
+
+    /// The count of requests sent, by kind and logical table, as a Prometheus metric
+    /// (`porch_cql_requests_total`) for a role to expose; clones count together.
+    pub fn requests(&self) -> IntCounterVec {
+        self.inner.requests.clone()
+    }
+
+    fn count(&self, kind: &str, table: &str) {
+        self.inner.requests.with_label_values(&[kind, table]).inc();
     }
 
     async fn exec(
@@ -370,6 +402,7 @@ impl CqlStore {
     }
 
     async fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.count("read", table);
         let st = &self.inner.st;
         match layout::place(table, key)?.place {
             Place::Key { tbl, key } => self.blob(&st.key_get, (tbl, key)).await,
@@ -398,6 +431,7 @@ impl CqlStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        self.count("scan", table);
         let st = &self.inner.st;
         match layout::scan_plan(table, prefix, start_after)? {
             ScanPlan::Empty => Ok(Vec::new()),
@@ -647,7 +681,10 @@ impl CqlStore {
         let st = &self.inner.st;
         let touches: Vec<_> = touched
             .into_iter()
-            .map(|(tbl, bucket)| self.exec(&st.index_touch, (tbl, bucket)))
+            .map(|(tbl, bucket)| {
+                self.count("write", "bucket_index");
+                self.exec(&st.index_touch, (tbl, bucket))
+            })
             .collect();
         stream::iter(touches)
             .buffer_unordered(IN_FLIGHT)
@@ -658,6 +695,10 @@ impl CqlStore {
     /// Writes of one partition in one request: a single statement as itself, more as an
     /// unlogged batch (atomic and isolated within its partition, with no batch log).
     async fn write_together(&self, ops: Vec<Op<'_>>, ts: i64) -> Result<(), StoreError> {
+        if let Some(first) = ops.first() {
+            let kind = if ops.len() == 1 { "write" } else { "batch" };
+            self.count(kind, first.table());
+        }
         let mut bound: Vec<(&PreparedStatement, Bound<'_>)> =
             ops.into_iter().map(|op| self.bind(op, ts)).collect();
         if bound.len() == 1 {
@@ -740,6 +781,7 @@ impl CqlStore {
                 "table {table} is not a point-lookup table and cannot be claimed"
             )));
         };
+        self.count("claim", table);
         let st = &self.inner.st.key_claim;
         let result = self
             .inner
@@ -834,6 +876,7 @@ impl ProjectionStore for CqlStore {
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move {
             let task = task_number(task)?;
+            self.count("read", "checkpoint");
             self.blob(&self.inner.st.checkpoint_get, (group, task))
                 .await
         })
@@ -847,6 +890,7 @@ impl ProjectionStore for CqlStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let task = task_number(task)?;
+            self.count("write", "checkpoint");
             self.exec(
                 &self.inner.st.checkpoint_put,
                 (group, task, checkpoint.as_slice()),
