@@ -62,6 +62,7 @@ struct Statements {
     key_del: PreparedStatement,
     key_claim: PreparedStatement,
     product_get: PreparedStatement,
+    product_get_many: PreparedStatement,
     product_put: PreparedStatement,
     product_del: PreparedStatement,
     product_scan: PreparedStatement,
@@ -123,6 +124,11 @@ impl Statements {
             product_get: prepare(format!(
                 "SELECT v FROM {ks}.rows_by_product \
                  WHERE tenant = ? AND product = ? AND tbl = ? AND rest = ?"
+            ))
+            .await?,
+            product_get_many: prepare(format!(
+                "SELECT rest, v FROM {ks}.rows_by_product \
+                 WHERE tenant = ? AND product = ? AND tbl = ? AND rest IN ?"
             ))
             .await?,
             product_put: prepare(format!(
@@ -310,6 +316,9 @@ fn cql_limit(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
+/// Rows a request of `get_rows` found: (position asked, value).
+type Found = Vec<(usize, Option<Vec<u8>>)>;
+
 impl CqlStore {
     /// Connects and prepares every statement; the keyspace must have been migrated
     /// (`crate::migrate`). Call it inside the multi-threaded tokio runtime that will run the
@@ -419,6 +428,68 @@ impl CqlStore {
                 self.blob(&st.time_get, (tbl, bucket, key)).await
             }
         }
+    }
+
+    /// Rows of one table: the rows of one product partition in one request (`rest IN ?`),
+    /// every other row alone; all of them concurrently.
+    async fn get_rows(
+        &self,
+        table: &str,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut together: HashMap<(&str, &str), Vec<(usize, &str)>> = HashMap::new();
+        let mut alone = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            match layout::place(table, k)?.place {
+                Place::Product {
+                    tenant,
+                    product,
+                    rest,
+                    ..
+                } => together
+                    .entry((tenant, product))
+                    .or_default()
+                    .push((i, rest)),
+                _ => alone.push(i),
+            }
+        }
+        let mut requests: Vec<BoxFuture<'_, Result<Found, StoreError>>> = Vec::new();
+        for ((tenant, product), rows) in together {
+            if let [(i, _)] = rows[..] {
+                alone.push(i);
+                continue;
+            }
+            requests.push(Box::pin(async move {
+                self.count("read", table);
+                let rests: Vec<&str> = rows.iter().map(|(_, r)| *r).collect();
+                let found: HashMap<String, Vec<u8>> = self
+                    .rows::<(String, Option<Vec<u8>>)>(
+                        &self.inner.st.product_get_many,
+                        (tenant, product, table, rests),
+                    )
+                    .await?
+                    .into_iter()
+                    .filter_map(|(rest, v)| Some((rest, v?)))
+                    .collect();
+                Ok(rows
+                    .iter()
+                    .map(|(i, rest)| (*i, found.get(*rest).cloned()))
+                    .collect())
+            }));
+        }
+        for i in alone {
+            requests.push(Box::pin(async move {
+                Ok(vec![(i, self.get(table, &keys[i]).await?)])
+            }));
+        }
+        let mut out = vec![None; keys.len()];
+        let mut answers = stream::iter(requests).buffer_unordered(IN_FLIGHT);
+        while let Some(answer) = answers.next().await {
+            for (i, v) in answer? {
+                out[i] = v;
+            }
+        }
+        Ok(out)
     }
 
     async fn scan(
@@ -849,6 +920,14 @@ impl ProjectionStore for CqlStore {
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(self.get(table, key))
+    }
+
+    fn get_many<'a>(
+        &'a self,
+        table: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>> {
+        Box::pin(self.get_rows(table, keys))
     }
 
     fn scan_async<'a>(

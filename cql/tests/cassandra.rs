@@ -114,6 +114,7 @@ async fn scenario(config: &CqlConfig, admin: &Session) {
     assert!(store.ready().await, "ready");
     point_rows(&store).await;
     product_scoped_scans(&store).await;
+    many_rows(&store).await;
     history(&store).await;
     product_list(&store, admin).await;
     deadlines(&store, admin).await;
@@ -188,6 +189,61 @@ async fn point_rows(store: &CqlStore) {
         "point-lookup tables are not scanned"
     );
     assert!(store.scan_async("offer", "acme/", None, 10).await.is_err());
+}
+
+/// `get_many` answers in the order asked, absent rows as none, and reads the rows of one
+/// product partition in one request.
+async fn many_rows(store: &CqlStore) {
+    store
+        .apply(
+            vec![
+                put("offer", "many/p1/o1", "a"),
+                put("offer", "many/p1/o2", "b"),
+                put("offer", "many/p1/o3", "c"),
+                put("offer", "many/p2/o1", "d"),
+                put("sku", "many/SKU-1", "p1"),
+            ],
+            10,
+        )
+        .await
+        .unwrap();
+    store
+        .apply(vec![del("offer", "many/p1/o2")], 11)
+        .await
+        .unwrap();
+    let reads = || store.requests().with_label_values(&["read", "offer"]).get();
+    let before = reads();
+    let asked: Vec<String> = [
+        "many/p1/o3",
+        "many/p1/o2",
+        "many/p2/o1",
+        "many/p1/o1",
+        "many/p3/o1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let got: Vec<Option<String>> = store
+        .get_many("offer", &asked)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(text)
+        .collect();
+    assert_eq!(
+        got,
+        [Some("c"), None, Some("d"), Some("a"), None].map(|v| v.map(String::from))
+    );
+    assert_eq!(
+        reads() - before,
+        3,
+        "p1's three rows in one request, p2 and p3 one each"
+    );
+    let skus = ["many/SKU-1", "many/SKU-2"].map(String::from);
+    assert_eq!(
+        store.get_many("sku", &skus).await.unwrap(),
+        vec![Some(b"p1".to_vec()), None]
+    );
+    assert!(store.get_many("offer", &[]).await.unwrap().is_empty());
 }
 
 async fn product_scoped_scans(store: &CqlStore) {

@@ -18,7 +18,6 @@
 use crate::checkpoint::{Checkpoint, OutRecord};
 use crate::runtime::{process_batch, Processor, RuntimeConfig};
 use crate::store::{ProjectionStore, RowWrite, StoreError};
-use futures::{StreamExt, TryStreamExt};
 use porch_schemas::Codec;
 use porch_topics::kafka_admin::KafkaConfig;
 use porch_topics::liveness::drop_aside;
@@ -56,9 +55,6 @@ type RowCache = HashMap<RowId, Option<Vec<u8>>>;
 type RowId = (String, String);
 
 const CACHE_ROWS: usize = 20_000;
-
-/// Row reads in flight at once while a turn reads ahead.
-const PREFETCH_CONCURRENCY: usize = 64;
 
 /// One task's batch: reads through the task's cache to the store, buffers everything it writes.
 pub struct DistTxn<'s> {
@@ -797,18 +793,33 @@ impl DistributedRuntime {
             if wanted.is_empty() {
                 return Ok(());
             }
+            // By table, so that the rows of one product partition come in one request.
+            let mut by_table: BTreeMap<String, (Vec<u32>, Vec<String>)> = BTreeMap::new();
+            for (task, (table, key)) in wanted {
+                let (tasks, keys) = by_table.entry(table).or_default();
+                tasks.push(task);
+                keys.push(key);
+            }
             let store = &*self.store;
             let fetched: Vec<(u32, RowId, Option<Vec<u8>>)> = self
                 .handle
-                .block_on(
-                    futures::stream::iter(wanted.into_iter().map(|(task, k)| async move {
-                        let v = store.get_async(&k.0, &k.1).await?;
-                        Ok::<_, StoreError>((task, k, v))
-                    }))
-                    .buffer_unordered(PREFETCH_CONCURRENCY)
-                    .try_collect(),
-                )
-                .map_err(|e| TurnError::store(e.to_string()))?;
+                .block_on(futures::future::try_join_all(by_table.into_iter().map(
+                    |(table, (tasks, keys))| async move {
+                        let values = store.get_many(&table, &keys).await?;
+                        Ok::<_, StoreError>(
+                            tasks
+                                .into_iter()
+                                .zip(keys)
+                                .zip(values)
+                                .map(|((task, key), v)| (task, (table.clone(), key), v))
+                                .collect::<Vec<_>>(),
+                        )
+                    },
+                )))
+                .map_err(|e| TurnError::store(e.to_string()))?
+                .into_iter()
+                .flatten()
+                .collect();
             for (task, k, v) in fetched {
                 if let Some(t) = tasks.get_mut(&task) {
                     t.cache.insert(k, v);

@@ -431,6 +431,13 @@ pub trait ProjectionStore: Store {
         table: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+    /// Several rows of `table`, in the order of `keys`; rows that live together (one
+    /// product's) may come in one request.
+    fn get_many<'a>(
+        &'a self,
+        table: &'a str,
+        keys: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>>;
     /// Rows of `table` whose key starts with `prefix`, in key order, after `start_after`.
     fn scan_async<'a>(
         &'a self,
