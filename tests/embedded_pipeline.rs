@@ -185,6 +185,12 @@ async fn seven_steps_make_listings_visible_in_their_own_region_only() {
         let api = p.http.get(p.url("/metrics")).send().await.unwrap();
         let api = api.text().await.unwrap();
         let product = p.role_metrics("product").await.unwrap_or_default();
+        // Sent with no Idempotency-Key, no command here can be named by a retry: the API
+        // keeps no pending command to finish one with.
+        assert!(
+            !api.contains("table=\"command_pending\""),
+            "no pending command for a command no retry can name:\n{api}"
+        );
         for (role, text, table) in [
             ("ingest-api", api, "command"),
             ("product", product, "product"),

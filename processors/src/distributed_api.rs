@@ -17,7 +17,8 @@ const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Rows of commands produced, or about to be: `tenant/command` → when it was written (8 bytes,
 /// micros) and the encoded command, until it is on its topic; then empty. A retry with the
-/// same Idempotency-Key finishes a command its first attempt left unproduced.
+/// same Idempotency-Key finishes a command its first attempt left unproduced. Only commands a
+/// retry can name have one.
 pub const COMMAND_PENDING: &str = "command_pending";
 
 /// Rows of submissions under an Idempotency-Key: `tenant/key` → [`SavedSubmission`], written
@@ -56,6 +57,19 @@ fn accepted_status(record: &CommandRecord) -> RowWrite {
         key: key(&[env.tenant.as_str(), env.command_id.as_str()]),
         value: Some(serde_json::to_vec(&status).expect("status serialises")),
     }
+}
+
+/// Which attempt at a submission `carry_out` makes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// A submission with no Idempotency-Key and no X-Command-Id: porch generated its command
+    /// id, so no retry can name it, and nothing is kept to finish it (no pending command).
+    Unnamed,
+    /// The first attempt at a submission a retry can name.
+    First,
+    /// A retry finishing a first attempt: a claim row holding exactly what it would write is
+    /// its own.
+    Retry,
 }
 
 /// How long a first attempt may still be at work (claims, status, produce): a retry within it
@@ -99,10 +113,15 @@ impl DistributedSink {
         })
     }
 
-    /// Produces the command and then marks it produced, on a task of its own: a client that
-    /// hangs up does not stop it half-way, so a retry never finds a record on its way out
-    /// unmarked (and produces it a second time).
-    async fn produce(&self, record: &CommandRecord, bytes: Vec<u8>) -> Result<(), StoreError> {
+    /// Produces the command and then, unless no retry can name it, marks it produced, on a
+    /// task of its own: a client that hangs up does not stop it half-way, so a retry never
+    /// finds a record on its way out unmarked (and produces it a second time).
+    async fn produce(
+        &self,
+        record: &CommandRecord,
+        bytes: Vec<u8>,
+        attempt: Attempt,
+    ) -> Result<(), StoreError> {
         let env = &record.envelope;
         let topic = self
             .kafka
@@ -128,6 +147,9 @@ impl DistributedSink {
                 .send(record, PRODUCE_TIMEOUT)
                 .await
                 .map_err(|e| StoreError::Backend(format!("producing to {topic}: {e}")))?;
+            if attempt == Attempt::Unnamed {
+                return Ok(());
+            }
             let produced = RowWrite {
                 table: COMMAND_PENDING.into(),
                 key: pending_key,
@@ -178,7 +200,8 @@ impl DistributedSink {
         self.store
             .apply(vec![accepted_status(&record)], ACCEPTED_WRITE_TIME)
             .await?;
-        self.produce(&record, command.to_vec()).await?;
+        self.produce(&record, command.to_vec(), Attempt::Retry)
+            .await?;
         Ok(true)
     }
 
@@ -191,22 +214,11 @@ impl DistributedSink {
                 .map_err(|e| StoreError::Backend(format!("encoding command: {e}")))
         };
         let Some(idempotency_key) = &s.idempotency_key else {
-            let command_key = key(&[tenant, env.command_id.as_str()]);
-            if self
-                .store
-                .get_async(tables::COMMAND, &command_key)
-                .await?
-                .is_some()
-            {
-                // A first attempt that failed before its command reached its topic is finished
-                // now (a client that names its command ids retries with the same one).
-                self.finish_earlier(tenant, &env.command_id).await?;
-                return Ok(SubmitOutcome::Replayed {
-                    command_id: env.command_id.clone(),
-                });
-            }
+            // Neither Idempotency-Key nor X-Command-Id: the command id is porch's own, new.
             let bytes = encode(&s.record)?;
-            return self.carry_out(&s.record, bytes, &s.claims, false).await;
+            return self
+                .carry_out(&s.record, bytes, &s.claims, Attempt::Unnamed)
+                .await;
         };
         let ik = key(&[tenant, idempotency_key]);
         let record = IdempotencyRecord {
@@ -227,7 +239,9 @@ impl DistributedSink {
                 Some(serde_json::to_vec(&saved).expect("submission serialises")),
             )
             .await?;
-            return self.carry_out(&s.record, bytes, &s.claims, false).await;
+            return self
+                .carry_out(&s.record, bytes, &s.claims, Attempt::First)
+                .await;
         };
         let prev: IdempotencyRecord = serde_json::from_slice(&existing)
             .map_err(|e| StoreError::Backend(format!("idempotency row {ik}: {e}")))?;
@@ -259,14 +273,15 @@ impl DistributedSink {
                     .codec
                     .decode_command(&saved.command)
                     .map_err(|e| StoreError::Backend(format!("saved submission {ik}: {e}")))?;
-                self.carry_out(&record, saved.command, &saved.claims, true)
+                self.carry_out(&record, saved.command, &saved.claims, Attempt::Retry)
                     .await?
             }
             None => {
                 let mut record = s.record.clone();
                 record.envelope.command_id = prev.command_id;
                 let bytes = encode(&record)?;
-                self.carry_out(&record, bytes, &s.claims, true).await?
+                self.carry_out(&record, bytes, &s.claims, Attempt::Retry)
+                    .await?
             }
         };
         Ok(match outcome {
@@ -275,18 +290,17 @@ impl DistributedSink {
         })
     }
 
-    /// Claims, status ACCEPTED, the pending command, the record on its topic. On a `retry` of
-    /// a saved submission, a claim row holding exactly what it would write is its own.
+    /// Claims, the pending command (unless the submission is [`Attempt::Unnamed`]), status
+    /// ACCEPTED, the record on its topic.
     async fn carry_out(
         &self,
         record: &CommandRecord,
         bytes: Vec<u8>,
         claims: &[Claim],
-        retry: bool,
+        attempt: Attempt,
     ) -> Result<SubmitOutcome, StoreError> {
         let env = &record.envelope;
         let tenant = env.tenant.as_str();
-        let command_key = key(&[tenant, env.command_id.as_str()]);
         // Exclusive claims, each a lightweight transaction; a refused one releases those taken
         // before. The rows of the others ride with the status below.
         let mut taken: Vec<RowWrite> = Vec::new();
@@ -306,7 +320,7 @@ impl DistributedSink {
                     first.value.clone().unwrap_or_default(),
                 )
                 .await?;
-            let ours = |e: &Vec<u8>| retry && Some(e) == first.value.as_ref();
+            let ours = |e: &Vec<u8>| attempt == Attempt::Retry && Some(e) == first.value.as_ref();
             if let Some(reason) =
                 existing.and_then(|e| (!ours(&e)).then(|| claim.conflict(&e)).flatten())
             {
@@ -320,11 +334,13 @@ impl DistributedSink {
             taken.push(first);
             rows.append(&mut claim_rows);
         }
-        rows.push(RowWrite {
-            table: COMMAND_PENDING.into(),
-            key: command_key,
-            value: Some([&now_micros().to_be_bytes()[..], &bytes].concat()),
-        });
+        if attempt != Attempt::Unnamed {
+            rows.push(RowWrite {
+                table: COMMAND_PENDING.into(),
+                key: key(&[tenant, env.command_id.as_str()]),
+                value: Some([&now_micros().to_be_bytes()[..], &bytes].concat()),
+            });
+        }
         // The pending command, then the status, then the record: a retry that finds the status
         // finds the pending command too, and finishes it if the record never got out.
         // ACCEPTED is written at the earliest write time there is, so it never replaces an
@@ -334,7 +350,7 @@ impl DistributedSink {
         self.store
             .apply(vec![accepted_status(record)], ACCEPTED_WRITE_TIME)
             .await?;
-        self.produce(record, bytes).await?;
+        self.produce(record, bytes, attempt).await?;
         Ok(SubmitOutcome::Accepted {
             command_id: env.command_id.clone(),
         })

@@ -267,6 +267,8 @@ pub fn location_outcome(
 #[derive(Debug, Clone)]
 pub struct Submission {
     pub record: CommandRecord,
+    /// The Idempotency-Key, or else the client's own command id; none when the command id is
+    /// one porch generated for this request (no retry can name it).
     pub idempotency_key: Option<String>,
     pub request_hash: String,
     pub claims: Vec<Claim>,
