@@ -164,6 +164,30 @@ async fn sample(
     }
 }
 
+/// The CQL requests each role sent between two samples, per unit of work, by kind and table;
+/// a role that sent none is left out.
+fn print_cql_requests(per: &str, roles: &[(String, u16)], a: &Sample, b: &Sample, units: usize) {
+    println!("CQL requests per {per}, by role, kind and table:");
+    for (i, (name, _)) in roles.iter().enumerate() {
+        let sent: Vec<(&String, f64)> = b.cql[i]
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    (v - a.cql[i].get(k).unwrap_or(&0.0)) / units.max(1) as f64,
+                )
+            })
+            .filter(|(_, v)| *v >= 0.005)
+            .collect();
+        if sent.is_empty() {
+            continue;
+        }
+        let total: f64 = sent.iter().map(|(_, v)| v).sum();
+        let parts: Vec<String> = sent.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+        println!("  {name:<20} {total:>6.2}   {}", parts.join(", "));
+    }
+}
+
 // ------------------------------------------------------------------------------- the roles
 
 /// One running porch on the shared engines: its settings and role processes. Dropping it kills
@@ -1516,25 +1540,13 @@ async fn main() -> anyhow::Result<()> {
         println!();
     }
     println!();
-    println!(
-        "CQL requests per product created (accept + drain, {} products), by role, kind and table:",
+    let per_product = format!(
+        "product created (accept + drain, {} products)",
         args.products
     );
-    for (i, (name, _)) in stored.iter().enumerate() {
-        let per: Vec<(String, f64)> = s1.cql[i]
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    (v - s0.cql[i].get(k).unwrap_or(&0.0)) / args.products as f64,
-                )
-            })
-            .filter(|(_, v)| *v >= 0.005)
-            .collect();
-        let total: f64 = per.iter().map(|(_, v)| v).sum();
-        let parts: Vec<String> = per.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
-        println!("  {name:<20} {total:>6.2}   {}", parts.join(", "));
-    }
+    print_cql_requests(&per_product, &stored, &s0, &s1, args.products);
+    let per_offer = format!("offer made visible (latency, {m} offers)");
+    print_cql_requests(&per_offer, &stored, &s2, &s3, m);
     drop(cluster);
     Ok(())
 }
