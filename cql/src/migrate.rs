@@ -210,11 +210,20 @@ pub async fn migrate(config: &CqlConfig) -> Result<Vec<String>, StoreError> {
             run(&session, statement).await?;
         }
         agree(&session).await?;
+        // With no bound values, not a prepared statement: Cassandra warns about every
+        // statement prepared on a session that has a keyspace in use (as this one does, for the
+        // migrations' unqualified names). The values are ours: a number and two plain names.
+        let literal = |text: &str| format!("'{}'", text.replace('\'', "''"));
         session
             .query_unpaged(
-                "INSERT INTO schema_migrations (version, name, checksum, applied_at) \
-                 VALUES (?, ?, ?, toTimestamp(now()))",
-                (m.version, m.name, m.checksum.as_str()),
+                format!(
+                    "INSERT INTO schema_migrations (version, name, checksum, applied_at) \
+                     VALUES ({}, {}, {}, toTimestamp(now()))",
+                    m.version,
+                    literal(m.name),
+                    literal(&m.checksum)
+                ),
+                (),
             )
             .await
             .map_err(|e| failed(format!("recording migration {}", m.file), e))?;
