@@ -244,6 +244,10 @@ impl BatchTxn for DistTxn<'_> {
         self.positions.insert((topic.to_string(), partition), next);
         Ok(())
     }
+
+    fn dry_run(&self) -> bool {
+        self.probe.is_some()
+    }
 }
 
 /// Rebalance events since the loop last looked, in the order librdkafka's callbacks (run

@@ -176,19 +176,21 @@ impl<'a, 't> Ctx<'a, 't> {
         self.emitted += 1;
         let product = event.product_id().clone();
         let record = EventRecord { envelope, event };
-        let bytes = self.codec.encode_event(self.output, &record).map_err(|e| {
-            HandleError::Poison(format!("cannot encode {}: {e}", record.event.full_name()))
-        })?;
-        let k = product_key(cause.tenant.as_str(), product.as_str());
-        self.txn.append(Append {
-            topic: self.output,
-            key: k.as_bytes(),
-            value: &bytes,
-            headers: vec![(
-                "correlation_id".into(),
-                cause.correlation_id.clone().into_bytes(),
-            )],
-        })?;
+        if !self.txn.dry_run() {
+            let bytes = self.codec.encode_event(self.output, &record).map_err(|e| {
+                HandleError::Poison(format!("cannot encode {}: {e}", record.event.full_name()))
+            })?;
+            let k = product_key(cause.tenant.as_str(), product.as_str());
+            self.txn.append(Append {
+                topic: self.output,
+                key: k.as_bytes(),
+                value: &bytes,
+                headers: vec![(
+                    "correlation_id".into(),
+                    cause.correlation_id.clone().into_bytes(),
+                )],
+            })?;
+        }
         if !matches!(record.event, Event::CommandRejected(_)) {
             self.command_events
                 .push(record.event.type_name().to_string());

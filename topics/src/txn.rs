@@ -31,6 +31,11 @@ pub trait BatchTxn {
         partition: u32,
         next: u64,
     ) -> Result<(), LogError>;
+    /// Whether the batch is a dry run whose records are thrown away (a read-ahead probe of the
+    /// rows a batch will read): what only shapes records may be skipped.
+    fn dry_run(&self) -> bool {
+        false
+    }
 }
 
 impl BatchTxn for LogTxn<'_> {
