@@ -194,6 +194,10 @@ impl<'a, 't> Ctx<'a, 't> {
         if !matches!(record.event, Event::CommandRejected(_)) {
             self.command_events
                 .push(record.event.type_name().to_string());
+            // History is written for readers outside the processors, never read by them.
+            if self.txn.dry_run() {
+                return Ok(());
+            }
             let entry = HistoryEntry {
                 at: record.envelope.occurred_at,
                 module: self.module.to_string(),

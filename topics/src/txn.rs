@@ -31,8 +31,9 @@ pub trait BatchTxn {
         partition: u32,
         next: u64,
     ) -> Result<(), LogError>;
-    /// Whether the batch is a dry run whose records are thrown away (a read-ahead probe of the
-    /// rows a batch will read): what only shapes records may be skipped.
+    /// Whether the batch is a dry run whose records and writes are thrown away (a read-ahead
+    /// probe of the rows a batch will read): what only shapes records, or rows no processor
+    /// reads, may be skipped.
     fn dry_run(&self) -> bool {
         false
     }
