@@ -28,6 +28,9 @@ const BATCH_BYTES: usize = 256 * 1024;
 const BATCH_STATEMENTS: usize = 500;
 /// How long `ready` waits for an answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
+/// Rows of one partition in one read, at most (`rest IN ?`): ScyllaDB refuses an IN list of
+/// more than 100 clustering keys by default (`max_clustering_key_restrictions_per_query`).
+const IN_ROWS: usize = 50;
 /// Rows of the bucket index fetched per page while looking for the earliest bucket.
 const INDEX_PAGE: i32 = 64;
 
@@ -454,28 +457,30 @@ impl CqlStore {
             }
         }
         let mut requests: Vec<BoxFuture<'_, Result<Found, StoreError>>> = Vec::new();
-        for ((tenant, product), rows) in together {
-            if let [(i, _)] = rows[..] {
-                alone.push(i);
-                continue;
+        for ((tenant, product), rows) in &together {
+            for rows in rows.chunks(IN_ROWS) {
+                if let [(i, _)] = rows {
+                    alone.push(*i);
+                    continue;
+                }
+                requests.push(Box::pin(async move {
+                    self.count("read", table);
+                    let rests: Vec<&str> = rows.iter().map(|(_, r)| *r).collect();
+                    let found: HashMap<String, Vec<u8>> = self
+                        .rows::<(String, Option<Vec<u8>>)>(
+                            &self.inner.st.product_get_many,
+                            (*tenant, *product, table, rests),
+                        )
+                        .await?
+                        .into_iter()
+                        .filter_map(|(rest, v)| Some((rest, v?)))
+                        .collect();
+                    Ok(rows
+                        .iter()
+                        .map(|(i, rest)| (*i, found.get(*rest).cloned()))
+                        .collect())
+                }));
             }
-            requests.push(Box::pin(async move {
-                self.count("read", table);
-                let rests: Vec<&str> = rows.iter().map(|(_, r)| *r).collect();
-                let found: HashMap<String, Vec<u8>> = self
-                    .rows::<(String, Option<Vec<u8>>)>(
-                        &self.inner.st.product_get_many,
-                        (tenant, product, table, rests),
-                    )
-                    .await?
-                    .into_iter()
-                    .filter_map(|(rest, v)| Some((rest, v?)))
-                    .collect();
-                Ok(rows
-                    .iter()
-                    .map(|(i, rest)| (*i, found.get(*rest).cloned()))
-                    .collect())
-            }));
         }
         for i in alone {
             requests.push(Box::pin(async move {

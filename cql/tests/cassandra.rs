@@ -244,6 +244,22 @@ async fn many_rows(store: &CqlStore) {
         vec![Some(b"p1".to_vec()), None]
     );
     assert!(store.get_many("offer", &[]).await.unwrap().is_empty());
+
+    // Many rows of one partition go in reads of at most 50 (ScyllaDB caps an IN list at 100).
+    let wide: Vec<String> = (0..120).map(|i| format!("many/p4/o{i:03}")).collect();
+    store
+        .apply(wide.iter().map(|k| put("offer", k, k)).collect(), 12)
+        .await
+        .unwrap();
+    let before = reads();
+    let got = store.get_many("offer", &wide).await.unwrap();
+    assert_eq!(
+        reads() - before,
+        3,
+        "120 rows of one partition in reads of 50, 50 and 20"
+    );
+    let want: Vec<Option<Vec<u8>>> = wide.iter().map(|k| Some(k.as_bytes().to_vec())).collect();
+    assert_eq!(got, want);
 }
 
 async fn product_scoped_scans(store: &CqlStore) {
