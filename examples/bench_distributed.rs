@@ -138,23 +138,24 @@ async fn sample(
     processors: &[(String, u16)],
     stored: &[(String, u16)],
 ) -> Sample {
-    let mut cql = Vec::new();
-    for (_, port) in stored {
-        cql.push(cql_requests(client, *port).await);
+    // Each role's /metrics once: the API and the processors (`stored` names them all).
+    let mut series: HashMap<u16, Vec<(String, f64)>> = HashMap::new();
+    for (_, port) in stored.iter().chain(processors) {
+        if !series.contains_key(port) {
+            series.insert(*port, client.metrics(*port).await);
+        }
     }
-    let mut turns = Vec::new();
-    for (_, port) in processors {
-        turns.push((
-            client
-                .metric(*port, "porch_batches_total")
-                .await
-                .unwrap_or(f64::NAN),
-            client
-                .metric(*port, "porch_records_total")
-                .await
-                .unwrap_or(f64::NAN),
-        ));
-    }
+    let cql = stored
+        .iter()
+        .map(|(_, port)| cql_requests(&series[port]))
+        .collect();
+    let turns = processors
+        .iter()
+        .map(|(_, port)| {
+            let of = |metric| value(&series[port], metric).unwrap_or(f64::NAN);
+            (of("porch_batches_total"), of("porch_records_total"))
+        })
+        .collect();
     Sample {
         at: Instant::now(),
         procs: watched.iter().map(|(_, pid)| cpu_secs(*pid)).collect(),
@@ -343,7 +344,6 @@ impl Client {
             .is_ok_and(|r| r.status().is_success())
     }
 
-    /// A gauge of a role's /metrics.
     /// Every series a role's /metrics gives (name with labels, value); none if it does not answer.
     async fn metrics(&self, port: u16) -> Vec<(String, f64)> {
         let text = async {
@@ -369,27 +369,30 @@ impl Client {
             .collect()
     }
 
+    /// A gauge or counter of a role's /metrics (its first series).
     async fn metric(&self, port: u16, metric: &str) -> Option<f64> {
-        self.metrics(port)
-            .await
-            .into_iter()
-            .find(|(s, _)| s == metric || s.starts_with(&format!("{metric}{{")))
-            .map(|(_, v)| v)
+        value(&self.metrics(port).await, metric)
     }
 }
 
+/// The first series of `metric` among a role's series.
+fn value(series: &[(String, f64)], metric: &str) -> Option<f64> {
+    series
+        .iter()
+        .find(|(s, _)| s == metric || s.starts_with(&format!("{metric}{{")))
+        .map(|(_, v)| *v)
+}
+
 /// A role's CQL requests so far, by kind and logical table ("write product").
-async fn cql_requests(client: &Client, port: u16) -> BTreeMap<String, f64> {
+fn cql_requests(series: &[(String, f64)]) -> BTreeMap<String, f64> {
     let label = |series: &str, name: &str| {
         let at = series.find(&format!("{name}=\""))? + name.len() + 2;
         Some(series[at..].split('"').next()?.to_string())
     };
-    client
-        .metrics(port)
-        .await
-        .into_iter()
+    series
+        .iter()
         .filter(|(s, _)| s.starts_with("porch_cql_requests_total{"))
-        .filter_map(|(s, v)| Some((format!("{} {}", label(&s, "kind")?, label(&s, "table")?), v)))
+        .filter_map(|(s, v)| Some((format!("{} {}", label(s, "kind")?, label(s, "table")?), *v)))
         .collect()
 }
 
