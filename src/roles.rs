@@ -126,6 +126,27 @@ struct Probe {
     role: &'static str,
     health: Arc<Health>,
     store: Option<Arc<CqlStore>>,
+    /// Metrics of the role's parts: the store's requests.
+    registry: prometheus::Registry,
+}
+
+impl Probe {
+    fn new(
+        role: &'static str,
+        health: Arc<Health>,
+        store: Option<Arc<CqlStore>>,
+    ) -> anyhow::Result<Self> {
+        let registry = prometheus::Registry::new();
+        if let Some(store) = &store {
+            registry.register(Box::new(store.requests()))?;
+        }
+        Ok(Probe {
+            role,
+            health,
+            store,
+            registry,
+        })
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -188,18 +209,8 @@ async fn metrics(State(p): State<Probe>) -> String {
         "# HELP porch_ready Whether the role is ready.\n# TYPE porch_ready gauge\nporch_ready{{role=\"{role}\"}} {}\n",
         u8::from(h.ready.load(Ordering::Relaxed))
     ));
-    if let Some(store) = &p.store {
-        use prometheus::core::Collector;
-        // A family with no series yet (nothing sent) is not valid in the text format.
-        let families: Vec<_> = store
-            .requests()
-            .collect()
-            .into_iter()
-            .filter(|f| !f.get_metric().is_empty())
-            .collect();
-        if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&families, &mut out) {
-            tracing::warn!(error = %e, "rendering the store's metrics");
-        }
+    if let Err(e) = prometheus::TextEncoder::new().encode_utf8(&p.registry.gather(), &mut out) {
+        tracing::warn!(error = %e, "rendering the role's metrics");
     }
     out
 }
@@ -273,11 +284,7 @@ pub fn processor(
     let worker = std::thread::Builder::new()
         .name(format!("porch-{name}"))
         .spawn(move || runtime.run(processor))?;
-    let probe = Probe {
-        role: "processor",
-        health,
-        store: Some(store),
-    };
+    let probe = Probe::new("processor", health, Some(store))?;
     let served = rt.block_on(serve_probe(listen, probe));
     stop.store(true, Ordering::Relaxed);
     let ran = worker
@@ -361,11 +368,7 @@ pub fn connector_search(
     let worker = std::thread::Builder::new()
         .name("porch-search".into())
         .spawn(move || feed_index(&kafka, &codec, &index, &h, &s))?;
-    let probe = Probe {
-        role: "connector-search",
-        health,
-        store: None,
-    };
+    let probe = Probe::new("connector-search", health, None)?;
     let served = rt.block_on(serve_probe(listen, probe));
     stop.store(true, Ordering::Relaxed);
     let fed = worker
