@@ -232,8 +232,10 @@ impl<'a> Op<'a> {
     /// The logical table it writes (`product_list` for a product's list entry).
     fn table(&self) -> &'a str {
         match self {
-            Op::Row(Place::Key { tbl, .. } | Place::Product { tbl, .. }, _) => tbl,
-            Op::Row(Place::Timeline { tbl, .. }, _) => tbl,
+            Op::Row(
+                Place::Key { tbl, .. } | Place::Product { tbl, .. } | Place::Timeline { tbl, .. },
+                _,
+            ) => tbl,
             Op::List(..) => "product_list",
         }
     }
