@@ -1,17 +1,16 @@
 //! DESIGN §5 on the real engines: loads of 5,000+ commands while a processor is SIGKILLed, the
 //! Kafka broker restarts or Cassandra is away for 30 s, and two members of one group share and
 //! hand over partitions. Afterwards every command is APPLIED, on its topic once, its events
-//! once each (read_committed), and every projection row equals the replay of its changelog.
+//! once each (read_committed), and, once every processor has consumed its inputs, every
+//! projection row equals the replay of its changelog.
 //! Needs `scripts/engines up` (the README's test command runs it).
 
 mod common;
 
-use common::checker::check_projections;
+use common::checker::{check_projections, committed};
 use common::load::{run_load, verify, Sent};
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{Offset, TopicPartitionList};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -48,29 +47,6 @@ fn engines(args: &[&str]) {
 
 fn bootstrap() -> String {
     std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
-}
-
-/// The committed offsets of a processor's group on its first input topic.
-fn committed(p: &Porch, processor: &str, topic: &str) -> Vec<i64> {
-    let prefix = &p.cluster().unwrap().prefix;
-    let consumer: BaseConsumer = porch_topics::client_config(&bootstrap())
-        .set("group.id", format!("{prefix}{processor}"))
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    for partition in 0..8 {
-        tpl.add_partition(&format!("{prefix}{topic}"), partition);
-    }
-    let got = consumer
-        .committed_offsets(tpl, Duration::from_secs(30))
-        .expect("committed offsets");
-    got.elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => o,
-            _ => -1,
-        })
-        .collect()
 }
 
 async fn finish(p: &Porch, sent: &[Sent]) {
