@@ -129,7 +129,8 @@ struct Sample {
     machine: (f64, f64, f64),
     turns: Vec<(f64, f64)>,
     /// CQL requests of each role with a store, by kind and table.
-    cql: Vec<BTreeMap<String, f64>>,
+    /// Per role: CQL requests so far and the seconds they took, by "kind table".
+    cql: Vec<BTreeMap<String, (f64, f64)>>,
 }
 
 async fn sample(
@@ -165,26 +166,32 @@ async fn sample(
     }
 }
 
-/// The CQL requests each role sent between two samples, per unit of work, by kind and table;
-/// a role that sent none is left out.
+/// The CQL requests each role sent between two samples, per unit of work, by kind and table,
+/// each with the mean time it took; a role that sent none is left out.
 fn print_cql_requests(per: &str, roles: &[(String, u16)], a: &Sample, b: &Sample, units: usize) {
-    println!("CQL requests per {per}, by role, kind and table:");
+    println!("CQL requests per {per}, by role, kind and table (mean time of one):");
     for (i, (name, _)) in roles.iter().enumerate() {
-        let sent: Vec<(&String, f64)> = b.cql[i]
+        let sent: Vec<(&String, f64, f64)> = b.cql[i]
             .iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    (v - a.cql[i].get(k).unwrap_or(&0.0)) / units.max(1) as f64,
-                )
+            .map(|(k, (n, secs))| {
+                let (n0, secs0) = a.cql[i].get(k).copied().unwrap_or_default();
+                let mean_ms = if n > &n0 {
+                    (secs - secs0) / (n - n0) * 1000.0
+                } else {
+                    0.0
+                };
+                (k, (n - n0) / units.max(1) as f64, mean_ms)
             })
-            .filter(|(_, v)| *v >= 0.005)
+            .filter(|(_, per_unit, _)| *per_unit >= 0.005)
             .collect();
         if sent.is_empty() {
             continue;
         }
-        let total: f64 = sent.iter().map(|(_, v)| v).sum();
-        let parts: Vec<String> = sent.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+        let total: f64 = sent.iter().map(|(_, v, _)| v).sum();
+        let parts: Vec<String> = sent
+            .iter()
+            .map(|(k, v, ms)| format!("{k} {v:.2} ({ms:.1} ms)"))
+            .collect();
         println!("  {name:<20} {total:>6.2}   {}", parts.join(", "));
     }
 }
@@ -383,17 +390,30 @@ fn value(series: &[(String, f64)], metric: &str) -> Option<f64> {
         .map(|(_, v)| *v)
 }
 
-/// A role's CQL requests so far, by kind and logical table ("write product").
-fn cql_requests(series: &[(String, f64)]) -> BTreeMap<String, f64> {
+/// A role's CQL requests so far and the seconds they took, by kind and logical table
+/// ("write product").
+fn cql_requests(series: &[(String, f64)]) -> BTreeMap<String, (f64, f64)> {
     let label = |series: &str, name: &str| {
         let at = series.find(&format!("{name}=\""))? + name.len() + 2;
         Some(series[at..].split('"').next()?.to_string())
     };
-    series
-        .iter()
-        .filter(|(s, _)| s.starts_with("porch_cql_requests_total{"))
-        .filter_map(|(s, v)| Some((format!("{} {}", label(s, "kind")?, label(s, "table")?), *v)))
-        .collect()
+    let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for (s, v) in series {
+        let seconds = s.starts_with("porch_cql_request_seconds_total{");
+        if !seconds && !s.starts_with("porch_cql_requests_total{") {
+            continue;
+        }
+        let (Some(kind), Some(table)) = (label(s, "kind"), label(s, "table")) else {
+            continue;
+        };
+        let entry = out.entry(format!("{kind} {table}")).or_default();
+        if seconds {
+            entry.1 = *v;
+        } else {
+            entry.0 = *v;
+        }
+    }
+    out
 }
 
 /// Sends `n` commands from `concurrency` clients; `make(i)` gives command i's method, key, path

@@ -138,7 +138,9 @@ impl Probe {
     ) -> anyhow::Result<Self> {
         let registry = prometheus::Registry::new();
         if let Some(store) = &store {
-            registry.register(Box::new(store.requests()))?;
+            for c in store.collectors() {
+                registry.register(c)?;
+            }
         }
         Ok(Probe {
             role,
@@ -318,7 +320,9 @@ pub fn ingest_api(
     let search = Arc::new(SearchIndex::open_read_only(&search_dir)?);
     let ready = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(Metrics::new());
-    metrics.registry().register(Box::new(store.requests()))?;
+    for c in store.collectors() {
+        metrics.registry().register(c)?;
+    }
     let state = AppState {
         store: sink.clone(),
         sink,

@@ -4,7 +4,8 @@ use crate::config::CqlConfig;
 use crate::layout::{self, Listed, Lower, Place, ScanPlan, PRODUCT_BUCKETS};
 use futures::{stream, StreamExt, TryStreamExt};
 use porch_processors::store::{BoxFuture, ProjectionStore, RowWrite, Store, StoreError};
-use prometheus::{IntCounterVec, Opts};
+use prometheus::core::Collector;
+use prometheus::{Counter, CounterVec, IntCounterVec, Opts};
 use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
 use scylla::serialize::row::{RowSerializationContext, SerializeRow};
@@ -48,6 +49,21 @@ struct Inner {
     runtime: Handle,
     /// Requests sent, by kind and logical table (see [`CqlStore::requests`]).
     requests: IntCounterVec,
+    /// Seconds those requests took, summed, by the same labels.
+    seconds: CounterVec,
+}
+
+/// A request under way: counted when it starts, its time added when it ends (dropped).
+#[must_use = "a request's time is taken when this is dropped"]
+struct Timing {
+    seconds: Counter,
+    started: std::time::Instant,
+}
+
+impl Drop for Timing {
+    fn drop(&mut self) {
+        self.seconds.inc_by(self.started.elapsed().as_secs_f64());
+    }
 }
 
 impl fmt::Debug for CqlStore {
@@ -344,6 +360,15 @@ impl CqlStore {
             &["kind", "table"],
         )
         .expect("a valid metric");
+        let seconds = CounterVec::new(
+            Opts::new(
+                "porch_cql_request_seconds_total",
+                "Seconds the CQL requests of porch_cql_requests_total took, summed (a scan's \
+                 pages together); over the count, the mean time of a request.",
+            ),
+            &["kind", "table"],
+        )
+        .expect("a valid metric");
         Ok(CqlStore {
             inner: Arc::new(Inner {
                 keyspace,
@@ -351,6 +376,7 @@ impl CqlStore {
                 st,
                 runtime,
                 requests,
+                seconds,
             }),
         })
     }
@@ -365,8 +391,22 @@ impl CqlStore {
         self.inner.requests.clone()
     }
 
-    fn count(&self, kind: &str, table: &str) {
+    /// The store's metrics for a role to expose: `porch_cql_requests_total` and
+    /// `porch_cql_request_seconds_total`; clones count together.
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.inner.requests.clone()),
+            Box::new(self.inner.seconds.clone()),
+        ]
+    }
+
+    /// Counts a request of this kind to this table and times it until the result is dropped.
+    fn count(&self, kind: &str, table: &str) -> Timing {
         self.inner.requests.with_label_values(&[kind, table]).inc();
+        Timing {
+            seconds: self.inner.seconds.with_label_values(&[kind, table]),
+            started: std::time::Instant::now(),
+        }
     }
 
     async fn exec(
@@ -416,7 +456,7 @@ impl CqlStore {
     }
 
     async fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.count("read", table);
+        let _timing = self.count("read", table);
         let st = &self.inner.st;
         match layout::place(table, key)?.place {
             Place::Key { tbl, key } => self.blob(&st.key_get, (tbl, key)).await,
@@ -466,7 +506,7 @@ impl CqlStore {
                     continue;
                 }
                 requests.push(Box::pin(async move {
-                    self.count("read", table);
+                    let _timing = self.count("read", table);
                     let rests: Vec<&str> = rows.iter().map(|(_, r)| *r).collect();
                     let found: HashMap<String, Vec<u8>> = self
                         .rows::<(String, Option<Vec<u8>>)>(
@@ -509,7 +549,7 @@ impl CqlStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        self.count("scan", table);
+        let _timing = self.count("scan", table);
         let st = &self.inner.st;
         match layout::scan_plan(table, prefix, start_after)? {
             ScanPlan::Empty => Ok(Vec::new()),
@@ -759,9 +799,9 @@ impl CqlStore {
         let st = &self.inner.st;
         let touches: Vec<_> = touched
             .into_iter()
-            .map(|(tbl, bucket)| {
-                self.count("write", "bucket_index");
-                self.exec(&st.index_touch, (tbl, bucket))
+            .map(|(tbl, bucket)| async move {
+                let _timing = self.count("write", "bucket_index");
+                self.exec(&st.index_touch, (tbl, bucket)).await
             })
             .collect();
         stream::iter(touches)
@@ -773,10 +813,10 @@ impl CqlStore {
     /// Writes of one partition in one request: a single statement as itself, more as an
     /// unlogged batch (atomic and isolated within its partition, with no batch log).
     async fn write_together(&self, ops: Vec<Op<'_>>, ts: i64) -> Result<(), StoreError> {
-        if let Some(first) = ops.first() {
+        let _timing = ops.first().map(|first| {
             let kind = if ops.len() == 1 { "write" } else { "batch" };
-            self.count(kind, first.table());
-        }
+            self.count(kind, first.table())
+        });
         let mut bound: Vec<(&PreparedStatement, Bound<'_>)> =
             ops.into_iter().map(|op| self.bind(op, ts)).collect();
         if bound.len() == 1 {
@@ -859,7 +899,7 @@ impl CqlStore {
                 "table {table} is not a point-lookup table and cannot be claimed"
             )));
         };
-        self.count("claim", table);
+        let _timing = self.count("claim", table);
         let st = &self.inner.st.key_claim;
         let result = self
             .inner
@@ -962,7 +1002,7 @@ impl ProjectionStore for CqlStore {
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(async move {
             let task = task_number(task)?;
-            self.count("read", "checkpoint");
+            let _timing = self.count("read", "checkpoint");
             self.blob(&self.inner.st.checkpoint_get, (group, task))
                 .await
         })
@@ -976,7 +1016,7 @@ impl ProjectionStore for CqlStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let task = task_number(task)?;
-            self.count("write", "checkpoint");
+            let _timing = self.count("write", "checkpoint");
             self.exec(
                 &self.inner.st.checkpoint_put,
                 (group, task, checkpoint.as_slice()),

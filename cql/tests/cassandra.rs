@@ -238,6 +238,27 @@ async fn many_rows(store: &CqlStore) {
         3,
         "p1's three rows in one request, p2 and p3 one each"
     );
+    // Each request is timed as well as counted, under the same labels.
+    let registry = prometheus::Registry::new();
+    for c in store.collectors() {
+        registry.register(c).unwrap();
+    }
+    let read_seconds: f64 = registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == "porch_cql_request_seconds_total")
+        .flat_map(|f| f.get_metric())
+        .filter(|m| {
+            let labels: Vec<(&str, &str)> = m
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            labels == [("kind", "read"), ("table", "offer")]
+        })
+        .map(|m| m.get_counter().get_value())
+        .sum();
+    assert!(read_seconds > 0.0, "the reads took time: {read_seconds}");
     let skus = ["many/SKU-1", "many/SKU-2"].map(String::from);
     assert_eq!(
         store.get_many("sku", &skus).await.unwrap(),
