@@ -346,10 +346,17 @@ impl DistributedSink {
         // ACCEPTED is written at the earliest write time there is, so it never replaces an
         // outcome the processor wrote (at the time of its batch), whenever a late retry
         // writes it.
-        self.store.apply(rows, now_micros()).await?;
-        self.store
-            .apply(vec![accepted_status(record)], ACCEPTED_WRITE_TIME)
-            .await?;
+        // A command no retry can name has no pending row to keep in step with: its claims'
+        // rows and its status go together, and the record only once both are written.
+        let status = self
+            .store
+            .apply(vec![accepted_status(record)], ACCEPTED_WRITE_TIME);
+        if attempt == Attempt::Unnamed {
+            futures::try_join!(self.store.apply(rows, now_micros()), status)?;
+        } else {
+            self.store.apply(rows, now_micros()).await?;
+            status.await?;
+        }
         self.produce(record, bytes, attempt).await?;
         Ok(SubmitOutcome::Accepted {
             command_id: env.command_id.clone(),
