@@ -939,12 +939,21 @@ fn task_number(task: u32) -> Result<i32, StoreError> {
     i32::try_from(task).map_err(|_| StoreError::Backend(format!("task number {task} is too large")))
 }
 
-/// The blocking read API. Each call blocks the calling thread on the runtime given at
+/// The blocking read API. Each blocking call blocks the calling thread on the runtime given at
 /// connect, so it must run on a blocking thread (`spawn_blocking`, a plain thread): on an
-/// async worker thread it would panic (tokio refuses to block there).
+/// async worker thread it would panic (tokio refuses to block there). `get_raw_async` does not
+/// block.
 impl Store for CqlStore {
     fn get_raw(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.runtime.block_on(self.get(table, key))
+    }
+
+    fn get_raw_async<'a>(
+        &'a self,
+        table: &'a str,
+        key: &'a str,
+    ) -> Option<BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>> {
+        Some(Box::pin(self.get(table, key)))
     }
 
     fn scan_raw(

@@ -4,7 +4,7 @@ use crate::auth::{Caller, Writer};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
 use crate::params::parse_number;
-use crate::reads::blocking;
+use crate::reads::read;
 use crate::AppState;
 use axum::extract::{FromRequestParts, State};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
@@ -169,8 +169,7 @@ pub async fn submit(
             // The earlier request may have had ids porch generated: answer with those.
             let key =
                 porch_processors::store::key(&[caller.tenant().as_str(), command_id.as_str()]);
-            let earlier: Option<CommandStatus> =
-                blocking(state, move |store| Ok(store.get(tables::COMMAND, &key)?)).await?;
+            let earlier: Option<CommandStatus> = read(state, tables::COMMAND, key).await?;
             let (aggregate_id, product_id) = match earlier {
                 Some(s) => (s.aggregate_id, s.product_id),
                 None => (new.aggregate_id, product_id),
@@ -313,11 +312,9 @@ pub async fn get_command(
     let key = porch_processors::store::key(&[caller.tenant().as_str(), id.as_str()]);
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
     loop {
-        let k = key.clone();
-        let status: CommandStatus =
-            blocking(&state, move |store| Ok(store.get(tables::COMMAND, &k)?))
-                .await?
-                .ok_or_else(|| ApiError::not_found(format!("command '{id}'")))?;
+        let status: CommandStatus = read(&state, tables::COMMAND, key.clone())
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("command '{id}'")))?;
         let remaining = deadline.saturating_duration_since(Instant::now());
         if status.status != CommandState::Accepted || remaining.is_zero() {
             return Ok(Json(status.into()));

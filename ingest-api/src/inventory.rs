@@ -4,7 +4,7 @@ use crate::auth::{Caller, Writer};
 use crate::commands::{submit, CommandAccepted, CommandMeta, NewCommand};
 use crate::error::{ApiError, Problem, Violations};
 use crate::extract::{ApiJson, ApiPath};
-use crate::reads::{blocking, product_prefix, scan_all, sku_owner};
+use crate::reads::{blocking, product_prefix, read, scan_all, sku_owner};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,8 +14,8 @@ use axum::{Json, Router};
 use porch_processors::domain::inventory::InventoryState;
 use porch_processors::store::{key, tables, Claim, Store, SubmitOutcome};
 use porch_schemas::{
-    LocationId, RegionCode, ReleaseReservation, ReservationId, ReserveStock, SellerId, SetStock,
-    Sku, StockLine, TenantId,
+    LocationId, ProductId, RegionCode, ReleaseReservation, ReservationId, ReserveStock, SellerId,
+    SetStock, Sku, StockLine, TenantId,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -142,16 +142,14 @@ async fn stock_line(
     sku: Sku,
     location: LocationId,
 ) -> Result<StockLine, ApiError> {
-    let (tenant, lookup_sku, lookup_location) = (tenant.clone(), sku.clone(), location.clone());
-    let (product, region) = blocking(state, move |store| {
-        let product = sku_owner(store, &tenant, &lookup_sku)?;
-        let region: Option<RegionCode> = store.get(
+    let (product, region) = tokio::try_join!(
+        sku_owner(state, tenant, &sku),
+        read::<RegionCode>(
+            state,
             tables::LOCATION,
-            &key(&[tenant.as_str(), lookup_location.as_str()]),
-        )?;
-        Ok((product, region))
-    })
-    .await?;
+            key(&[tenant.as_str(), location.as_str()])
+        ),
+    )?;
     let product_id = product.ok_or_else(|| ApiError::not_found(format!("sku '{sku}'")))?;
     let region = region.ok_or_else(|| {
         ApiError::invalid(
@@ -396,7 +394,8 @@ fn available(
     region: &RegionCode,
     seller: Option<&SellerId>,
 ) -> Result<i64, ApiError> {
-    let Some(product) = sku_owner(store, tenant, sku)? else {
+    let owner = store.get::<ProductId>(tables::SKU, &key(&[tenant.as_str(), sku.as_str()]))?;
+    let Some(product) = owner else {
         return Ok(0);
     };
     if let Some(seller) = seller {

@@ -157,10 +157,7 @@ pub async fn create_offer(
     // A second offer for the same seller, SKU and region is refused by the offer's claim when
     // it is submitted, after the Idempotency-Key is looked at: a retried request is replayed,
     // not refused.
-    let owner = {
-        let sku = sku.clone();
-        blocking(&state, move |store| sku_owner(store, &tenant, &sku)).await?
-    };
+    let owner = sku_owner(&state, &tenant, &sku).await?;
     let product_id = match (owner, given_product) {
         (Some(owner), Some(given)) if owner != given => {
             return Err(ApiError::invalid(

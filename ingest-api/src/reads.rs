@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::AppState;
 use porch_processors::domain::product::{ProductState, ProductStatus};
-use porch_processors::store::{key, tables, OfferRef, Store, StoreError};
+use porch_processors::store::{decode_row, key, tables, OfferRef, Store, StoreError};
 use porch_schemas::{OfferId, ProductId, Sku, TenantId};
 use serde::de::DeserializeOwned;
 
@@ -74,13 +74,28 @@ pub fn known_product(
     existing_product(store, tenant, product).map(drop)
 }
 
+/// One row decoded as JSON. Where the store reads over the network the request waits for it
+/// without holding a thread (the lookups that route every command are on this path); a local
+/// store reads on the blocking pool.
+pub async fn read<T: DeserializeOwned + Send + 'static>(
+    state: &AppState,
+    table: &'static str,
+    key: String,
+) -> Result<Option<T>, ApiError> {
+    if let Some(row) = state.store.get_raw_async(table, &key) {
+        let row = row.await?;
+        return Ok(row.map(|b| decode_row(table, &key, &b)).transpose()?);
+    }
+    blocking(state, move |store| Ok(store.get::<T>(table, &key)?)).await
+}
+
 /// The product a SKU belongs to, if the tenant has the SKU.
-pub fn sku_owner(
-    store: &(dyn Store + 'static),
+pub async fn sku_owner(
+    state: &AppState,
     tenant: &TenantId,
     sku: &Sku,
 ) -> Result<Option<ProductId>, ApiError> {
-    Ok(store.get::<ProductId>(tables::SKU, &key(&[tenant.as_str(), sku.as_str()]))?)
+    read(state, tables::SKU, key(&[tenant.as_str(), sku.as_str()])).await
 }
 
 /// Where an offer lives, or 404.

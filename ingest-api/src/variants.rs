@@ -5,7 +5,7 @@ use crate::commands::{submit, CommandAccepted, CommandMeta, NewCommand};
 use crate::error::{ApiError, Problem, Violations};
 use crate::extract::{from_value, ApiJson, ApiPath};
 use crate::products::checked_product;
-use crate::reads::{blocking, sku_owner};
+use crate::reads::sku_owner;
 use crate::AppState;
 use axum::extract::State;
 use axum::response::Response;
@@ -242,9 +242,7 @@ async fn sku_product(
     sku: String,
 ) -> Result<(Sku, ProductId), ApiError> {
     let sku = Sku::parse(sku).map_err(|_| ApiError::not_found("sku"))?;
-    let tenant = writer.caller().tenant().clone();
-    let lookup = sku.clone();
-    let product = blocking(state, move |store| sku_owner(store, &tenant, &lookup)).await?;
+    let product = sku_owner(state, writer.caller().tenant(), &sku).await?;
     let product = product.ok_or_else(|| ApiError::not_found(format!("sku '{sku}'")))?;
     Ok((sku, product))
 }

@@ -368,6 +368,13 @@ impl Store for DistributedSink {
     fn get_raw(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.get_raw(table, key)
     }
+    fn get_raw_async<'a>(
+        &'a self,
+        table: &'a str,
+        key: &'a str,
+    ) -> Option<BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>> {
+        Some(self.store.get_async(table, key))
+    }
     fn scan_raw(
         &self,
         table: &str,

@@ -287,6 +287,15 @@ pub enum SubmitOutcome {
 /// Read access to the projections (the API's query side).
 pub trait Store: Send + Sync {
     fn get_raw(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The row, read without holding a thread while it waits, where the backend reads over the
+    /// network; `None` where reads are local (they are then made on a blocking thread).
+    fn get_raw_async<'a>(
+        &'a self,
+        _table: &'a str,
+        _key: &'a str,
+    ) -> Option<BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>> {
+        None
+    }
     /// Rows of `table` whose key starts with `prefix`, in key order, after `start_after`.
     fn scan_raw(
         &self,
@@ -297,6 +306,19 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
 }
 
+/// A row's JSON decoded into `T`; a row that does not decode is corrupt.
+pub fn decode_row<T: serde::de::DeserializeOwned>(
+    table: &str,
+    key: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table: table.into(),
+        key: key.into(),
+        reason: e.to_string(),
+    })
+}
+
 impl dyn Store {
     /// A row decoded as JSON into `T`.
     pub fn get<T: serde::de::DeserializeOwned>(
@@ -304,18 +326,9 @@ impl dyn Store {
         table: &str,
         key: &str,
     ) -> Result<Option<T>, StoreError> {
-        match self.get_raw(table, key)? {
-            None => Ok(None),
-            Some(bytes) => {
-                serde_json::from_slice(&bytes)
-                    .map(Some)
-                    .map_err(|e| StoreError::Corrupt {
-                        table: table.into(),
-                        key: key.into(),
-                        reason: e.to_string(),
-                    })
-            }
-        }
+        self.get_raw(table, key)?
+            .map(|bytes| decode_row(table, key, &bytes))
+            .transpose()
     }
 
     /// Rows decoded as JSON into `T`.
