@@ -26,6 +26,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -1104,6 +1105,8 @@ enum TxnFailure {
     Kafka(KafkaError),
     /// The call did not return within the limit it was given (see [`bounded`]).
     Hung(&'static str, Duration),
+    /// The transaction coordinator did not answer the call in time (see [`after_txn_error`]).
+    Unanswered(&'static str, String),
 }
 
 impl From<KafkaError> for TxnFailure {
@@ -1122,6 +1125,10 @@ impl std::fmt::Display for TxnFailure {
                     "{what} of the transaction was not made: no thread to run it on"
                 )
             }
+            Self::Unanswered(what, e) => write!(
+                f,
+                "{what} of the transaction: no answer from the transaction coordinator ({e})"
+            ),
             Self::Hung(what, limit) => write!(
                 f,
                 "{what} of the transaction did not return within {} s",
@@ -1176,18 +1183,52 @@ fn bounded_for(
 
 /// Runs a transaction call again while librdkafka says retrying it is right (a timeout resumes
 /// the same operation), for up to two minutes.
-fn retry_txn(what: &str, mut op: impl FnMut() -> Result<(), TxnFailure>) -> Result<(), TxnFailure> {
+fn retry_txn(
+    what: &'static str,
+    mut op: impl FnMut() -> Result<(), TxnFailure>,
+) -> Result<(), TxnFailure> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         match op() {
-            Err(TxnFailure::Kafka(KafkaError::Transaction(e)))
-                if e.is_retriable() && Instant::now() < deadline =>
-            {
-                tracing::warn!(error = %e, "{what} of the transaction: retrying");
-                std::thread::sleep(Duration::from_millis(200));
+            Err(TxnFailure::Kafka(KafkaError::Transaction(e))) => {
+                match after_txn_error(what, e.code(), e.is_retriable()) {
+                    AfterTxnError::Retry if Instant::now() < deadline => {
+                        tracing::warn!(error = %e, "{what} of the transaction: retrying");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                    AfterTxnError::Replace => {
+                        return Err(TxnFailure::Unanswered(what, e.to_string()))
+                    }
+                    _ => return Err(TxnFailure::Kafka(KafkaError::Transaction(e))),
+                }
             }
             r => return r,
         }
+    }
+}
+
+/// What a transaction call's error calls for.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterTxnError {
+    Retry,
+    /// Fail the turn and replace the producer.
+    Replace,
+    Fail,
+}
+
+/// A call that got no answer from the transaction coordinator within librdkafka's own timeout
+/// (a local timeout) is not retried on the same producer, except the commit, which must be
+/// resumed (see `finish`): after a broker restart librdkafka can keep a producer whose
+/// coordinator requests wait in a queue that never drains, and retrying it stalled a processor
+/// for minutes. Like a hung call, it fails the turn and the producer is replaced; the new one's
+/// init_transactions settles what the old one left open.
+fn after_txn_error(what: &str, code: RDKafkaErrorCode, retriable: bool) -> AfterTxnError {
+    if code == RDKafkaErrorCode::OperationTimedOut && what != "commit" {
+        AfterTxnError::Replace
+    } else if retriable {
+        AfterTxnError::Retry
+    } else {
+        AfterTxnError::Fail
     }
 }
 
@@ -1220,7 +1261,7 @@ impl TurnError {
     fn txn(e: TxnFailure) -> Self {
         match e {
             TxnFailure::Kafka(e) => Self::kafka(e),
-            hung @ TxnFailure::Hung(..) => Self {
+            hung @ (TxnFailure::Hung(..) | TxnFailure::Unanswered(..)) => Self {
                 message: format!("kafka: {hung}"),
                 fatal_producer: true,
                 coordinator_unanswered: false,
@@ -1291,6 +1332,33 @@ mod tests {
             "the message names the limit the call was given"
         );
         assert!(e.fatal_producer, "a hung call replaces the producer");
+    }
+
+    #[test]
+    fn a_transaction_call_the_coordinator_never_answered_replaces_the_producer() {
+        use rdkafka::types::RDKafkaErrorCode::{CoordinatorLoadInProgress, OperationTimedOut};
+        for what in ["begin", "send offsets", "abort"] {
+            assert_eq!(
+                after_txn_error(what, OperationTimedOut, true),
+                AfterTxnError::Replace,
+                "{what}"
+            );
+        }
+        // A commit that timed out is resumed, never abandoned.
+        assert_eq!(
+            after_txn_error("commit", OperationTimedOut, true),
+            AfterTxnError::Retry
+        );
+        assert_eq!(
+            after_txn_error("send offsets", CoordinatorLoadInProgress, true),
+            AfterTxnError::Retry
+        );
+        assert_eq!(
+            after_txn_error("send offsets", CoordinatorLoadInProgress, false),
+            AfterTxnError::Fail
+        );
+        let failed = TurnError::txn(TxnFailure::Unanswered("send offsets", "timed out".into()));
+        assert!(failed.fatal_producer, "{failed}");
     }
 
     #[test]
