@@ -1223,7 +1223,8 @@ enum AfterTxnError {
 /// for minutes. Like a hung call, it fails the turn and the producer is replaced; the new one's
 /// init_transactions settles what the old one left open.
 fn after_txn_error(what: &str, code: RDKafkaErrorCode, retriable: bool) -> AfterTxnError {
-    if code == RDKafkaErrorCode::OperationTimedOut && what != "commit" {
+    // Records that timed out carry the same code but require an abort, which `abort` does.
+    if code == RDKafkaErrorCode::OperationTimedOut && retriable && what != "commit" {
         AfterTxnError::Replace
     } else if retriable {
         AfterTxnError::Retry
@@ -1344,6 +1345,11 @@ mod tests {
                 "{what}"
             );
         }
+        // Records that timed out in the transaction: abort it, keep the producer.
+        assert_eq!(
+            after_txn_error("send offsets", OperationTimedOut, false),
+            AfterTxnError::Fail
+        );
         // A commit that timed out is resumed, never abandoned.
         assert_eq!(
             after_txn_error("commit", OperationTimedOut, true),

@@ -141,6 +141,10 @@ pub async fn wait_consumed(p: &Porch) {
             if again == want {
                 return;
             }
+            assert!(
+                Instant::now() < deadline,
+                "the processors' inputs still grew after 120 s: {again:?}"
+            );
             want = again; // more arrived meanwhile: wait for those too
             continue;
         }
