@@ -598,20 +598,24 @@ async fn one_idempotency_key_one_command_one_set_of_events() {
 async fn an_offer_activates_when_its_validity_window_opens() {
     let p = Porch::start().await;
     let key = admin_key("acme");
-    p.applied(
-        Method::POST,
-        &key,
-        "/v1/products",
-        product_body("later", "Later lamp", "home", true),
-    )
-    .await;
-    p.applied(
-        Method::POST,
-        &key,
-        "/v1/products/later/variants",
-        json!({ "variants": [{ "sku": "later-1" }] }),
-    )
-    .await;
+    // A second product whose offer opens at the same microsecond: the two ticks' events must
+    // not share ids.
+    for (product, title) in [("later", "Later lamp"), ("twin", "Twin lamp")] {
+        p.applied(
+            Method::POST,
+            &key,
+            "/v1/products",
+            product_body(product, title, "home", true),
+        )
+        .await;
+        p.applied(
+            Method::POST,
+            &key,
+            &format!("/v1/products/{product}/variants"),
+            json!({ "variants": [{ "sku": format!("{product}-1") }] }),
+        )
+        .await;
+    }
     let (s, b) = p
         .post(
             &key,
@@ -620,27 +624,33 @@ async fn an_offer_activates_when_its_validity_window_opens() {
         )
         .await;
     assert!(s == 200 || s == 201, "{b}");
-    p.applied(
-        Method::PUT,
-        &key,
-        "/v1/inventory/later-1/lon-1",
-        json!({ "on_hand": 3 }),
-    )
-    .await;
+    for sku in ["later-1", "twin-1"] {
+        p.applied(
+            Method::PUT,
+            &key,
+            &format!("/v1/inventory/{sku}/lon-1"),
+            json!({ "on_hand": 3 }),
+        )
+        .await;
+    }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_micros() as i64;
     let opens = now + 8_000_000;
-    let offer = p
-        .applied(
-            Method::POST,
-            &key,
-            "/v1/offers",
-            json!({ "sku": "later-1", "region": "GB", "price": { "amount_minor": 900, "currency": "GBP" }, "valid_from": opens }),
-        )
-        .await;
-    let offer = offer["aggregate_id"].as_str().unwrap().to_string();
+    let mut offers = Vec::new();
+    for sku in ["later-1", "twin-1"] {
+        let offer = p
+            .applied(
+                Method::POST,
+                &key,
+                "/v1/offers",
+                json!({ "sku": sku, "region": "GB", "price": { "amount_minor": 900, "currency": "GBP" }, "valid_from": opens }),
+            )
+            .await;
+        offers.push(offer["aggregate_id"].as_str().unwrap().to_string());
+    }
+    let offer = offers[0].clone();
     // Activation reads five topics with no order between them: until it has absorbed the
     // variant, the stock and the compliance verdict the offer may wait on those too. Once
     // settled, only the window holds it back.
@@ -658,4 +668,22 @@ async fn an_offer_activates_when_its_validity_window_opens() {
         .as_micros() as i64;
     assert!(at >= opens, "not active before the window opens");
     wait_visible(&p, &key, "GB", &offer, true).await;
+    wait_offer_status(&p, &key, "twin", &offers[1], "ACTIVE").await;
+    let ids: Vec<String> = p
+        .topic("activation.events")
+        .await
+        .iter()
+        .map(|r| {
+            r["value"]["envelope"]["event_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        ids.len(),
+        "activation event ids repeat: {ids:?}"
+    );
 }

@@ -453,10 +453,13 @@ impl Processor for ActivationProcessor {
             };
             ctx.remove(DEADLINES, entry)?;
             ctx.remove(DEADLINE_OF, &key(&[tenant.as_str(), product.as_str()]))?;
+            // Unique per product and due time (':' is in no tenant or product id): products due
+            // at the same microsecond must not share event ids.
+            let tick = format!("tick-{}:{tenant}:{product}", &entry[..20]);
             ctx.set_cause(Cause {
-                id: format!("tick-{}", &entry[..20]),
+                id: tick.clone(),
                 tenant: tenant.clone(),
-                correlation_id: format!("tick-{}", &entry[..20]),
+                correlation_id: tick,
                 command: None,
             });
             self.decide(ctx, &tenant, &product, &ActivationInput::Tick { now }, None)?;
