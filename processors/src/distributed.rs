@@ -343,8 +343,20 @@ impl DistributedRuntime {
         let mut poll_warned: Option<Instant> = None;
         // Turns failed in a row because the group coordinator did not answer.
         let mut unanswered = 0u32;
+        // A producer marked for replacement that could not be replaced yet (its coordinator
+        // still loading, say): tried again before every turn, never kept for good.
+        let mut replace_producer = false;
         tracing::info!(processor = p.name(), group = %group, "joining the consumer group");
         while !self.stop.load(Ordering::Relaxed) {
+            if replace_producer {
+                match self.producer(&group) {
+                    Ok(np) => {
+                        producer = Arc::new(np);
+                        replace_producer = false;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot recreate the producer yet"),
+                }
+            }
             // Twice in a row (a minute) without an answer from the coordinator: librdkafka can
             // keep a consumer whose coordinator handle never finds its broker again while its
             // fetch connections are up, which its statistics do not show.
@@ -420,7 +432,10 @@ impl DistributedRuntime {
                     if e.fatal_producer {
                         match self.producer(&group) {
                             Ok(np) => producer = Arc::new(np),
-                            Err(e) => tracing::error!(error = %e, "cannot recreate the producer"),
+                            Err(e) => {
+                                tracing::error!(error = %e, "cannot recreate the producer; trying again before the next turn");
+                                replace_producer = true;
+                            }
                         }
                     }
                     std::thread::sleep(backoff);
