@@ -343,8 +343,9 @@ impl DistributedRuntime {
         let mut poll_warned: Option<Instant> = None;
         // Turns failed in a row because the group coordinator did not answer.
         let mut unanswered = 0u32;
-        // A producer marked for replacement that could not be replaced yet (its coordinator
-        // still loading, say): tried again before every turn, never kept for good.
+        // The producer must be replaced before the next turn (fenced, fatal, or a call that
+        // went unanswered). Until a new one can be made (its coordinator still loading, say),
+        // no turn runs.
         let mut replace_producer = false;
         tracing::info!(processor = p.name(), group = %group, "joining the consumer group");
         while !self.stop.load(Ordering::Relaxed) {
@@ -354,7 +355,9 @@ impl DistributedRuntime {
                         producer = Arc::new(np);
                         replace_producer = false;
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot recreate the producer yet"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot recreate the producer yet")
+                    }
                 }
             }
             // Twice in a row (a minute) without an answer from the coordinator: librdkafka can
@@ -364,14 +367,16 @@ impl DistributedRuntime {
             if stuck {
                 unanswered = 0;
             }
-            self.replace_lost(
+            if self.replace_lost(
                 &group,
                 &refs,
                 &mut consumer,
                 &mut producer,
                 &mut tasks,
                 stuck,
-            );
+            ) {
+                replace_producer = false;
+            }
             let poll_started = Instant::now();
             let polled = self.poll_batch(&consumer);
             tracing::trace!(
@@ -380,6 +385,16 @@ impl DistributedRuntime {
                 "polled"
             );
             self.track_assignment(&consumer, &mut tasks);
+            if replace_producer {
+                // No turn runs on a producer marked for replacement: its last call may still be
+                // running (a hung abort makes every later begin a conflict). The consumer keeps
+                // polling to stay in the group; every task is unrecovered, so what it polled now
+                // comes again after recovery seeks back to the committed offsets.
+                self.health.ready.store(false, Ordering::Relaxed);
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
             let records = match polled {
                 Ok(r) => r,
                 Err(e) => {
@@ -429,15 +444,8 @@ impl DistributedRuntime {
                     } else {
                         0
                     };
-                    if e.fatal_producer {
-                        match self.producer(&group) {
-                            Ok(np) => producer = Arc::new(np),
-                            Err(e) => {
-                                tracing::error!(error = %e, "cannot recreate the producer; trying again before the next turn");
-                                replace_producer = true;
-                            }
-                        }
-                    }
+                    // Replaced before the next turn, at the top of the loop.
+                    replace_producer |= e.fatal_producer;
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -450,6 +458,7 @@ impl DistributedRuntime {
     /// Replaces a consumer or producer that has lost its cluster for good (see [`Liveness`]):
     /// a new consumer joins the group again and its tasks recover from what was committed; a
     /// new producer, under the same transactional id, aborts what the old one left open.
+    /// True when the producer was replaced.
     fn replace_lost(
         &self,
         group: &str,
@@ -458,7 +467,7 @@ impl DistributedRuntime {
         producer: &mut Arc<TxnProducer>,
         tasks: &mut BTreeMap<u32, Task>,
         coordinator_stuck: bool,
-    ) {
+    ) -> bool {
         let mut consumer_replaced = false;
         let why = if coordinator_stuck {
             Some("the group coordinator has not answered two turns in a row")
@@ -497,10 +506,12 @@ impl DistributedRuntime {
                     for t in tasks.values_mut() {
                         t.recovered = false;
                     }
+                    return true;
                 }
                 Err(e) => tracing::error!(error = %e, "cannot recreate the producer"),
             }
         }
+        false
     }
 
     fn consumer(&self, group: &str) -> anyhow::Result<GroupConsumer> {
