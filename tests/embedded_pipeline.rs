@@ -195,13 +195,33 @@ async fn seven_steps_make_listings_visible_in_their_own_region_only() {
             ("ingest-api", api, "command"),
             ("product", product, "product"),
         ] {
-            let counted = text.lines().any(|l| {
-                l.starts_with("porch_cql_requests_total{")
-                    && l.contains("kind=\"write\"")
-                    && l.contains(&format!("table=\"{table}\""))
-                    && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) >= Some(1.0)
-            });
-            assert!(counted, "{role} counts its writes to {table}:\n{text}");
+            let at_least_one = |prefix: &str, labels: &[&str]| {
+                text.lines().any(|l| {
+                    l.starts_with(prefix)
+                        && labels.iter().all(|label| l.contains(label))
+                        && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) >= Some(1.0)
+                })
+            };
+            let table_label = format!("table=\"{table}\"");
+            assert!(
+                at_least_one("porch_cql_rows_written_total{", &[&table_label]),
+                "{role} counts its rows written to {table}:\n{text}"
+            );
+            // Each request is counted too: the processor writes a turn's rows in shared
+            // batches, the API a command's status alone.
+            let request = if role == "ingest-api" {
+                at_least_one(
+                    "porch_cql_requests_total{",
+                    &["kind=\"write\"", &table_label],
+                )
+            } else {
+                at_least_one("porch_cql_requests_total{", &["kind=\"batch\""])
+                    || at_least_one(
+                        "porch_cql_requests_total{",
+                        &["kind=\"write\"", &table_label],
+                    )
+            };
+            assert!(request, "{role} counts its write requests:\n{text}");
         }
     }
 }

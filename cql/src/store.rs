@@ -22,15 +22,23 @@ use tokio::runtime::Handle;
 
 /// Requests of one `apply` (or one product page's lookups) in flight at once.
 const IN_FLIGHT: usize = 64;
-/// Values in one batch of writes to a product partition, at most (a larger write goes alone):
-/// well under the mutation size a database takes (half a commit log segment in Cassandra).
+/// Bytes in one batch of writes to one partition, at most (a larger write goes alone): well
+/// under the mutation size a database takes (half a commit log segment in Cassandra).
 const BATCH_BYTES: usize = 256 * 1024;
-/// Writes in one batch to a product partition, at most.
+/// Writes in one batch to one partition, at most.
 const BATCH_STATEMENTS: usize = 500;
+/// Bytes in one batch that spans partitions, at most: Cassandra refuses such a batch over
+/// `batch_size_fail_threshold` (50 KiB by default), ScyllaDB over 1 MiB.
+const SHARED_BYTES: usize = 32 * 1024;
+/// Writes in one batch that spans partitions, at most.
+const SHARED_STATEMENTS: usize = 100;
+/// Bytes a write costs beyond its key and value, about (column names, timestamps).
+const WRITE_OVERHEAD: usize = 32;
 /// How long `ready` waits for an answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
-/// Rows of one partition in one read, at most (`rest IN ?`): ScyllaDB refuses an IN list of
-/// more than 100 clustering keys by default (`max_clustering_key_restrictions_per_query`).
+/// Rows of one partition in one read (`rest IN ?`), or partitions (`key IN ?`), at most:
+/// ScyllaDB refuses an IN list of more than 100 by default
+/// (`max_clustering_key_restrictions_per_query`, `max_partition_key_restrictions_per_query`).
 const IN_ROWS: usize = 50;
 /// Rows of the bucket index fetched per page while looking for the earliest bucket.
 const INDEX_PAGE: i32 = 64;
@@ -51,6 +59,8 @@ struct Inner {
     requests: IntCounterVec,
     /// Seconds those requests took, summed, by the same labels.
     seconds: CounterVec,
+    /// Rows written or deleted, by logical table, whichever request carried them.
+    rows_written: IntCounterVec,
 }
 
 /// A request under way: counted when it starts, its time added when it ends (dropped).
@@ -82,6 +92,7 @@ struct Statements {
     key_claim: PreparedStatement,
     product_get: PreparedStatement,
     product_get_many: PreparedStatement,
+    key_get_many: PreparedStatement,
     product_put: PreparedStatement,
     product_del: PreparedStatement,
     product_scan: PreparedStatement,
@@ -146,8 +157,12 @@ impl Statements {
             ))
             .await?,
             product_get_many: prepare(format!(
-                "SELECT rest, v FROM {ks}.rows_by_product \
-                 WHERE tenant = ? AND product = ? AND tbl = ? AND rest IN ?"
+                "SELECT product, rest, v FROM {ks}.rows_by_product \
+                 WHERE tenant = ? AND product IN ? AND tbl = ? AND rest IN ?"
+            ))
+            .await?,
+            key_get_many: prepare(format!(
+                "SELECT key, v FROM {ks}.rows_by_key WHERE tbl = ? AND key IN ?"
             ))
             .await?,
             product_put: prepare(format!(
@@ -264,19 +279,49 @@ impl<'a> Op<'a> {
         }
     }
 
-    /// The product partition the write lands in, if it is one of `rows_by_product`: writes to
-    /// one partition go together in an unlogged batch (one mutation for the database).
-    fn product_partition(&self) -> Option<(&'a str, &'a str)> {
+    /// The partition the write lands in: its writes go together (one mutation for the
+    /// database, atomic and isolated within the partition).
+    fn partition(&self) -> Partition<'a> {
         match self {
+            Op::Row(Place::Key { tbl, key }, _) => Partition::Key(tbl, key),
             Op::Row(
                 Place::Product {
                     tenant, product, ..
                 },
                 _,
-            ) => Some((tenant, product)),
-            _ => None,
+            ) => Partition::Product(tenant, product),
+            Op::Row(Place::Timeline { tbl, bucket, .. }, _) => Partition::Timeline(tbl, *bucket),
+            Op::List(l, _) => Partition::List(l.tenant, l.bucket),
         }
     }
+
+    /// Bytes the database counts for the write, about: its key, clustering and value.
+    fn size(&self) -> usize {
+        let keys = match self {
+            Op::Row(Place::Key { tbl, key }, _) => tbl.len() + key.len(),
+            Op::Row(
+                Place::Product {
+                    tenant,
+                    product,
+                    tbl,
+                    rest,
+                },
+                _,
+            ) => tenant.len() + product.len() + tbl.len() + rest.len(),
+            Op::Row(Place::Timeline { tbl, key, .. }, _) => tbl.len() + 8 + key.len(),
+            Op::List(l, _) => l.tenant.len() + 4 + l.product.len(),
+        };
+        keys + self.value_bytes() + WRITE_OVERHEAD
+    }
+}
+
+/// A partition of one of the tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Partition<'a> {
+    Key(&'a str, &'a str),
+    Product(&'a str, &'a str),
+    Timeline(&'a str, i64),
+    List(&'a str, i32),
 }
 
 /// The bound values of one write, whichever statement it binds.
@@ -302,31 +347,66 @@ impl SerializeRow for Bound<'_> {
     }
 }
 
-/// The writes of an `apply` as requests: those of one product partition together, up to
-/// BATCH_BYTES of values and BATCH_STATEMENTS writes a request, every other write alone.
-fn group_by_partition(ops: Vec<Op<'_>>) -> Vec<Vec<Op<'_>>> {
-    let mut groups: Vec<(Vec<Op<'_>>, usize)> = Vec::with_capacity(ops.len());
-    let mut by_partition: HashMap<(&str, &str), usize> = HashMap::new();
+/// The writes of an `apply` as requests. The writes of one partition stay together, up to
+/// BATCH_BYTES and BATCH_STATEMENTS a request (a larger partition is split); small partitions
+/// share a request, up to SHARED_BYTES and SHARED_STATEMENTS: one request for many rows costs
+/// the database far less than one request each, and a batch spanning partitions is within
+/// what Cassandra and ScyllaDB take by default (Cassandra refuses one over 50 KiB).
+fn group_writes(ops: Vec<Op<'_>>) -> Vec<Vec<Op<'_>>> {
+    // Partitions in order of first write; each partition's writes in order.
+    let mut partitions: Vec<Vec<Op<'_>>> = Vec::new();
+    let mut index: HashMap<Partition<'_>, usize> = HashMap::with_capacity(ops.len());
     for op in ops {
-        let bytes = op.value_bytes();
-        let Some(partition) = op.product_partition() else {
-            groups.push((vec![op], bytes));
-            continue;
-        };
-        match by_partition.get(&partition) {
-            Some(&i)
-                if groups[i].1 + bytes <= BATCH_BYTES && groups[i].0.len() < BATCH_STATEMENTS =>
-            {
-                groups[i].0.push(op);
-                groups[i].1 += bytes;
-            }
-            _ => {
-                by_partition.insert(partition, groups.len());
-                groups.push((vec![op], bytes));
+        match index.get(&op.partition()) {
+            Some(&i) => partitions[i].push(op),
+            None => {
+                index.insert(op.partition(), partitions.len());
+                partitions.push(vec![op]);
             }
         }
     }
-    groups.into_iter().map(|(group, _)| group).collect()
+    let mut requests = Vec::new();
+    let mut shared: (Vec<Op<'_>>, usize) = (Vec::new(), 0);
+    for ops in partitions {
+        let bytes: usize = ops.iter().map(Op::size).sum();
+        if bytes > SHARED_BYTES || ops.len() > SHARED_STATEMENTS {
+            // A large partition: batches of its own.
+            let mut batch: (Vec<Op<'_>>, usize) = (Vec::new(), 0);
+            for op in ops {
+                let size = op.size();
+                if !batch.0.is_empty()
+                    && (batch.1 + size > BATCH_BYTES || batch.0.len() >= BATCH_STATEMENTS)
+                {
+                    requests.push(std::mem::take(&mut batch).0);
+                }
+                batch.0.push(op);
+                batch.1 += size;
+            }
+            requests.push(batch.0);
+            continue;
+        }
+        if shared.1 + bytes > SHARED_BYTES || shared.0.len() + ops.len() > SHARED_STATEMENTS {
+            requests.push(std::mem::take(&mut shared).0);
+        }
+        shared.1 += bytes;
+        shared.0.extend(ops);
+    }
+    if !shared.0.is_empty() {
+        requests.push(shared.0);
+    }
+    requests
+}
+
+/// The rows asked for, (position, name in the answer), with what an `IN` read found by name.
+fn pick(asked: &[(usize, &str)], found: Vec<(String, Option<Vec<u8>>)>) -> Found {
+    let found: HashMap<String, Vec<u8>> = found
+        .into_iter()
+        .filter_map(|(name, v)| Some((name, v?)))
+        .collect();
+    asked
+        .iter()
+        .map(|(i, name)| (*i, found.get(*name).cloned()))
+        .collect()
 }
 
 fn failed(st: &PreparedStatement, e: impl fmt::Display) -> StoreError {
@@ -369,6 +449,16 @@ impl CqlStore {
             &["kind", "table"],
         )
         .expect("a valid metric");
+        let rows_written = IntCounterVec::new(
+            Opts::new(
+                "porch_cql_rows_written_total",
+                "Rows written or deleted in the store, by logical table, whichever request \
+                 carried them (a batch spanning tables counts as table \"mixed\" in \
+                 porch_cql_requests_total).",
+            ),
+            &["table"],
+        )
+        .expect("a valid metric");
         Ok(CqlStore {
             inner: Arc::new(Inner {
                 keyspace,
@@ -377,6 +467,7 @@ impl CqlStore {
                 runtime,
                 requests,
                 seconds,
+                rows_written,
             }),
         })
     }
@@ -391,12 +482,19 @@ impl CqlStore {
         self.inner.requests.clone()
     }
 
-    /// The store's metrics for a role to expose: `porch_cql_requests_total` and
-    /// `porch_cql_request_seconds_total`; clones count together.
+    /// Rows written or deleted, by logical table (`porch_cql_rows_written_total`).
+    pub fn rows_written(&self) -> IntCounterVec {
+        self.inner.rows_written.clone()
+    }
+
+    /// The store's metrics for a role to expose: `porch_cql_requests_total`,
+    /// `porch_cql_request_seconds_total` and `porch_cql_rows_written_total`; clones count
+    /// together.
     pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
         vec![
             Box::new(self.inner.requests.clone()),
             Box::new(self.inner.seconds.clone()),
+            Box::new(self.inner.rows_written.clone()),
         ]
     }
 
@@ -475,14 +573,16 @@ impl CqlStore {
         }
     }
 
-    /// Rows of one table: the rows of one product partition in one request (`rest IN ?`),
-    /// every other row alone; all of them concurrently.
+    /// Rows of one table, all of them concurrently, in few requests: the rows of products of a
+    /// tenant that ask for the same rows together (`product IN ? AND rest IN ?`), point rows
+    /// together (`key IN ?`), every other row alone.
     async fn get_rows(
         &self,
         table: &str,
         keys: &[String],
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let mut together: HashMap<(&str, &str), Vec<(usize, &str)>> = HashMap::new();
+        let mut by_product: HashMap<(&str, &str), Vec<(usize, &str)>> = HashMap::new();
+        let mut by_key: Vec<(usize, &str)> = Vec::new();
         let mut alone = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             match layout::place(table, k)?.place {
@@ -491,38 +591,75 @@ impl CqlStore {
                     product,
                     rest,
                     ..
-                } => together
+                } => by_product
                     .entry((tenant, product))
                     .or_default()
                     .push((i, rest)),
-                _ => alone.push(i),
+                Place::Key { key, .. } => by_key.push((i, key)),
+                Place::Timeline { .. } => alone.push(i),
             }
         }
-        let mut requests: Vec<BoxFuture<'_, Result<Found, StoreError>>> = Vec::new();
-        for ((tenant, product), rows) in &together {
-            for rows in rows.chunks(IN_ROWS) {
-                if let [(i, _)] = rows {
-                    alone.push(*i);
-                    continue;
-                }
-                requests.push(Box::pin(async move {
-                    let _timing = self.count("read", table);
-                    let rests: Vec<&str> = rows.iter().map(|(_, r)| *r).collect();
-                    let found: HashMap<String, Vec<u8>> = self
-                        .rows::<(String, Option<Vec<u8>>)>(
-                            &self.inner.st.product_get_many,
-                            (*tenant, *product, table, rests),
-                        )
-                        .await?
-                        .into_iter()
-                        .filter_map(|(rest, v)| Some((rest, v?)))
-                        .collect();
-                    Ok(rows
-                        .iter()
-                        .map(|(i, rest)| (*i, found.get(*rest).cloned()))
-                        .collect())
-                }));
+        // Products of a tenant that ask for the same rows: together, the products and their
+        // rows both `IN` lists, up to IN_ROWS rows asked a request.
+        let mut same_rows: HashMap<(&str, Vec<&str>), Vec<&str>> = HashMap::new();
+        // Where each row asked goes in the answer (a key asked twice, twice).
+        let mut positions: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+        for ((tenant, product), rows) in by_product {
+            let mut rests: Vec<&str> = Vec::with_capacity(rows.len());
+            for (i, rest) in rows {
+                positions
+                    .entry((tenant, product, rest))
+                    .or_default()
+                    .push(i);
+                rests.push(rest);
             }
+            rests.sort_unstable();
+            rests.dedup();
+            same_rows.entry((tenant, rests)).or_default().push(product);
+        }
+        let positions = &positions;
+        let mut requests: Vec<BoxFuture<'_, Result<Found, StoreError>>> = Vec::new();
+        for ((tenant, rests), products) in same_rows {
+            for rests in rests.chunks(IN_ROWS).map(<[_]>::to_vec) {
+                let per_request = (IN_ROWS / rests.len()).max(1);
+                for products in products.chunks(per_request).map(<[_]>::to_vec) {
+                    let rests = rests.clone();
+                    requests.push(Box::pin(async move {
+                        let _timing = self.count("read", table);
+                        let found = self
+                            .rows::<(String, String, Option<Vec<u8>>)>(
+                                &self.inner.st.product_get_many,
+                                (tenant, &products, table, &rests),
+                            )
+                            .await?;
+                        let found: HashMap<(String, String), Vec<u8>> = found
+                            .into_iter()
+                            .filter_map(|(p, r, v)| Some(((p, r), v?)))
+                            .collect();
+                        let mut out = Vec::with_capacity(products.len() * rests.len());
+                        for product in &products {
+                            for rest in &rests {
+                                let asked = positions.get(&(tenant, *product, *rest));
+                                let value = found.get(&(product.to_string(), rest.to_string()));
+                                out.extend(
+                                    asked.into_iter().flatten().map(|i| (*i, value.cloned())),
+                                );
+                            }
+                        }
+                        Ok(out)
+                    }));
+                }
+            }
+        }
+        for rows in by_key.chunks(IN_ROWS).map(<[_]>::to_vec) {
+            requests.push(Box::pin(async move {
+                let _timing = self.count("read", table);
+                let keys: Vec<&str> = rows.iter().map(|(_, k)| *k).collect();
+                let found = self
+                    .rows::<(String, Option<Vec<u8>>)>(&self.inner.st.key_get_many, (table, keys))
+                    .await?;
+                Ok(pick(&rows, found))
+            }));
         }
         for i in alone {
             requests.push(Box::pin(async move {
@@ -786,7 +923,7 @@ impl CqlStore {
             }
             ops.push(Op::Row(placement.place, w.value.as_deref()));
         }
-        let groups = group_by_partition(ops);
+        let groups = group_writes(ops);
         let requests: Vec<_> = groups
             .into_iter()
             .map(|group| self.write_together(group, ts))
@@ -810,13 +947,21 @@ impl CqlStore {
             .await
     }
 
-    /// Writes of one partition in one request: a single statement as itself, more as an
-    /// unlogged batch (atomic and isolated within its partition, with no batch log).
+    /// Writes in one request: a single statement as itself, more as an unlogged batch (atomic
+    /// and isolated within each of its partitions, with no batch log).
     async fn write_together(&self, ops: Vec<Op<'_>>, ts: i64) -> Result<(), StoreError> {
         let _timing = ops.first().map(|first| {
             let kind = if ops.len() == 1 { "write" } else { "batch" };
-            self.count(kind, first.table())
+            let table = first.table();
+            let one_table = ops.iter().all(|op| op.table() == table);
+            self.count(kind, if one_table { table } else { "mixed" })
         });
+        for op in &ops {
+            self.inner
+                .rows_written
+                .with_label_values(&[op.table()])
+                .inc();
+        }
         let mut bound: Vec<(&PreparedStatement, Bound<'_>)> =
             ops.into_iter().map(|op| self.bind(op, ts)).collect();
         if bound.len() == 1 {
@@ -834,7 +979,7 @@ impl CqlStore {
             .session
             .batch(&batch, values)
             .await
-            .map_err(|e| StoreError::Backend(format!("a batch of writes to one product: {e}")))?;
+            .map_err(|e| StoreError::Backend(format!("a batch of writes: {e}")))?;
         Ok(())
     }
 
@@ -1068,42 +1213,67 @@ mod tests {
         groups.iter().map(Vec::len).collect()
     }
 
-    #[test]
-    fn writes_of_one_product_go_together_and_others_alone() {
-        let ops = vec![
-            row("p1", "o1", b"a"),
-            Op::Row(
-                Place::Key {
-                    tbl: "command",
-                    key: "acme/c1",
-                },
-                Some(b"s"),
-            ),
-            row("p2", "o1", b"b"),
-            row("p1", "o2", b"c"),
-            Op::Row(
-                Place::Key {
-                    tbl: "command",
-                    key: "acme/c2",
-                },
-                None,
-            ),
-            row("p1", "o3", b"d"),
-        ];
-        assert_eq!(shape(&group_by_partition(ops)), [3, 1, 1, 1]);
+    fn key<'a>(k: &'a str) -> Op<'a> {
+        Op::Row(
+            Place::Key {
+                tbl: "command",
+                key: k,
+            },
+            Some(b"s"),
+        )
     }
 
     #[test]
-    fn a_product_batch_is_split_by_bytes_and_by_count() {
-        let big = vec![0u8; BATCH_BYTES / 2 + 1];
+    fn small_partitions_share_a_request_and_a_partition_stays_together() {
         let ops = vec![
+            row("p1", "o1", b"a"),
+            key("acme/c1"),
+            row("p2", "o1", b"b"),
+            row("p1", "o2", b"c"),
+            key("acme/c2"),
+            row("p1", "o3", b"d"),
+        ];
+        let groups = group_writes(ops);
+        assert_eq!(shape(&groups), [6]);
+        // p1's writes follow one another, in order.
+        let p1: Vec<usize> = groups[0]
+            .iter()
+            .enumerate()
+            .filter(|(_, op)| op.partition() == Partition::Product("acme", "p1"))
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(p1, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_shared_request_is_bounded_by_bytes_and_count() {
+        let third = vec![0u8; SHARED_BYTES / 3];
+        let ops = vec![
+            row("p1", "o1", &third),
+            row("p2", "o1", &third),
+            row("p3", "o1", &third),
+        ];
+        assert_eq!(shape(&group_writes(ops)), [2, 1]);
+        let keys: Vec<String> = (0..SHARED_STATEMENTS + 1)
+            .map(|i| format!("acme/c{i}"))
+            .collect();
+        let ops = keys.iter().map(|k| key(k)).collect();
+        assert_eq!(shape(&group_writes(ops)), [SHARED_STATEMENTS, 1]);
+    }
+
+    #[test]
+    fn a_large_partition_gets_batches_of_its_own() {
+        let big = vec![0u8; BATCH_BYTES / 2];
+        let ops = vec![
+            row("p0", "o1", b"x"),
             row("p1", "o1", &big),
             row("p1", "o2", &big),
             row("p1", "o3", b"x"),
+            row("p2", "o1", b"y"),
         ];
-        assert_eq!(shape(&group_by_partition(ops)), [1, 2]);
+        assert_eq!(shape(&group_writes(ops)), [1, 2, 2]);
         let rests: Vec<String> = (0..BATCH_STATEMENTS + 1).map(|i| format!("o{i}")).collect();
         let ops = rests.iter().map(|r| row("p1", r, b"v")).collect();
-        assert_eq!(shape(&group_by_partition(ops)), [BATCH_STATEMENTS, 1]);
+        assert_eq!(shape(&group_writes(ops)), [BATCH_STATEMENTS, 1]);
     }
 }

@@ -191,9 +191,17 @@ async fn point_rows(store: &CqlStore) {
     assert!(store.scan_async("offer", "acme/", None, 10).await.is_err());
 }
 
-/// `get_many` answers in the order asked, absent rows as none, and reads the rows of one
-/// product partition in one request.
+/// `get_many` answers in the order asked, absent rows as none, and reads together the rows of
+/// products that ask for the same rows, and point rows.
 async fn many_rows(store: &CqlStore) {
+    let mixed = || {
+        store
+            .requests()
+            .with_label_values(&["batch", "mixed"])
+            .get()
+    };
+    let offers = || store.rows_written().with_label_values(&["offer"]).get();
+    let (mixed_before, offers_before) = (mixed(), offers());
     store
         .apply(
             vec![
@@ -207,6 +215,9 @@ async fn many_rows(store: &CqlStore) {
         )
         .await
         .unwrap();
+    // Small partitions of two tables share one request; each row is counted under its table.
+    assert_eq!(mixed() - mixed_before, 1, "five rows in one request");
+    assert_eq!(offers() - offers_before, 4);
     store
         .apply(vec![del("offer", "many/p1/o2")], 11)
         .await
@@ -219,6 +230,7 @@ async fn many_rows(store: &CqlStore) {
         "many/p2/o1",
         "many/p1/o1",
         "many/p3/o1",
+        "many/p1/o3",
     ]
     .map(String::from)
     .to_vec();
@@ -231,12 +243,12 @@ async fn many_rows(store: &CqlStore) {
         .collect();
     assert_eq!(
         got,
-        [Some("c"), None, Some("d"), Some("a"), None].map(|v| v.map(String::from))
+        [Some("c"), None, Some("d"), Some("a"), None, Some("c")].map(|v| v.map(String::from))
     );
     assert_eq!(
         reads() - before,
-        3,
-        "p1's three rows in one request, p2 and p3 one each"
+        2,
+        "p1's three rows in one request, o1 of p2 and p3 in another"
     );
     // Each request is timed as well as counted, under the same labels.
     let registry = prometheus::Registry::new();
@@ -259,11 +271,14 @@ async fn many_rows(store: &CqlStore) {
         .map(|m| m.get_counter().get_value())
         .sum();
     assert!(read_seconds > 0.0, "the reads took time: {read_seconds}");
+    let sku_reads = || store.requests().with_label_values(&["read", "sku"]).get();
+    let before = sku_reads();
     let skus = ["many/SKU-1", "many/SKU-2"].map(String::from);
     assert_eq!(
         store.get_many("sku", &skus).await.unwrap(),
         vec![Some(b"p1".to_vec()), None]
     );
+    assert_eq!(sku_reads() - before, 1, "point rows in one request");
     assert!(store.get_many("offer", &[]).await.unwrap().is_empty());
 
     // Many rows of one partition go in reads of at most 50 (ScyllaDB caps an IN list at 100).
@@ -280,6 +295,29 @@ async fn many_rows(store: &CqlStore) {
         "120 rows of one partition in reads of 50, 50 and 20"
     );
     let want: Vec<Option<Vec<u8>>> = wide.iter().map(|k| Some(k.as_bytes().to_vec())).collect();
+    assert_eq!(got, want);
+
+    // Products asking for the same two rows: 25 products (50 rows asked) a read.
+    let across: Vec<String> = (0..30)
+        .flat_map(|p| [format!("many/q{p:02}/o1"), format!("many/q{p:02}/o2")])
+        .collect();
+    let written: Vec<RowWrite> = across
+        .iter()
+        .filter(|k| !k.starts_with("many/q07/"))
+        .map(|k| put("offer", k, k))
+        .collect();
+    store.apply(written, 13).await.unwrap();
+    let before = reads();
+    let got = store.get_many("offer", &across).await.unwrap();
+    assert_eq!(
+        reads() - before,
+        2,
+        "30 products × 2 rows in reads of 25 and 5 products"
+    );
+    let want: Vec<Option<Vec<u8>>> = across
+        .iter()
+        .map(|k| (!k.starts_with("many/q07/")).then(|| k.as_bytes().to_vec()))
+        .collect();
     assert_eq!(got, want);
 }
 
