@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post, put};
 use axum::{Json, Router};
 use porch_processors::domain::inventory::InventoryState;
-use porch_processors::store::{key, tables, Claim, Store, SubmitOutcome};
+use porch_processors::store::{key, sku_key, tables, Claim, Store, SubmitOutcome};
 use porch_schemas::{
     LocationId, ProductId, RegionCode, ReleaseReservation, ReservationId, ReserveStock, SellerId,
     SetStock, Sku, StockLine, TenantId,
@@ -394,7 +394,7 @@ fn available(
     region: &RegionCode,
     seller: Option<&SellerId>,
 ) -> Result<i64, ApiError> {
-    let owner = store.get::<ProductId>(tables::SKU, &key(&[tenant.as_str(), sku.as_str()]))?;
+    let owner = store.get::<ProductId>(tables::SKU, &sku_key(tenant.as_str(), sku))?;
     let Some(product) = owner else {
         return Ok(0);
     };

@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::AppState;
 use porch_processors::domain::product::{ProductState, ProductStatus};
-use porch_processors::store::{decode_row, key, tables, OfferRef, Store, StoreError};
+use porch_processors::store::{decode_row, key, sku_key, tables, OfferRef, Store, StoreError};
 use porch_schemas::{OfferId, ProductId, Sku, TenantId};
 use serde::de::DeserializeOwned;
 
@@ -95,7 +95,7 @@ pub async fn sku_owner(
     tenant: &TenantId,
     sku: &Sku,
 ) -> Result<Option<ProductId>, ApiError> {
-    read(state, tables::SKU, key(&[tenant.as_str(), sku.as_str()])).await
+    read(state, tables::SKU, sku_key(tenant.as_str(), sku)).await
 }
 
 /// Where an offer lives, or 404.

@@ -13,8 +13,8 @@ use porch_processors::domain::listing::{ListingState, ListingStatus};
 use porch_processors::domain::offer::OfferState;
 use porch_processors::domain::product::{ProductState, ProductStatus};
 use porch_processors::store::{
-    key, tables, BoxFuture, Claim, CommandSink, CommandState, CommandStatus, IdempotencyRecord,
-    Store, StoreError, Submission, SubmitOutcome, TopicReader, TopicRecordJson,
+    key, sku_key, tables, BoxFuture, Claim, CommandSink, CommandState, CommandStatus,
+    IdempotencyRecord, Store, StoreError, Submission, SubmitOutcome, TopicReader, TopicRecordJson,
 };
 use porch_schemas::*;
 use serde::Serialize;
@@ -127,7 +127,7 @@ impl FakeSink {
                 Claim::Sku { sku, product_id } => {
                     let owner = self
                         .store
-                        .get_raw(tables::SKU, &key(&[tenant, sku.as_str()]))
+                        .get_raw(tables::SKU, &sku_key(tenant, sku))
                         .unwrap();
                     if owner.is_some_and(|o| {
                         serde_json::from_slice::<ProductId>(&o).unwrap() != *product_id
@@ -177,7 +177,7 @@ impl FakeSink {
                 ),
                 Claim::Sku { sku, product_id } => {
                     self.store
-                        .put(tables::SKU, &key(&[tenant, sku.as_str()]), product_id)
+                        .put(tables::SKU, &sku_key(tenant, sku), product_id)
                 }
                 Claim::Offer(r) => {
                     let k = key(&[tenant, r.seller.as_str(), r.sku.as_str(), r.region.as_str()]);

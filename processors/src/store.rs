@@ -73,6 +73,11 @@ pub fn key(parts: &[&str]) -> String {
     parts.join("/")
 }
 
+/// The key of a SKU's row in `tables::SKU` (the product that claimed it).
+pub fn sku_key(tenant: &str, sku: &Sku) -> String {
+    key(&[tenant, sku.as_str()])
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CommandState {
@@ -157,7 +162,7 @@ impl Claim {
             }],
             Claim::Sku { sku, product_id } => vec![RowWrite {
                 table: tables::SKU.into(),
-                key: key(&[tenant, sku.as_str()]),
+                key: sku_key(tenant, sku),
                 value: json(product_id),
             }],
             Claim::Offer(r) => vec![
