@@ -397,6 +397,45 @@ fn group_writes(ops: Vec<Op<'_>>) -> Vec<Vec<Op<'_>>> {
     requests
 }
 
+/// One read of `rows_by_product`: a tenant, its products, their rows (`product IN ? AND rest
+/// IN ?`, every product's rows among them).
+type ProductRead<'a> = (&'a str, Vec<&'a str>, Vec<&'a str>);
+
+/// Packs what products ask for, (tenant, sorted rows, product), into reads that ask for at most
+/// IN_ROWS cells (products × rows) each: products asking for the same rows share a read, and
+/// products asking for a few different rows share one too (reading the cells none asked for,
+/// which costs the database less than a request each). A product asking for more rows than
+/// one read takes gets reads of its own.
+fn pack_reads<'a>(mut asks: Vec<(&'a str, Vec<&'a str>, &'a str)>) -> Vec<ProductRead<'a>> {
+    asks.sort_unstable();
+    let mut reads = Vec::new();
+    let mut open: Option<ProductRead<'a>> = None;
+    for (tenant, rests, product) in asks {
+        if rests.len() > IN_ROWS / 2 {
+            for rests in rests.chunks(IN_ROWS) {
+                reads.push((tenant, vec![product], rests.to_vec()));
+            }
+            continue;
+        }
+        if let Some((t, products, union)) = &mut open {
+            if *t == tenant {
+                let mut wider = union.clone();
+                wider.extend(rests.iter().copied());
+                wider.sort_unstable();
+                wider.dedup();
+                if (products.len() + 1) * wider.len() <= IN_ROWS {
+                    products.push(product);
+                    *union = wider;
+                    continue;
+                }
+            }
+        }
+        reads.extend(open.replace((tenant, vec![product], rests)));
+    }
+    reads.extend(open);
+    reads
+}
+
 /// The rows asked for, (position, name in the answer), with what an `IN` read found by name.
 fn pick(asked: &[(usize, &str)], found: Vec<(String, Option<Vec<u8>>)>) -> Found {
     let found: HashMap<String, Vec<u8>> = found
@@ -599,11 +638,10 @@ impl CqlStore {
                 Place::Timeline { .. } => alone.push(i),
             }
         }
-        // Products of a tenant that ask for the same rows: together, the products and their
-        // rows both `IN` lists, up to IN_ROWS rows asked a request.
-        let mut same_rows: HashMap<(&str, Vec<&str>), Vec<&str>> = HashMap::new();
-        // Where each row asked goes in the answer (a key asked twice, twice).
+        // Where each row asked goes in the answer (a key asked twice, twice), and the rows each
+        // product asks for.
         let mut positions: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+        let mut asks: Vec<(&str, Vec<&str>, &str)> = Vec::with_capacity(by_product.len());
         for ((tenant, product), rows) in by_product {
             let mut rests: Vec<&str> = Vec::with_capacity(rows.len());
             for (i, rest) in rows {
@@ -615,41 +653,33 @@ impl CqlStore {
             }
             rests.sort_unstable();
             rests.dedup();
-            same_rows.entry((tenant, rests)).or_default().push(product);
+            asks.push((tenant, rests, product));
         }
         let positions = &positions;
         let mut requests: Vec<BoxFuture<'_, Result<Found, StoreError>>> = Vec::new();
-        for ((tenant, rests), products) in same_rows {
-            for rests in rests.chunks(IN_ROWS).map(<[_]>::to_vec) {
-                let per_request = (IN_ROWS / rests.len()).max(1);
-                for products in products.chunks(per_request).map(<[_]>::to_vec) {
-                    let rests = rests.clone();
-                    requests.push(Box::pin(async move {
-                        let _timing = self.count("read", table);
-                        let found = self
-                            .rows::<(String, String, Option<Vec<u8>>)>(
-                                &self.inner.st.product_get_many,
-                                (tenant, &products, table, &rests),
-                            )
-                            .await?;
-                        let found: HashMap<(String, String), Vec<u8>> = found
-                            .into_iter()
-                            .filter_map(|(p, r, v)| Some(((p, r), v?)))
-                            .collect();
-                        let mut out = Vec::with_capacity(products.len() * rests.len());
-                        for product in &products {
-                            for rest in &rests {
-                                let asked = positions.get(&(tenant, *product, *rest));
-                                let value = found.get(&(product.to_string(), rest.to_string()));
-                                out.extend(
-                                    asked.into_iter().flatten().map(|i| (*i, value.cloned())),
-                                );
-                            }
-                        }
-                        Ok(out)
-                    }));
+        for (tenant, products, rests) in pack_reads(asks) {
+            requests.push(Box::pin(async move {
+                let _timing = self.count("read", table);
+                let found = self
+                    .rows::<(String, String, Option<Vec<u8>>)>(
+                        &self.inner.st.product_get_many,
+                        (tenant, &products, table, &rests),
+                    )
+                    .await?;
+                let found: HashMap<(String, String), Vec<u8>> = found
+                    .into_iter()
+                    .filter_map(|(p, r, v)| Some(((p, r), v?)))
+                    .collect();
+                let mut out = Vec::with_capacity(products.len() * rests.len());
+                for product in &products {
+                    for rest in &rests {
+                        let asked = positions.get(&(tenant, *product, *rest));
+                        let value = found.get(&(product.to_string(), rest.to_string()));
+                        out.extend(asked.into_iter().flatten().map(|i| (*i, value.cloned())));
+                    }
                 }
-            }
+                Ok(out)
+            }));
         }
         for rows in by_key.chunks(IN_ROWS).map(<[_]>::to_vec) {
             requests.push(Box::pin(async move {
@@ -1259,6 +1289,47 @@ mod tests {
             .collect();
         let ops = keys.iter().map(|k| key(k)).collect();
         assert_eq!(shape(&group_writes(ops)), [SHARED_STATEMENTS, 1]);
+    }
+
+    fn reads_shape(reads: &[ProductRead<'_>]) -> Vec<(usize, usize)> {
+        reads.iter().map(|(_, p, r)| (p.len(), r.len())).collect()
+    }
+
+    #[test]
+    fn product_reads_are_packed_up_to_the_cells_one_read_asks() {
+        // The same two rows of 30 products: 25 products a read.
+        let two = vec!["o1", "o2"];
+        let names: Vec<String> = (0..30).map(|i| format!("p{i:02}")).collect();
+        let asks = names
+            .iter()
+            .map(|p| ("acme", two.clone(), p.as_str()))
+            .collect();
+        assert_eq!(reads_shape(&pack_reads(asks)), [(25, 2), (5, 2)]);
+        // A different row each: 7 products and their 7 rows (49 cells) a read.
+        let rows: Vec<String> = (0..10).map(|i| format!("o{i}")).collect();
+        let asks = (0..10)
+            .map(|i| ("acme", vec![rows[i].as_str()], names[i].as_str()))
+            .collect();
+        let reads = pack_reads(asks);
+        assert_eq!(reads_shape(&reads), [(7, 7), (3, 3)]);
+        // Every product's rows are among its read's rows.
+        for (_, products, rests) in &reads {
+            for p in products {
+                let i = names.iter().position(|n| n == p).unwrap();
+                assert!(rests.contains(&rows[i].as_str()));
+            }
+        }
+        // Tenants never share a read; a product asking for many rows gets reads of its own.
+        let many: Vec<String> = (0..60).map(|i| format!("r{i:02}")).collect();
+        let asks = vec![
+            ("acme", vec!["o1"], "p1"),
+            ("beta", vec!["o1"], "p1"),
+            ("beta", many.iter().map(String::as_str).collect(), "p2"),
+        ];
+        assert_eq!(
+            reads_shape(&pack_reads(asks)),
+            [(1, 1), (1, 50), (1, 10), (1, 1)]
+        );
     }
 
     #[test]
