@@ -357,44 +357,65 @@ fn group_writes(ops: Vec<Op<'_>>) -> Vec<Vec<Op<'_>>> {
     let mut partitions: Vec<Vec<Op<'_>>> = Vec::new();
     let mut index: HashMap<Partition<'_>, usize> = HashMap::with_capacity(ops.len());
     for op in ops {
-        match index.get(&op.partition()) {
-            Some(&i) => partitions[i].push(op),
-            None => {
-                index.insert(op.partition(), partitions.len());
-                partitions.push(vec![op]);
-            }
-        }
+        let i = *index.entry(op.partition()).or_insert_with(|| {
+            partitions.push(Vec::new());
+            partitions.len() - 1
+        });
+        partitions[i].push(op);
     }
     let mut requests = Vec::new();
-    let mut shared: (Vec<Op<'_>>, usize) = (Vec::new(), 0);
+    let mut shared = Filling::new(SHARED_BYTES, SHARED_STATEMENTS);
     for ops in partitions {
         let bytes: usize = ops.iter().map(Op::size).sum();
-        if bytes > SHARED_BYTES || ops.len() > SHARED_STATEMENTS {
-            // A large partition: batches of its own.
-            let mut batch: (Vec<Op<'_>>, usize) = (Vec::new(), 0);
-            for op in ops {
-                let size = op.size();
-                if !batch.0.is_empty()
-                    && (batch.1 + size > BATCH_BYTES || batch.0.len() >= BATCH_STATEMENTS)
-                {
-                    requests.push(std::mem::take(&mut batch).0);
-                }
-                batch.0.push(op);
-                batch.1 += size;
-            }
-            requests.push(batch.0);
+        if bytes <= SHARED_BYTES && ops.len() <= SHARED_STATEMENTS {
+            shared.add(ops, bytes, &mut requests);
             continue;
         }
-        if shared.1 + bytes > SHARED_BYTES || shared.0.len() + ops.len() > SHARED_STATEMENTS {
-            requests.push(std::mem::take(&mut shared).0);
+        // A large partition: batches of its own.
+        let mut own = Filling::new(BATCH_BYTES, BATCH_STATEMENTS);
+        for op in ops {
+            let size = op.size();
+            own.add(vec![op], size, &mut requests);
         }
-        shared.1 += bytes;
-        shared.0.extend(ops);
+        own.finish(&mut requests);
     }
-    if !shared.0.is_empty() {
-        requests.push(shared.0);
-    }
+    shared.finish(&mut requests);
     requests
+}
+
+/// A request being filled with writes, up to a number of bytes and of writes.
+struct Filling<'a> {
+    ops: Vec<Op<'a>>,
+    bytes: usize,
+    max_bytes: usize,
+    max_ops: usize,
+}
+
+impl<'a> Filling<'a> {
+    fn new(max_bytes: usize, max_ops: usize) -> Self {
+        Self {
+            ops: Vec::new(),
+            bytes: 0,
+            max_bytes,
+            max_ops,
+        }
+    }
+
+    /// Adds writes that go together, first ending the request when they would not fit.
+    fn add(&mut self, ops: Vec<Op<'a>>, bytes: usize, requests: &mut Vec<Vec<Op<'a>>>) {
+        if self.bytes + bytes > self.max_bytes || self.ops.len() + ops.len() > self.max_ops {
+            self.finish(requests);
+        }
+        self.bytes += bytes;
+        self.ops.extend(ops);
+    }
+
+    fn finish(&mut self, requests: &mut Vec<Vec<Op<'a>>>) {
+        if !self.ops.is_empty() {
+            requests.push(std::mem::take(&mut self.ops));
+        }
+        self.bytes = 0;
+    }
 }
 
 /// One read of `rows_by_product`: a tenant, its products, their rows (`product IN ? AND rest
@@ -436,16 +457,12 @@ fn pack_reads<'a>(mut asks: Vec<(&'a str, Vec<&'a str>, &'a str)>) -> Vec<Produc
     reads
 }
 
-/// The rows asked for, (position, name in the answer), with what an `IN` read found by name.
-fn pick(asked: &[(usize, &str)], found: Vec<(String, Option<Vec<u8>>)>) -> Found {
-    let found: HashMap<String, Vec<u8>> = found
-        .into_iter()
-        .filter_map(|(name, v)| Some((name, v?)))
-        .collect();
-    asked
-        .iter()
-        .map(|(i, name)| (*i, found.get(*name).cloned()))
-        .collect()
+/// A row an `IN` read found, at every position that asked for it (none asked: nowhere).
+fn spread(asked: Option<&Vec<usize>>, value: Option<Vec<u8>>) -> Found {
+    match (asked, value) {
+        (Some(at), Some(v)) => at.iter().map(|i| (*i, Some(v.clone()))).collect(),
+        _ => Vec::new(),
+    }
 }
 
 fn failed(st: &PreparedStatement, e: impl fmt::Display) -> StoreError {
@@ -456,7 +473,8 @@ fn cql_limit(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
-/// Rows a request of `get_rows` found: (position asked, value).
+/// Rows a request of `get_rows` found: (position asked, value); a position no request fills
+/// stays none.
 type Found = Vec<(usize, Option<Vec<u8>>)>;
 
 impl CqlStore {
@@ -621,7 +639,8 @@ impl CqlStore {
         keys: &[String],
     ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let mut by_product: HashMap<(&str, &str), Vec<(usize, &str)>> = HashMap::new();
-        let mut by_key: Vec<(usize, &str)> = Vec::new();
+        // Where each point row asked goes in the answer (a key asked twice, twice).
+        let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
         let mut alone = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             match layout::place(table, k)?.place {
@@ -634,7 +653,7 @@ impl CqlStore {
                     .entry((tenant, product))
                     .or_default()
                     .push((i, rest)),
-                Place::Key { key, .. } => by_key.push((i, key)),
+                Place::Key { key, .. } => by_key.entry(key).or_default().push(i),
                 Place::Timeline { .. } => alone.push(i),
             }
         }
@@ -666,29 +685,27 @@ impl CqlStore {
                         (tenant, &products, table, &rests),
                     )
                     .await?;
-                let found: HashMap<(String, String), Vec<u8>> = found
+                // The read also finds cells nobody asked for: those have no position.
+                Ok(found
                     .into_iter()
-                    .filter_map(|(p, r, v)| Some(((p, r), v?)))
-                    .collect();
-                let mut out = Vec::with_capacity(products.len() * rests.len());
-                for product in &products {
-                    for rest in &rests {
-                        let asked = positions.get(&(tenant, *product, *rest));
-                        let value = found.get(&(product.to_string(), rest.to_string()));
-                        out.extend(asked.into_iter().flatten().map(|i| (*i, value.cloned())));
-                    }
-                }
-                Ok(out)
+                    .flat_map(|(p, r, v)| {
+                        spread(positions.get(&(tenant, p.as_str(), r.as_str())), v)
+                    })
+                    .collect())
             }));
         }
-        for rows in by_key.chunks(IN_ROWS).map(<[_]>::to_vec) {
+        let by_key = &by_key;
+        let points: Vec<&str> = by_key.keys().copied().collect();
+        for points in points.chunks(IN_ROWS).map(<[_]>::to_vec) {
             requests.push(Box::pin(async move {
                 let _timing = self.count("read", table);
-                let keys: Vec<&str> = rows.iter().map(|(_, k)| *k).collect();
                 let found = self
-                    .rows::<(String, Option<Vec<u8>>)>(&self.inner.st.key_get_many, (table, keys))
+                    .rows::<(String, Option<Vec<u8>>)>(&self.inner.st.key_get_many, (table, points))
                     .await?;
-                Ok(pick(&rows, found))
+                Ok(found
+                    .into_iter()
+                    .flat_map(|(k, v)| spread(by_key.get(k.as_str()), v))
+                    .collect())
             }));
         }
         for i in alone {
