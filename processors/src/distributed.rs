@@ -349,17 +349,6 @@ impl DistributedRuntime {
         let mut replace_producer = false;
         tracing::info!(processor = p.name(), group = %group, "joining the consumer group");
         while !self.stop.load(Ordering::Relaxed) {
-            if replace_producer {
-                match self.producer(&group) {
-                    Ok(np) => {
-                        producer = Arc::new(np);
-                        replace_producer = false;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot recreate the producer yet")
-                    }
-                }
-            }
             // Twice in a row (a minute) without an answer from the coordinator: librdkafka can
             // keep a consumer whose coordinator handle never finds its broker again while its
             // fetch connections are up, which its statistics do not show.
@@ -367,15 +356,21 @@ impl DistributedRuntime {
             if stuck {
                 unanswered = 0;
             }
-            if self.replace_lost(
-                &group,
-                &refs,
-                &mut consumer,
-                &mut producer,
-                &mut tasks,
-                stuck,
-            ) {
-                replace_producer = false;
+            replace_producer |=
+                self.replace_lost(&group, &refs, &mut consumer, &producer, &mut tasks, stuck);
+            if replace_producer {
+                // A new producer, under the same transactional id, aborts what the old one
+                // left open; every task recovers on it.
+                match self.producer(&group) {
+                    Ok(np) => {
+                        producer = Arc::new(np);
+                        replace_producer = false;
+                        for t in tasks.values_mut() {
+                            t.recovered = false;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot recreate the producer yet"),
+                }
             }
             let poll_started = Instant::now();
             let polled = self.poll_batch(&consumer);
@@ -444,7 +439,7 @@ impl DistributedRuntime {
                     } else {
                         0
                     };
-                    // Replaced before the next turn, at the top of the loop.
+                    // Replaced before the next turn.
                     replace_producer |= e.fatal_producer;
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
@@ -455,16 +450,15 @@ impl DistributedRuntime {
         Ok(())
     }
 
-    /// Replaces a consumer or producer that has lost its cluster for good (see [`Liveness`]):
-    /// a new consumer joins the group again and its tasks recover from what was committed; a
-    /// new producer, under the same transactional id, aborts what the old one left open.
-    /// True when the producer was replaced.
+    /// Replaces a consumer that has lost its cluster for good (see [`Liveness`]): a new one
+    /// joins the group again and its tasks recover from what was committed. True when the
+    /// producer must be replaced too: it has lost its cluster, or the consumer was replaced.
     fn replace_lost(
         &self,
         group: &str,
         topics: &[&str],
         consumer: &mut GroupConsumer,
-        producer: &mut Arc<TxnProducer>,
+        producer: &TxnProducer,
         tasks: &mut BTreeMap<u32, Task>,
         coordinator_stuck: bool,
     ) -> bool {
@@ -493,25 +487,14 @@ impl DistributedRuntime {
         }
         // A consumer that could not be replaced is tried again next time, without making a
         // new producer each time.
-        if consumer_replaced || producer.context().lost() {
-            if !consumer_replaced {
-                tracing::error!(
-                    group,
-                    "the transactional producer has no broker connection while the cluster answers; replacing it"
-                );
-            }
-            match self.producer(group) {
-                Ok(np) => {
-                    *producer = Arc::new(np);
-                    for t in tasks.values_mut() {
-                        t.recovered = false;
-                    }
-                    return true;
-                }
-                Err(e) => tracing::error!(error = %e, "cannot recreate the producer"),
-            }
+        if !consumer_replaced && producer.context().lost() {
+            tracing::error!(
+                group,
+                "the transactional producer has no broker connection while the cluster answers; replacing it"
+            );
+            return true;
         }
-        false
+        consumer_replaced
     }
 
     fn consumer(&self, group: &str) -> anyhow::Result<GroupConsumer> {
