@@ -16,12 +16,16 @@ use scylla::statement::prepared::PreparedStatement;
 use scylla::value::Row;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::runtime::Handle;
+use tokio::sync::oneshot;
 
 /// Requests of one `apply` (or one product page's lookups) in flight at once.
 const IN_FLIGHT: usize = 64;
+/// Flushes of queued `apply`s under way at once, at most: while they are, further `apply`s
+/// queue up and go out together in the next one (see [`Queue`]).
+const FLUSHES: usize = 4;
 /// Bytes in one batch of writes to one partition, at most (a larger write goes alone): well
 /// under the mutation size a database takes (half a commit log segment in Cassandra).
 const BATCH_BYTES: usize = 256 * 1024;
@@ -61,6 +65,26 @@ struct Inner {
     seconds: CounterVec,
     /// Rows written or deleted, by logical table, whichever request carried them.
     rows_written: IntCounterVec,
+    /// The `apply`s waiting to be written.
+    queue: Mutex<Queue>,
+}
+
+/// The `apply`s of concurrent callers (the ingest API's requests, each writing a row or two)
+/// wait here while FLUSHES flushes are under way, then go out together: a flush packs every
+/// queued `apply`'s writes into shared batches, where a request each would cost the database
+/// far more. An `apply` arriving when fewer flushes are under way starts one at once, so
+/// nothing waits for a timer.
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Job>,
+    flushing: usize,
+}
+
+/// One queued `apply`: its writes, their write time, and whom to tell how they went.
+struct Job {
+    writes: Vec<RowWrite>,
+    ts: i64,
+    done: oneshot::Sender<Result<(), StoreError>>,
 }
 
 /// A request under way: counted when it starts, its time added when it ends (dropped).
@@ -253,6 +277,13 @@ impl Statements {
     }
 }
 
+/// A write of a flush: which queued `apply` (job) it is of, its write time and what it writes.
+struct Write<'a> {
+    job: usize,
+    ts: i64,
+    op: Op<'a>,
+}
+
 /// One CQL write of an `apply`.
 enum Op<'a> {
     Row(Place<'a>, Option<&'a [u8]>),
@@ -347,35 +378,36 @@ impl SerializeRow for Bound<'_> {
     }
 }
 
-/// The writes of an `apply` as requests. The writes of one partition stay together, up to
-/// BATCH_BYTES and BATCH_STATEMENTS a request (a larger partition is split); small partitions
-/// share a request, up to SHARED_BYTES and SHARED_STATEMENTS: one request for many rows costs
-/// the database far less than one request each, and a batch spanning partitions is within
-/// what Cassandra and ScyllaDB take by default (Cassandra refuses one over 50 KiB).
-fn group_writes(ops: Vec<Op<'_>>) -> Vec<Vec<Op<'_>>> {
-    // Partitions in order of first write; each partition's writes in order.
-    let mut partitions: Vec<Vec<Op<'_>>> = Vec::new();
-    let mut index: HashMap<Partition<'_>, usize> = HashMap::with_capacity(ops.len());
-    for op in ops {
-        let i = *index.entry(op.partition()).or_insert_with(|| {
+/// The writes of a flush as requests. The writes of one partition by one `apply` stay
+/// together, up to BATCH_BYTES and BATCH_STATEMENTS a request (a larger partition is split);
+/// small partitions share a request, up to SHARED_BYTES and SHARED_STATEMENTS: one request for
+/// many rows costs the database far less than one request each, and a batch spanning
+/// partitions is within what Cassandra and ScyllaDB take by default (Cassandra refuses one
+/// over 50 KiB).
+fn group_writes(writes: Vec<Write<'_>>) -> Vec<Vec<Write<'_>>> {
+    // Partitions of each apply in order of first write; each partition's writes in order.
+    let mut partitions: Vec<Vec<Write<'_>>> = Vec::new();
+    let mut index: HashMap<(usize, Partition<'_>), usize> = HashMap::with_capacity(writes.len());
+    for w in writes {
+        let i = *index.entry((w.job, w.op.partition())).or_insert_with(|| {
             partitions.push(Vec::new());
             partitions.len() - 1
         });
-        partitions[i].push(op);
+        partitions[i].push(w);
     }
     let mut requests = Vec::new();
     let mut shared = Filling::new(SHARED_BYTES, SHARED_STATEMENTS);
-    for ops in partitions {
-        let bytes: usize = ops.iter().map(Op::size).sum();
-        if bytes <= SHARED_BYTES && ops.len() <= SHARED_STATEMENTS {
-            shared.add(ops, bytes, &mut requests);
+    for writes in partitions {
+        let bytes: usize = writes.iter().map(|w| w.op.size()).sum();
+        if bytes <= SHARED_BYTES && writes.len() <= SHARED_STATEMENTS {
+            shared.add(writes, bytes, &mut requests);
             continue;
         }
         // A large partition: batches of its own.
         let mut own = Filling::new(BATCH_BYTES, BATCH_STATEMENTS);
-        for op in ops {
-            let size = op.size();
-            own.add(vec![op], size, &mut requests);
+        for w in writes {
+            let size = w.op.size();
+            own.add(vec![w], size, &mut requests);
         }
         own.finish(&mut requests);
     }
@@ -385,34 +417,35 @@ fn group_writes(ops: Vec<Op<'_>>) -> Vec<Vec<Op<'_>>> {
 
 /// A request being filled with writes, up to a number of bytes and of writes.
 struct Filling<'a> {
-    ops: Vec<Op<'a>>,
+    writes: Vec<Write<'a>>,
     bytes: usize,
     max_bytes: usize,
-    max_ops: usize,
+    max_writes: usize,
 }
 
 impl<'a> Filling<'a> {
-    fn new(max_bytes: usize, max_ops: usize) -> Self {
+    fn new(max_bytes: usize, max_writes: usize) -> Self {
         Self {
-            ops: Vec::new(),
+            writes: Vec::new(),
             bytes: 0,
             max_bytes,
-            max_ops,
+            max_writes,
         }
     }
 
     /// Adds writes that go together, first ending the request when they would not fit.
-    fn add(&mut self, ops: Vec<Op<'a>>, bytes: usize, requests: &mut Vec<Vec<Op<'a>>>) {
-        if self.bytes + bytes > self.max_bytes || self.ops.len() + ops.len() > self.max_ops {
+    fn add(&mut self, writes: Vec<Write<'a>>, bytes: usize, requests: &mut Vec<Vec<Write<'a>>>) {
+        if self.bytes + bytes > self.max_bytes || self.writes.len() + writes.len() > self.max_writes
+        {
             self.finish(requests);
         }
         self.bytes += bytes;
-        self.ops.extend(ops);
+        self.writes.extend(writes);
     }
 
-    fn finish(&mut self, requests: &mut Vec<Vec<Op<'a>>>) {
-        if !self.ops.is_empty() {
-            requests.push(std::mem::take(&mut self.ops));
+    fn finish(&mut self, requests: &mut Vec<Vec<Write<'a>>>) {
+        if !self.writes.is_empty() {
+            requests.push(std::mem::take(&mut self.writes));
         }
         self.bytes = 0;
     }
@@ -525,6 +558,7 @@ impl CqlStore {
                 requests,
                 seconds,
                 rows_written,
+                queue: Mutex::default(),
             }),
         })
     }
@@ -949,43 +983,40 @@ impl CqlStore {
     }
 
     async fn apply_writes(&self, writes: Vec<RowWrite>, ts: i64) -> Result<(), StoreError> {
-        // All writes share one write time, so two writes to one row would tie and CQL would
-        // keep the delete or the larger value; the last one of the batch wins, as in order.
-        let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(writes.len());
-        for (i, w) in writes.iter().enumerate() {
-            last.insert((&w.table, &w.key), i);
-        }
-        let mut ops = Vec::with_capacity(writes.len());
+        // A write to a timeline marks its bucket in the index, after the rows, never with
+        // them (see `scan_timeline`). A key that places nowhere fails the apply, unwritten.
         let mut touched = BTreeSet::new();
-        for (i, w) in writes.iter().enumerate() {
-            if last.get(&(w.table.as_str(), w.key.as_str())) != Some(&i) {
-                continue;
+        for w in &writes {
+            if let (Place::Timeline { tbl, bucket, .. }, Some(_)) =
+                (layout::place(&w.table, &w.key)?.place, &w.value)
+            {
+                touched.insert((tbl.to_string(), bucket));
             }
-            let placement = layout::place(&w.table, &w.key)?;
-            if let (Place::Timeline { tbl, bucket, .. }, Some(_)) = (&placement.place, &w.value) {
-                touched.insert((*tbl, *bucket));
-            }
-            if let Some(listed) = placement.listed {
-                ops.push(Op::List(listed, w.value.is_some()));
-            }
-            ops.push(Op::Row(placement.place, w.value.as_deref()));
         }
-        let groups = group_writes(ops);
-        let requests: Vec<_> = groups
-            .into_iter()
-            .map(|group| self.write_together(group, ts))
-            .collect();
-        stream::iter(requests)
-            .buffer_unordered(IN_FLIGHT)
-            .try_collect::<()>()
-            .await?;
-        // After the rows, never with them: see `scan_timeline`.
+        let (done, written) = oneshot::channel();
+        let start = {
+            let mut queue = self.inner.queue.lock().expect("queue lock");
+            queue.jobs.push(Job { writes, ts, done });
+            let start = queue.flushing < FLUSHES;
+            queue.flushing += usize::from(start);
+            start
+        };
+        if start {
+            // A task of its own: a caller that gives up does not stop the others' writes.
+            let store = self.clone();
+            self.inner
+                .runtime
+                .spawn(async move { store.flush_queued().await });
+        }
+        written
+            .await
+            .map_err(|_| StoreError::Backend("a flush of writes stopped".into()))??;
         let st = &self.inner.st;
         let touches: Vec<_> = touched
-            .into_iter()
+            .iter()
             .map(|(tbl, bucket)| async move {
                 let _timing = self.count("write", "bucket_index");
-                self.exec(&st.index_touch, (tbl, bucket)).await
+                self.exec(&st.index_touch, (tbl.as_str(), *bucket)).await
             })
             .collect();
         stream::iter(touches)
@@ -994,23 +1025,98 @@ impl CqlStore {
             .await
     }
 
+    /// Flushes what is queued, again and again, until nothing is.
+    async fn flush_queued(&self) {
+        loop {
+            let jobs = {
+                let mut queue = self.inner.queue.lock().expect("queue lock");
+                if queue.jobs.is_empty() {
+                    queue.flushing -= 1;
+                    return;
+                }
+                std::mem::take(&mut queue.jobs)
+            };
+            self.flush(jobs).await;
+        }
+    }
+
+    /// Writes the queued `apply`s in shared requests and tells each how its writes went: it
+    /// fails if any request carrying one of them failed.
+    async fn flush(&self, jobs: Vec<Job>) {
+        let mut outcomes: Vec<Result<(), String>> = vec![Ok(()); jobs.len()];
+        let mut all = Vec::new();
+        for (job, j) in jobs.iter().enumerate() {
+            // All writes of an apply share one write time, so two writes to one row would tie
+            // and CQL would keep the delete or the larger value; the last one wins, as in order.
+            let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(j.writes.len());
+            for (i, w) in j.writes.iter().enumerate() {
+                last.insert((&w.table, &w.key), i);
+            }
+            let mut writes = Vec::with_capacity(j.writes.len());
+            for (i, w) in j.writes.iter().enumerate() {
+                if last.get(&(w.table.as_str(), w.key.as_str())) != Some(&i) {
+                    continue;
+                }
+                let placement = match layout::place(&w.table, &w.key) {
+                    Ok(placement) => placement,
+                    Err(e) => {
+                        outcomes[job] = Err(e.to_string());
+                        break;
+                    }
+                };
+                if let Some(listed) = placement.listed {
+                    let op = Op::List(listed, w.value.is_some());
+                    writes.push(Write { job, ts: j.ts, op });
+                }
+                let op = Op::Row(placement.place, w.value.as_deref());
+                writes.push(Write { job, ts: j.ts, op });
+            }
+            if outcomes[job].is_ok() {
+                all.append(&mut writes);
+            }
+        }
+        let requests: Vec<_> = group_writes(all)
+            .into_iter()
+            .map(|group| async move {
+                let mut of: Vec<usize> = group.iter().map(|w| w.job).collect();
+                of.dedup();
+                (of, self.write_together(group).await)
+            })
+            .collect();
+        let results: Vec<_> = stream::iter(requests)
+            .buffer_unordered(IN_FLIGHT)
+            .collect()
+            .await;
+        for (of, result) in results {
+            if let Err(e) = result {
+                for job in of {
+                    outcomes[job] = Err(e.to_string());
+                }
+            }
+        }
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            // A caller that stopped waiting no longer hears.
+            let _ = job.done.send(outcome.map_err(StoreError::Backend));
+        }
+    }
+
     /// Writes in one request: a single statement as itself, more as an unlogged batch (atomic
     /// and isolated within each of its partitions, with no batch log).
-    async fn write_together(&self, ops: Vec<Op<'_>>, ts: i64) -> Result<(), StoreError> {
-        let _timing = ops.first().map(|first| {
-            let kind = if ops.len() == 1 { "write" } else { "batch" };
-            let table = first.table();
-            let one_table = ops.iter().all(|op| op.table() == table);
+    async fn write_together(&self, writes: Vec<Write<'_>>) -> Result<(), StoreError> {
+        let _timing = writes.first().map(|first| {
+            let kind = if writes.len() == 1 { "write" } else { "batch" };
+            let table = first.op.table();
+            let one_table = writes.iter().all(|w| w.op.table() == table);
             self.count(kind, if one_table { table } else { "mixed" })
         });
-        for op in &ops {
+        for w in &writes {
             self.inner
                 .rows_written
-                .with_label_values(&[op.table()])
+                .with_label_values(&[w.op.table()])
                 .inc();
         }
         let mut bound: Vec<(&PreparedStatement, Bound<'_>)> =
-            ops.into_iter().map(|op| self.bind(op, ts)).collect();
+            writes.into_iter().map(|w| self.bind(w.op, w.ts)).collect();
         if bound.len() == 1 {
             let (st, values) = bound.pop().expect("one write");
             return self.exec(st, values).await;
@@ -1256,8 +1362,15 @@ mod tests {
         )
     }
 
-    fn shape(groups: &[Vec<Op<'_>>]) -> Vec<usize> {
+    fn shape(groups: &[Vec<Write<'_>>]) -> Vec<usize> {
         groups.iter().map(Vec::len).collect()
+    }
+
+    /// The writes of one apply (job 0).
+    fn one(ops: Vec<Op<'_>>) -> Vec<Write<'_>> {
+        ops.into_iter()
+            .map(|op| Write { job: 0, ts: 1, op })
+            .collect()
     }
 
     fn key<'a>(k: &'a str) -> Op<'a> {
@@ -1280,16 +1393,29 @@ mod tests {
             key("acme/c2"),
             row("p1", "o3", b"d"),
         ];
-        let groups = group_writes(ops);
+        let groups = group_writes(one(ops));
         assert_eq!(shape(&groups), [6]);
         // p1's writes follow one another, in order.
         let p1: Vec<usize> = groups[0]
             .iter()
             .enumerate()
-            .filter(|(_, op)| op.partition() == Partition::Product("acme", "p1"))
+            .filter(|(_, w)| w.op.partition() == Partition::Product("acme", "p1"))
             .map(|(i, _)| i)
             .collect();
         assert_eq!(p1, [0, 1, 2]);
+    }
+
+    #[test]
+    fn each_apply_keeps_its_partition_together_in_a_shared_request() {
+        let w = |job, rest| Write {
+            job,
+            ts: job as i64,
+            op: row("p1", rest, b"v"),
+        };
+        let groups = group_writes(vec![w(0, "o1"), w(1, "o1"), w(0, "o2"), w(2, "o3")]);
+        assert_eq!(shape(&groups), [4]);
+        let order: Vec<(usize, i64)> = groups[0].iter().map(|w| (w.job, w.ts)).collect();
+        assert_eq!(order, [(0, 0), (0, 0), (1, 1), (2, 2)]);
     }
 
     #[test]
@@ -1300,12 +1426,12 @@ mod tests {
             row("p2", "o1", &third),
             row("p3", "o1", &third),
         ];
-        assert_eq!(shape(&group_writes(ops)), [2, 1]);
+        assert_eq!(shape(&group_writes(one(ops))), [2, 1]);
         let keys: Vec<String> = (0..SHARED_STATEMENTS + 1)
             .map(|i| format!("acme/c{i}"))
             .collect();
         let ops = keys.iter().map(|k| key(k)).collect();
-        assert_eq!(shape(&group_writes(ops)), [SHARED_STATEMENTS, 1]);
+        assert_eq!(shape(&group_writes(one(ops))), [SHARED_STATEMENTS, 1]);
     }
 
     fn reads_shape(reads: &[ProductRead<'_>]) -> Vec<(usize, usize)> {
@@ -1359,9 +1485,9 @@ mod tests {
             row("p1", "o3", b"x"),
             row("p2", "o1", b"y"),
         ];
-        assert_eq!(shape(&group_writes(ops)), [1, 2, 2]);
+        assert_eq!(shape(&group_writes(one(ops))), [1, 2, 2]);
         let rests: Vec<String> = (0..BATCH_STATEMENTS + 1).map(|i| format!("o{i}")).collect();
         let ops = rests.iter().map(|r| row("p1", r, b"v")).collect();
-        assert_eq!(shape(&group_writes(ops)), [BATCH_STATEMENTS, 1]);
+        assert_eq!(shape(&group_writes(one(ops))), [BATCH_STATEMENTS, 1]);
     }
 }

@@ -119,6 +119,7 @@ async fn scenario(config: &CqlConfig, admin: &Session) {
     product_list(&store, admin).await;
     deadlines(&store, admin).await;
     write_times(&store).await;
+    concurrent_applies(&store).await;
     claims(&store).await;
     checkpoints(&store).await;
     blocking_reads(&store).await;
@@ -545,6 +546,52 @@ async fn deadlines(store: &CqlStore, admin: &Session) {
     let all = store.scan_async(T, "", None, 10).await.unwrap();
     assert_eq!(keys(&all), [again, entries[2].clone(), entries[3].clone()]);
     assert_eq!(count(admin, index).await, 3);
+}
+
+/// Concurrent applies of a row or two each, as the ingest API's requests make them, share
+/// requests, each at its own write time; each answers only once its rows are written.
+async fn concurrent_applies(store: &CqlStore) {
+    let requests = || {
+        let r = store.requests();
+        ["write", "batch"]
+            .iter()
+            .map(|kind| {
+                r.with_label_values(&[*kind, "command"]).get()
+                    + r.with_label_values(&[*kind, "mixed"]).get()
+            })
+            .sum::<u64>()
+    };
+    let before = requests();
+    let n = 200;
+    let keys: Vec<String> = (0..n).map(|i| format!("together/c{i}")).collect();
+    let applies = keys.iter().enumerate().map(|(i, k)| async move {
+        store
+            .apply(vec![put("command", k, "v")], 1000 + i as i64)
+            .await
+            .unwrap();
+        // Written by the time the apply answers.
+        assert_eq!(
+            text(store.get_async("command", k).await.unwrap()).as_deref(),
+            Some("v"),
+            "{k}"
+        );
+    });
+    futures::future::join_all(applies).await;
+    let sent = requests() - before;
+    assert!(sent < n as u64 / 2, "{n} applies in {sent} requests");
+    // Each kept its own write time: an older write of the row does not replace it.
+    store
+        .apply(vec![put("command", &keys[7], "older")], 1006)
+        .await
+        .unwrap();
+    store
+        .apply(vec![put("command", &keys[8], "newer")], 1009)
+        .await
+        .unwrap();
+    let keys = &keys;
+    let got = |i: usize| async move { text(store.get_async("command", &keys[i]).await.unwrap()) };
+    assert_eq!(got(7).await.as_deref(), Some("v"));
+    assert_eq!(got(8).await.as_deref(), Some("newer"));
 }
 
 async fn write_times(store: &CqlStore) {
