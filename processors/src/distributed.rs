@@ -6,14 +6,17 @@
 //! 1. poll records; group them by task; a task first assigned to this member is *recovered*;
 //! 2. decide each task's records against the store, buffering row writes and output records in
 //!    a [`DistTxn`] (the same `process_batch` the embedded runtime runs);
-//! 3. save each task's [`Checkpoint`] (writes, records, next input offsets) in the store;
-//! 4. apply the row writes, with the checkpoint's id as their write time;
-//! 5. in one Kafka transaction: produce the records, send the input offsets (each carrying the
-//!    checkpoint id as metadata), commit.
+//! 3. open a Kafka transaction and produce the records and send the input offsets (each carrying
+//!    the checkpoint id as metadata) into it, while, alongside, each task's [`Checkpoint`]
+//!    (writes, records, next input offsets) is saved in the store and then the row writes are
+//!    applied, with the checkpoint's id as their write time;
+//! 4. once both are done, commit.
 //!
-//! No input offset is committed before its projection rows are written. A crash after 3 leaves a
-//! checkpoint whose id is not the committed offsets' metadata: recovery finishes it (4 and 5
-//! again, idempotent) instead of deciding the batch anew, so the store and the changelog agree.
+//! No input offset is committed before its projection rows are written, and no row is written
+//! before its checkpoint. A crash after the checkpoint is saved leaves one whose id is not the
+//! committed offsets' metadata: recovery finishes it (3 and 4 again, idempotent) instead of
+//! deciding the batch anew, so the store and the changelog agree. A crash before leaves only
+//! an open transaction, aborted when the member's transactional id is taken up again.
 
 use crate::checkpoint::{Checkpoint, OutRecord};
 use crate::runtime::{process_batch, Processor, RuntimeConfig};
@@ -714,31 +717,20 @@ impl DistributedRuntime {
             return Ok(());
         }
         let decided = started.elapsed();
-        // 3. Checkpoints first: after this the batch is decided.
-        self.handle
-            .block_on(futures_join(checkpoints.iter().map(|(task, cp)| {
-                self.store.save_checkpoint(group, *task, cp.encode())
-            })))
-            .map_err(|e| TurnError::store(e.to_string()))?;
-        for (task, cp) in &checkpoints {
-            let t = tasks.get_mut(task).expect("task exists");
-            t.last_id = cp.id;
-        }
-        let saved = started.elapsed();
-        let written = self.finish(consumer, producer, &checkpoints, started)?;
+        let written = self.finish(consumer, producer, Some(group), &checkpoints, started)?;
         tracing::debug!(
             group,
             records = handled,
             tasks = checkpoints.len(),
             prefetch_ms = prefetched.as_millis() as u64,
             decide_ms = (decided - prefetched).as_millis() as u64,
-            checkpoint_ms = (saved - decided).as_millis() as u64,
-            rows_ms = (written - saved).as_millis() as u64,
-            transaction_ms = (started.elapsed() - written).as_millis() as u64,
+            stored_ms = (written - decided).as_millis() as u64,
+            commit_ms = (started.elapsed() - written).as_millis() as u64,
             "turn"
         );
         for (task, cp) in checkpoints {
             let t = tasks.get_mut(&task).expect("task exists");
+            t.last_id = cp.id;
             for (topic, partition, next) in cp.offsets {
                 t.next.insert((topic, partition), next);
             }
@@ -850,60 +842,75 @@ impl DistributedRuntime {
         &self,
         consumer: &GroupConsumer,
         producer: &Arc<TxnProducer>,
+        save_in: Option<&str>,
         checkpoints: &[(u32, Checkpoint)],
         started: Instant,
     ) -> Result<Duration, TurnError> {
-        let rows = {
+        // 3. The transaction opens and takes the records and input offsets while, alongside,
+        // the checkpoints are saved in the group's rows (unless a recovery is finishing one
+        // saved before) and then the rows are written, fenced by the batch's id as their write
+        // time. Nothing of the transaction is visible before its commit; once the checkpoints
+        // are saved the batch is decided (a recovery finishes it), and no row is written before.
+        retry_txn("begin", || {
+            producer.begin_transaction().map_err(TxnFailure::Kafka)
+        })
+        .map_err(TurnError::txn)?;
+        let stored = {
             let store = self.store.clone();
+            let group = save_in.unwrap_or_default().to_string();
+            let bodies: Vec<_> = checkpoints
+                .iter()
+                .filter(|_| save_in.is_some())
+                .map(|(task, cp)| (*task, cp.encode()))
+                .collect();
             let batches: Vec<_> = checkpoints
                 .iter()
                 .map(|(_, cp)| (cp.writes.clone(), cp.id))
                 .collect();
             self.handle.spawn(async move {
                 futures_join(
+                    bodies
+                        .into_iter()
+                        .map(|(task, body)| store.save_checkpoint(&group, task, body)),
+                )
+                .await?;
+                futures_join(
                     batches
                         .into_iter()
                         .map(|(writes, id)| store.apply(writes, id)),
                 )
-                .await
+                .await?;
+                Ok::<_, StoreError>(started.elapsed())
             })
         };
-        let begun = retry_txn("begin", || {
-            producer.begin_transaction().map_err(TxnFailure::Kafka)
-        });
-        let sent = match begun {
-            Ok(()) => self.send_all(consumer, producer, checkpoints),
-            Err(_) => Ok(()),
-        };
-        // Whatever else failed, the rows are waited for: nothing of this turn runs on.
-        let rows = self
+        let sent = self.send_all(consumer, producer, checkpoints);
+        // Whatever else failed, the store's part is waited for: nothing of this turn runs on.
+        let stored = self
             .handle
-            .block_on(rows)
-            .map_err(|e| StoreError::Backend(format!("writing rows: {e}")))
+            .block_on(stored)
+            .map_err(|e| StoreError::Backend(format!("saving checkpoints and rows: {e}")))
             .and_then(|r| r);
-        let written = started.elapsed();
-        let err = match (begun, sent, rows) {
-            (Err(e), _, rows) => {
-                if let Err(rows) = rows {
-                    tracing::warn!(error = %rows, "rows not written either");
+        let written = match stored {
+            Ok(written) => written,
+            Err(e) => {
+                if let Err(sent) = sent {
+                    tracing::warn!(error = %sent, "records not sent either");
                 }
-                return Err(TurnError::txn(e));
+                // Rows not written: nothing of the transaction may be committed.
+                return Err(self.abort(producer, TurnError::store(e.to_string())));
             }
-            (Ok(()), Ok(()), Ok(())) => {
-                // A commit that times out is resumed, never abandoned: the next turn's recovery
-                // must see the transaction's outcome settled, or it could finish it twice.
-                match retry_txn("commit", || {
-                    bounded("commit", producer, |p| p.commit_transaction(KAFKA_TIMEOUT))
-                }) {
-                    Ok(()) => return Ok(written),
-                    Err(e) => TurnError::txn(e),
-                }
-            }
-            (Ok(()), Err(e), _) => TurnError::txn(e),
-            // Rows not written: nothing of the transaction may be committed.
-            (Ok(()), Ok(()), Err(e)) => TurnError::store(e.to_string()),
         };
-        Err(self.abort(producer, err))
+        if let Err(e) = sent {
+            return Err(self.abort(producer, TurnError::txn(e)));
+        }
+        // 4. The commit. One that times out is resumed, never abandoned: the next turn's
+        // recovery must see the transaction's outcome settled, or it could finish it twice.
+        match retry_txn("commit", || {
+            bounded("commit", producer, |p| p.commit_transaction(KAFKA_TIMEOUT))
+        }) {
+            Ok(()) => Ok(written),
+            Err(e) => Err(self.abort(producer, TurnError::txn(e))),
+        }
     }
 
     /// The records and input offsets of decided checkpoints, into the open transaction.
@@ -1063,7 +1070,7 @@ impl DistributedRuntime {
                 );
                 self.health.recoveries.fetch_add(1, Ordering::Relaxed);
                 let one = [(task_id, cp)];
-                self.finish(consumer, producer, &one, Instant::now())?;
+                self.finish(consumer, producer, None, &one, Instant::now())?;
                 for (topic, partition, n) in &one[0].1.offsets {
                     next.insert((topic.clone(), *partition), *n);
                 }
