@@ -80,6 +80,18 @@ struct Queue {
     flushing: usize,
 }
 
+/// A flush under way, one of [`Queue::flushing`]: a flush that ends early (its task panicked
+/// or was dropped with its runtime) frees its slot when this drops, so that later applies
+/// still start flushes; one that ends normally frees it itself.
+struct Slot<'a>(&'a Mutex<Queue>);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut queue = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        queue.flushing -= 1;
+    }
+}
+
 /// One queued `apply`: its writes, their write time, and whom to tell how they went.
 struct Job {
     writes: Vec<RowWrite>,
@@ -1027,11 +1039,15 @@ impl CqlStore {
 
     /// Flushes what is queued, again and again, until nothing is.
     async fn flush_queued(&self) {
+        let slot = Slot(&self.inner.queue);
         loop {
             let jobs = {
                 let mut queue = self.inner.queue.lock().expect("queue lock");
                 if queue.jobs.is_empty() {
+                    // Under the lock that found the queue empty: an apply queued after this
+                    // finds the slot free and starts a flush.
                     queue.flushing -= 1;
+                    std::mem::forget(slot);
                     return;
                 }
                 std::mem::take(&mut queue.jobs)
@@ -1078,8 +1094,7 @@ impl CqlStore {
         let requests: Vec<_> = group_writes(all)
             .into_iter()
             .map(|group| async move {
-                let mut of: Vec<usize> = group.iter().map(|w| w.job).collect();
-                of.dedup();
+                let of: BTreeSet<usize> = group.iter().map(|w| w.job).collect();
                 (of, self.write_together(group).await)
             })
             .collect();
@@ -1403,6 +1418,20 @@ mod tests {
             .map(|(i, _)| i)
             .collect();
         assert_eq!(p1, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_flush_that_ends_early_frees_its_slot() {
+        let queue = Mutex::new(Queue {
+            jobs: Vec::new(),
+            flushing: 2,
+        });
+        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _slot = Slot(&queue);
+            panic!("a flush ends early");
+        }));
+        assert!(ended.is_err());
+        assert_eq!(queue.lock().unwrap().flushing, 1);
     }
 
     #[test]

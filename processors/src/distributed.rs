@@ -16,7 +16,8 @@
 //! before its checkpoint. A crash after the checkpoint is saved leaves one whose id is not the
 //! committed offsets' metadata: recovery finishes it (3 and 4 again, idempotent) instead of
 //! deciding the batch anew, so the store and the changelog agree. A crash before leaves only
-//! an open transaction, aborted when the member's transactional id is taken up again.
+//! an open transaction, aborted when the member's transactional id is taken up again, or by the
+//! broker after transaction.timeout.ms if it never is.
 
 use crate::checkpoint::{Checkpoint, OutRecord};
 use crate::runtime::{process_batch, Processor, RuntimeConfig};
@@ -717,15 +718,16 @@ impl DistributedRuntime {
             return Ok(());
         }
         let decided = started.elapsed();
-        let written = self.finish(consumer, producer, Some(group), &checkpoints, started)?;
+        let (stored, sent) = self.finish(consumer, producer, Some(group), &checkpoints, started)?;
         tracing::debug!(
             group,
             records = handled,
             tasks = checkpoints.len(),
             prefetch_ms = prefetched.as_millis() as u64,
             decide_ms = (decided - prefetched).as_millis() as u64,
-            stored_ms = (written - decided).as_millis() as u64,
-            commit_ms = (started.elapsed() - written).as_millis() as u64,
+            stored_ms = (stored - decided).as_millis() as u64,
+            sent_ms = (sent - decided).as_millis() as u64,
+            commit_ms = (started.elapsed() - stored.max(sent)).as_millis() as u64,
             "turn"
         );
         for (task, cp) in checkpoints {
@@ -835,9 +837,11 @@ impl DistributedRuntime {
         Ok(())
     }
 
-    /// Steps 4 and 5 for decided checkpoints: rows, and one Kafka transaction whose records and
-    /// offsets are sent while the rows are written; it commits only once they are. Returns how
-    /// long into the turn the rows were written, for the turn's log line.
+    /// Steps 3 and 4 for decided checkpoints: one Kafka transaction takes their records and
+    /// input offsets while, alongside, the checkpoints are saved in `save_in`'s rows (none when
+    /// a recovery finishes one saved before) and then their rows are written; it commits only
+    /// once both are done. Returns how long into the turn the store's part and the sending
+    /// took, for the turn's log line.
     fn finish(
         &self,
         consumer: &GroupConsumer,
@@ -845,35 +849,35 @@ impl DistributedRuntime {
         save_in: Option<&str>,
         checkpoints: &[(u32, Checkpoint)],
         started: Instant,
-    ) -> Result<Duration, TurnError> {
-        // 3. The transaction opens and takes the records and input offsets while, alongside,
-        // the checkpoints are saved in the group's rows (unless a recovery is finishing one
-        // saved before) and then the rows are written, fenced by the batch's id as their write
-        // time. Nothing of the transaction is visible before its commit; once the checkpoints
-        // are saved the batch is decided (a recovery finishes it), and no row is written before.
+    ) -> Result<(Duration, Duration), TurnError> {
+        // Nothing of the transaction is visible before its commit; once the checkpoints are
+        // saved the batch is decided (a recovery finishes it), and no row is written before.
         retry_txn("begin", || {
             producer.begin_transaction().map_err(TxnFailure::Kafka)
         })
         .map_err(TurnError::txn)?;
         let stored = {
             let store = self.store.clone();
-            let group = save_in.unwrap_or_default().to_string();
-            let bodies: Vec<_> = checkpoints
-                .iter()
-                .filter(|_| save_in.is_some())
-                .map(|(task, cp)| (*task, cp.encode()))
-                .collect();
+            let saves = save_in.map(|group| {
+                let bodies: Vec<_> = checkpoints
+                    .iter()
+                    .map(|(task, cp)| (*task, cp.encode()))
+                    .collect();
+                (group.to_string(), bodies)
+            });
             let batches: Vec<_> = checkpoints
                 .iter()
                 .map(|(_, cp)| (cp.writes.clone(), cp.id))
                 .collect();
             self.handle.spawn(async move {
-                futures_join(
-                    bodies
-                        .into_iter()
-                        .map(|(task, body)| store.save_checkpoint(&group, task, body)),
-                )
-                .await?;
+                if let Some((group, bodies)) = saves {
+                    futures_join(
+                        bodies
+                            .into_iter()
+                            .map(|(task, body)| store.save_checkpoint(&group, task, body)),
+                    )
+                    .await?;
+                }
                 futures_join(
                     batches
                         .into_iter()
@@ -884,31 +888,33 @@ impl DistributedRuntime {
             })
         };
         let sent = self.send_all(consumer, producer, checkpoints);
+        let sent_at = started.elapsed();
         // Whatever else failed, the store's part is waited for: nothing of this turn runs on.
         let stored = self
             .handle
             .block_on(stored)
             .map_err(|e| StoreError::Backend(format!("saving checkpoints and rows: {e}")))
             .and_then(|r| r);
-        let written = match stored {
-            Ok(written) => written,
-            Err(e) => {
-                if let Err(sent) = sent {
-                    tracing::warn!(error = %sent, "records not sent either");
+        let stored_at = match (stored, sent) {
+            (Ok(stored_at), Ok(())) => stored_at,
+            // The producer's failure first: it may say the producer must be replaced.
+            (stored, Err(e)) => {
+                if let Err(stored) = stored {
+                    tracing::warn!(error = %stored, "checkpoints or rows not stored either");
                 }
-                // Rows not written: nothing of the transaction may be committed.
+                return Err(self.abort(producer, TurnError::txn(e)));
+            }
+            // Rows not written: nothing of the transaction may be committed.
+            (Err(e), Ok(())) => {
                 return Err(self.abort(producer, TurnError::store(e.to_string())));
             }
         };
-        if let Err(e) = sent {
-            return Err(self.abort(producer, TurnError::txn(e)));
-        }
-        // 4. The commit. One that times out is resumed, never abandoned: the next turn's
-        // recovery must see the transaction's outcome settled, or it could finish it twice.
+        // A commit that times out is resumed, never abandoned: the next turn's recovery must
+        // see the transaction's outcome settled, or it could finish it twice.
         match retry_txn("commit", || {
             bounded("commit", producer, |p| p.commit_transaction(KAFKA_TIMEOUT))
         }) {
-            Ok(()) => Ok(written),
+            Ok(()) => Ok((stored_at, sent_at)),
             Err(e) => Err(self.abort(producer, TurnError::txn(e))),
         }
     }
