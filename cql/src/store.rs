@@ -995,6 +995,23 @@ impl CqlStore {
     }
 
     async fn apply_writes(&self, writes: Vec<RowWrite>, ts: i64) -> Result<(), StoreError> {
+        // All writes share one write time, so two writes to one row would tie and CQL would
+        // keep the delete or the larger value; the last one of the apply wins, as in order.
+        let last: HashMap<(&str, &str), usize> = writes
+            .iter()
+            .enumerate()
+            .map(|(i, w)| ((w.table.as_str(), w.key.as_str()), i))
+            .collect();
+        let kept: Vec<bool> = writes
+            .iter()
+            .enumerate()
+            .map(|(i, w)| last[&(w.table.as_str(), w.key.as_str())] == i)
+            .collect();
+        let writes: Vec<RowWrite> = writes
+            .into_iter()
+            .zip(kept)
+            .filter_map(|(w, kept)| kept.then_some(w))
+            .collect();
         // A write to a timeline marks its bucket in the index, after the rows, never with
         // them (see `scan_timeline`). A key that places nowhere fails the apply, unwritten.
         let mut touched = BTreeSet::new();
@@ -1062,33 +1079,26 @@ impl CqlStore {
         let mut outcomes: Vec<Result<(), String>> = vec![Ok(()); jobs.len()];
         let mut all = Vec::new();
         for (job, j) in jobs.iter().enumerate() {
-            // All writes of an apply share one write time, so two writes to one row would tie
-            // and CQL would keep the delete or the larger value; the last one wins, as in order.
-            let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(j.writes.len());
-            for (i, w) in j.writes.iter().enumerate() {
-                last.insert((&w.table, &w.key), i);
-            }
-            let mut writes = Vec::with_capacity(j.writes.len());
-            for (i, w) in j.writes.iter().enumerate() {
-                if last.get(&(w.table.as_str(), w.key.as_str())) != Some(&i) {
+            // Placed already when queued: this places them alike.
+            let placed: Result<Vec<_>, _> = j
+                .writes
+                .iter()
+                .map(|w| layout::place(&w.table, &w.key).map(|p| (w, p)))
+                .collect();
+            let placed = match placed {
+                Ok(placed) => placed,
+                Err(e) => {
+                    outcomes[job] = Err(e.to_string());
                     continue;
                 }
-                let placement = match layout::place(&w.table, &w.key) {
-                    Ok(placement) => placement,
-                    Err(e) => {
-                        outcomes[job] = Err(e.to_string());
-                        break;
-                    }
-                };
+            };
+            for (w, placement) in placed {
                 if let Some(listed) = placement.listed {
                     let op = Op::List(listed, w.value.is_some());
-                    writes.push(Write { job, ts: j.ts, op });
+                    all.push(Write { job, ts: j.ts, op });
                 }
                 let op = Op::Row(placement.place, w.value.as_deref());
-                writes.push(Write { job, ts: j.ts, op });
-            }
-            if outcomes[job].is_ok() {
-                all.append(&mut writes);
+                all.push(Write { job, ts: j.ts, op });
             }
         }
         let requests: Vec<_> = group_writes(all)

@@ -895,28 +895,28 @@ impl DistributedRuntime {
             .block_on(stored)
             .map_err(|e| StoreError::Backend(format!("saving checkpoints and rows: {e}")))
             .and_then(|r| r);
-        let stored_at = match (stored, sent) {
-            (Ok(stored_at), Ok(())) => stored_at,
+        let err = match (stored, sent) {
+            (Ok(stored_at), Ok(())) => {
+                // A commit that times out is resumed, never abandoned: the next turn's recovery
+                // must see the transaction's outcome settled, or it could finish it twice.
+                match retry_txn("commit", || {
+                    bounded("commit", producer, |p| p.commit_transaction(KAFKA_TIMEOUT))
+                }) {
+                    Ok(()) => return Ok((stored_at, sent_at)),
+                    Err(e) => TurnError::txn(e),
+                }
+            }
             // The producer's failure first: it may say the producer must be replaced.
             (stored, Err(e)) => {
                 if let Err(stored) = stored {
                     tracing::warn!(error = %stored, "checkpoints or rows not stored either");
                 }
-                return Err(self.abort(producer, TurnError::txn(e)));
+                TurnError::txn(e)
             }
             // Rows not written: nothing of the transaction may be committed.
-            (Err(e), Ok(())) => {
-                return Err(self.abort(producer, TurnError::store(e.to_string())));
-            }
+            (Err(e), Ok(())) => TurnError::store(e.to_string()),
         };
-        // A commit that times out is resumed, never abandoned: the next turn's recovery must
-        // see the transaction's outcome settled, or it could finish it twice.
-        match retry_txn("commit", || {
-            bounded("commit", producer, |p| p.commit_transaction(KAFKA_TIMEOUT))
-        }) {
-            Ok(()) => Ok((stored_at, sent_at)),
-            Err(e) => Err(self.abort(producer, TurnError::txn(e))),
-        }
+        Err(self.abort(producer, err))
     }
 
     /// The records and input offsets of decided checkpoints, into the open transaction.
