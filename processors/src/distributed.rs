@@ -61,10 +61,20 @@ type RowId = (String, String);
 
 const CACHE_ROWS: usize = 20_000;
 
+/// Store pages read by a turn's scans, by (table, prefix, after, size). Nothing of the turn is
+/// written before its tasks are decided, and a task's scan keeps only its own rows, so tasks
+/// asking for the same page share one read: every task's timers scan the same table from its
+/// start.
+type Pages = std::cell::RefCell<HashMap<PageId, Vec<(String, Vec<u8>)>>>;
+
+/// (table, prefix, after, size)
+type PageId = (String, String, Option<String>, usize);
+
 /// One task's batch: reads through the task's cache to the store, buffers everything it writes.
 pub struct DistTxn<'s> {
     store: &'s dyn ProjectionStore,
     cache: &'s RowCache,
+    pages: &'s Pages,
     /// Rows read from the store in this batch, for the cache.
     reads: std::cell::RefCell<Vec<(RowId, Option<Vec<u8>>)>>,
     handle: &'s tokio::runtime::Handle,
@@ -87,6 +97,7 @@ impl<'s> DistTxn<'s> {
     fn new(
         store: &'s dyn ProjectionStore,
         cache: &'s RowCache,
+        pages: &'s Pages,
         handle: &'s tokio::runtime::Handle,
         now: i64,
         task: u32,
@@ -95,6 +106,7 @@ impl<'s> DistTxn<'s> {
         Self {
             store,
             cache,
+            pages,
             reads: Default::default(),
             handle,
             now,
@@ -184,36 +196,43 @@ impl BatchTxn for DistTxn<'_> {
             return Ok(Vec::new());
         }
         let timers = prefix.is_empty();
+        let size = limit.max(64);
+        let own = || {
+            self.overlay
+                .range((table.to_string(), prefix.to_string())..)
+                .take_while(|((t, k), _)| t == table && k.starts_with(prefix))
+        };
+        // The batch's own removals can hide rows of the store's pages.
+        let removed = own().filter(|(_, v)| v.is_none()).count();
         let mut merged: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         let mut after: Option<String> = None;
-        // Read pages until `limit` rows survive the overlay and the task filter.
+        // Read pages until `limit` rows survive the batch's removals and the task filter.
         loop {
-            let page = self
-                .handle
-                .block_on(
-                    self.store
-                        .scan_async(table, prefix, after.as_deref(), limit.max(64)),
-                )
-                .map_err(store_err)?;
-            let full = page.len() >= limit.max(64);
+            let id = (table.to_string(), prefix.to_string(), after.clone(), size);
+            let shared = self.pages.borrow().get(&id).cloned();
+            let page = match shared {
+                Some(page) => page,
+                None => {
+                    let page = self
+                        .handle
+                        .block_on(self.store.scan_async(table, prefix, after.as_deref(), size))
+                        .map_err(store_err)?;
+                    self.pages.borrow_mut().insert(id, page.clone());
+                    page
+                }
+            };
+            let full = page.len() >= size;
             after = page.last().map(|(k, _)| k.clone());
             for (k, v) in page {
                 if !timers || self.owns_timer_row(&k) {
                     merged.insert(k, Some(v));
                 }
             }
-            let live = merged.values().filter(|v| v.is_some()).count();
-            if !full || live >= limit + self.overlay.len() {
+            if !full || merged.len() >= limit + removed {
                 break;
             }
         }
-        for ((t, k), v) in self
-            .overlay
-            .range((table.to_string(), prefix.to_string())..)
-        {
-            if t != table || !k.starts_with(prefix) {
-                break;
-            }
+        for ((_, k), v) in own() {
             merged.insert(k.clone(), v.clone());
         }
         Ok(merged
@@ -649,7 +668,8 @@ impl DistributedRuntime {
             }
         }
         let started = Instant::now();
-        self.prefetch(p, tasks, &by_task)?;
+        let pages = Pages::default();
+        self.prefetch(p, tasks, &by_task, &pages)?;
         let prefetched = started.elapsed();
         let mut checkpoints = Vec::new();
         let mut handled = 0u64;
@@ -661,6 +681,7 @@ impl DistributedRuntime {
                 let mut txn = DistTxn::new(
                     &*self.store,
                     &cache,
+                    &pages,
                     &self.handle,
                     id,
                     task_id,
@@ -758,6 +779,7 @@ impl DistributedRuntime {
         p: &dyn Processor,
         tasks: &mut BTreeMap<u32, Task>,
         by_task: &BTreeMap<u32, Vec<LogRecord>>,
+        pages: &Pages,
     ) -> Result<(), TurnError> {
         const ROUNDS: usize = 3;
         let no_poison = HashMap::new();
@@ -775,6 +797,7 @@ impl DistributedRuntime {
                 let mut txn = DistTxn::new(
                     &*self.store,
                     &task.cache,
+                    pages,
                     &self.handle,
                     porch_schemas::now_micros(),
                     *task_id,
@@ -1402,5 +1425,186 @@ mod tests {
             "{err:?}"
         );
         assert!(!TurnError::txn(err.unwrap_err()).fatal_producer);
+    }
+
+    /// Rows in memory; counts the scans that reach it.
+    #[derive(Default)]
+    struct MemStore {
+        rows: BTreeMap<(String, String), Vec<u8>>,
+        scans: std::sync::atomic::AtomicUsize,
+    }
+
+    use crate::store::Store;
+
+    impl Store for MemStore {
+        fn get_raw(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(self.rows.get(&(table.into(), key.into())).cloned())
+        }
+        fn scan_raw(
+            &self,
+            table: &str,
+            prefix: &str,
+            start_after: Option<&str>,
+            limit: usize,
+        ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+            self.scans.fetch_add(1, Ordering::Relaxed);
+            Ok(self
+                .rows
+                .range((table.to_string(), prefix.to_string())..)
+                .take_while(|((t, k), _)| t == table && k.starts_with(prefix))
+                .filter(|((_, k), _)| start_after.is_none_or(|a| k.as_str() > a))
+                .take(limit)
+                .map(|((_, k), v)| (k.clone(), v.clone()))
+                .collect())
+        }
+    }
+
+    impl ProjectionStore for MemStore {
+        fn get_async<'a>(
+            &'a self,
+            table: &'a str,
+            key: &'a str,
+        ) -> futures::future::BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+            Box::pin(async move { self.get_raw(table, key) })
+        }
+        fn get_many<'a>(
+            &'a self,
+            table: &'a str,
+            keys: &'a [String],
+        ) -> futures::future::BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>> {
+            Box::pin(async move { keys.iter().map(|k| self.get_raw(table, k)).collect() })
+        }
+        fn scan_async<'a>(
+            &'a self,
+            table: &'a str,
+            prefix: &'a str,
+            start_after: Option<&'a str>,
+            limit: usize,
+        ) -> futures::future::BoxFuture<'a, Result<crate::store::Rows, StoreError>> {
+            Box::pin(async move { self.scan_raw(table, prefix, start_after, limit) })
+        }
+        fn apply(
+            &self,
+            _writes: Vec<RowWrite>,
+            _timestamp: i64,
+        ) -> futures::future::BoxFuture<'_, Result<(), StoreError>> {
+            unimplemented!("deciding writes nothing")
+        }
+        fn load_checkpoint<'a>(
+            &'a self,
+            _group: &'a str,
+            _task: u32,
+        ) -> futures::future::BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+            unimplemented!("deciding loads no checkpoint")
+        }
+        fn save_checkpoint<'a>(
+            &'a self,
+            _group: &'a str,
+            _task: u32,
+            _checkpoint: Vec<u8>,
+        ) -> futures::future::BoxFuture<'a, Result<(), StoreError>> {
+            unimplemented!("deciding saves no checkpoint")
+        }
+        fn claim<'a>(
+            &'a self,
+            _table: &'a str,
+            _key: &'a str,
+            _value: Vec<u8>,
+        ) -> futures::future::BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+            unimplemented!("processors claim nothing")
+        }
+        fn ready(&self) -> futures::future::BoxFuture<'_, bool> {
+            Box::pin(async { true })
+        }
+    }
+
+    const PARTITIONS: u32 = 4;
+
+    /// Timer rows `<due>/acme/<product>` of products p0..p{n}, and each one's task.
+    fn timers(n: usize) -> (MemStore, Vec<(String, u32)>) {
+        let mut store = MemStore::default();
+        let mut owned = Vec::new();
+        for i in 0..n {
+            let product = format!("p{i}");
+            let key = format!("{:020}/acme/{product}", 1_000 + i);
+            let k = porch_topics::product_key("acme", &product);
+            owned.push((key.clone(), partition_for(k.as_bytes(), PARTITIONS)));
+            store.rows.insert(("deadline".into(), key), b"".to_vec());
+        }
+        (store, owned)
+    }
+
+    fn keys(rows: Vec<(String, Vec<u8>)>) -> Vec<String> {
+        rows.into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn the_tasks_of_a_turn_share_the_pages_their_timers_read() {
+        let (store, owned) = timers(40);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let (cache, pages) = (RowCache::new(), Pages::default());
+        for task in 0..PARTITIONS {
+            let txn = DistTxn::new(
+                &store,
+                &cache,
+                &pages,
+                runtime.handle(),
+                0,
+                task,
+                PARTITIONS,
+            );
+            let mine: Vec<String> = owned
+                .iter()
+                .filter(|(_, t)| *t == task)
+                .map(|(k, _)| k.clone())
+                .collect();
+            assert!(!mine.is_empty(), "task {task} owns none of the rows");
+            let scanned = keys(txn.scan("deadline", "", 256).expect("scan"));
+            assert_eq!(scanned, mine, "task {task}");
+        }
+        // One page holds every row: the first task read it, the others shared it.
+        assert_eq!(store.scans.load(Ordering::Relaxed), 1);
+        // A turn of its own reads it again.
+        let pages = Pages::default();
+        let txn = DistTxn::new(&store, &cache, &pages, runtime.handle(), 0, 0, PARTITIONS);
+        txn.scan("deadline", "", 256).expect("scan");
+        assert_eq!(store.scans.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn a_scan_reads_past_the_rows_its_batch_removed_and_no_further() {
+        let (store, _) = timers(200);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let (cache, pages) = (RowCache::new(), Pages::default());
+        let mut txn = DistTxn::new(&store, &cache, &pages, runtime.handle(), 0, 0, 1);
+        // Writes to other tables do not make the scan read more pages.
+        for i in 0..100 {
+            txn.put("other", &format!("k{i}"), b"v").expect("put");
+        }
+        let first = keys(txn.scan("deadline", "", 3).expect("scan"));
+        assert_eq!(first.len(), 3);
+        assert_eq!(
+            store.scans.load(Ordering::Relaxed),
+            1,
+            "one page of 64 is enough"
+        );
+        // Removing the first page's rows: the scan goes on to the next page for three more.
+        let page: Vec<String> = store.rows.keys().take(64).map(|(_, k)| k.clone()).collect();
+        for k in &page {
+            txn.remove("deadline", k).expect("remove");
+        }
+        let after = keys(txn.scan("deadline", "", 3).expect("scan"));
+        let expected: Vec<String> = store
+            .rows
+            .keys()
+            .skip(64)
+            .take(3)
+            .map(|(_, k)| k.clone())
+            .collect();
+        assert_eq!(after, expected);
     }
 }
