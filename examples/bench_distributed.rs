@@ -131,6 +131,9 @@ struct Sample {
     /// CQL requests of each role with a store, by kind and table.
     /// Per role: CQL requests so far and the seconds they took, by "kind table".
     cql: Vec<BTreeMap<String, (f64, f64)>>,
+    /// The API's own count of `POST /v1/offers` requests and the seconds they took, from
+    /// request to response inside the API.
+    offers_served: (f64, f64),
 }
 
 async fn sample(
@@ -163,7 +166,23 @@ async fn sample(
         machine: machine_ticks(),
         turns,
         cql,
+        offers_served: served(&series[&stored[0].1], "POST", "/v1/offers"),
     }
+}
+
+/// How many requests of a route the API answered and the seconds they took inside it.
+fn served(series: &[(String, f64)], method: &str, route: &str) -> (f64, f64) {
+    let of = |part: &str| {
+        series
+            .iter()
+            .find(|(s, _)| {
+                s.starts_with(&format!("porch_http_request_duration_seconds_{part}{{"))
+                    && s.contains(&format!("method=\"{method}\""))
+                    && s.contains(&format!("route=\"{route}\""))
+            })
+            .map_or(0.0, |(_, v)| *v)
+    };
+    (of("count"), of("sum"))
 }
 
 /// The CQL requests each role sent between two samples, per unit of work, by kind and table,
@@ -1471,10 +1490,15 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "    offers sent at {}/s, accepted at {accepted_rate:.0}/s, all {m} answered at {achieved:.0}/s; \
-         requests answered in p50 {:.0} ms, p99 {:.0} ms; per hop (log timestamps):",
+         requests answered in p50 {:.0} ms, p99 {:.0} ms (the API answered {:.0} requests, \
+         inside it a mean {:.0} ms each; {} retries after 503 so far); per hop (log timestamps):",
         args.rate,
         percentile(&offer_took, 0.5),
-        percentile(&offer_took, 0.99)
+        percentile(&offer_took, 0.99),
+        s3.offers_served.0 - s2.offers_served.0,
+        (s3.offers_served.1 - s2.offers_served.1) * 1000.0
+            / (s3.offers_served.0 - s2.offers_served.0),
+        client.retries.load(Ordering::Relaxed)
     );
     for (name, d) in &hops {
         println!(
