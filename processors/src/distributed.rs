@@ -668,8 +668,8 @@ impl DistributedRuntime {
             }
         }
         let started = Instant::now();
+        self.prefetch(p, tasks, &by_task)?;
         let pages = Pages::default();
-        self.prefetch(p, tasks, &by_task, &pages)?;
         let prefetched = started.elapsed();
         let mut checkpoints = Vec::new();
         let mut handled = 0u64;
@@ -779,9 +779,10 @@ impl DistributedRuntime {
         p: &dyn Processor,
         tasks: &mut BTreeMap<u32, Task>,
         by_task: &BTreeMap<u32, Vec<LogRecord>>,
-        pages: &Pages,
     ) -> Result<(), TurnError> {
         const ROUNDS: usize = 3;
+        // Probes do not scan.
+        let pages = Pages::default();
         let no_poison = HashMap::new();
         // A task whose probe missed nothing would miss nothing again: only the others probe on.
         let mut probing: Vec<u32> = by_task
@@ -797,7 +798,7 @@ impl DistributedRuntime {
                 let mut txn = DistTxn::new(
                     &*self.store,
                     &task.cache,
-                    pages,
+                    &pages,
                     &self.handle,
                     porch_schemas::now_micros(),
                     *task_id,
@@ -1540,7 +1541,8 @@ mod tests {
 
     #[test]
     fn the_tasks_of_a_turn_share_the_pages_their_timers_read() {
-        let (store, owned) = timers(40);
+        // Three pages of 256: no task owns 256 rows, so each reads them all.
+        let (store, owned) = timers(600);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
@@ -1564,13 +1566,13 @@ mod tests {
             let scanned = keys(txn.scan("deadline", "", 256).expect("scan"));
             assert_eq!(scanned, mine, "task {task}");
         }
-        // One page holds every row: the first task read it, the others shared it.
-        assert_eq!(store.scans.load(Ordering::Relaxed), 1);
-        // A turn of its own reads it again.
+        // The first task read the three pages, the others shared them.
+        assert_eq!(store.scans.load(Ordering::Relaxed), 3);
+        // A turn of its own reads them again.
         let pages = Pages::default();
         let txn = DistTxn::new(&store, &cache, &pages, runtime.handle(), 0, 0, PARTITIONS);
         txn.scan("deadline", "", 256).expect("scan");
-        assert_eq!(store.scans.load(Ordering::Relaxed), 2);
+        assert_eq!(store.scans.load(Ordering::Relaxed), 6);
     }
 
     #[test]
@@ -1606,5 +1608,7 @@ mod tests {
             .map(|(_, k)| k.clone())
             .collect();
         assert_eq!(after, expected);
+        // The first page came from the turn's pages; only the second was read.
+        assert_eq!(store.scans.load(Ordering::Relaxed), 2);
     }
 }
