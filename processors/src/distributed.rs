@@ -65,7 +65,7 @@ const CACHE_ROWS: usize = 20_000;
 /// written before its tasks are decided, and a task's scan keeps only its own rows, so tasks
 /// asking for the same page share one read: every task's timers scan the same table from its
 /// start.
-type Pages = std::cell::RefCell<HashMap<PageId, Vec<(String, Vec<u8>)>>>;
+type Pages = std::cell::RefCell<HashMap<PageId, std::rc::Rc<crate::store::Rows>>>;
 
 /// (table, prefix, after, size)
 type PageId = (String, String, Option<String>, usize);
@@ -217,15 +217,16 @@ impl BatchTxn for DistTxn<'_> {
                         .handle
                         .block_on(self.store.scan_async(table, prefix, after.as_deref(), size))
                         .map_err(store_err)?;
+                    let page = std::rc::Rc::new(page);
                     self.pages.borrow_mut().insert(id, page.clone());
                     page
                 }
             };
             let full = page.len() >= size;
             after = page.last().map(|(k, _)| k.clone());
-            for (k, v) in page {
-                if !timers || self.owns_timer_row(&k) {
-                    merged.insert(k, Some(v));
+            for (k, v) in page.iter() {
+                if !timers || self.owns_timer_row(k) {
+                    merged.insert(k.clone(), Some(v.clone()));
                 }
             }
             if !full || merged.len() >= limit + removed {
@@ -1428,18 +1429,31 @@ mod tests {
         assert!(!TurnError::txn(err.unwrap_err()).fatal_producer);
     }
 
-    /// Rows in memory; counts the scans that reach it.
+    /// A store in memory: rows with their write times (a later write time wins, as in CQL),
+    /// checkpoints and claims; counts the scans that reach it.
     #[derive(Default)]
     struct MemStore {
-        rows: BTreeMap<(String, String), Vec<u8>>,
+        rows: Mutex<BTreeMap<(String, String), Vec<u8>>>,
+        /// The write time of each row written by `apply`, removed rows included.
+        written: Mutex<HashMap<(String, String), i64>>,
+        checkpoints: Mutex<HashMap<(String, u32), Vec<u8>>>,
         scans: std::sync::atomic::AtomicUsize,
     }
 
+    impl MemStore {
+        fn keys(&self) -> Vec<String> {
+            let rows = self.rows.lock().unwrap();
+            rows.keys().map(|(_, k)| k.clone()).collect()
+        }
+    }
+
     use crate::store::Store;
+    use futures::future::BoxFuture;
 
     impl Store for MemStore {
         fn get_raw(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            Ok(self.rows.get(&(table.into(), key.into())).cloned())
+            let rows = self.rows.lock().unwrap();
+            Ok(rows.get(&(table.into(), key.into())).cloned())
         }
         fn scan_raw(
             &self,
@@ -1449,8 +1463,8 @@ mod tests {
             limit: usize,
         ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
             self.scans.fetch_add(1, Ordering::Relaxed);
-            Ok(self
-                .rows
+            let rows = self.rows.lock().unwrap();
+            Ok(rows
                 .range((table.to_string(), prefix.to_string())..)
                 .take_while(|((t, k), _)| t == table && k.starts_with(prefix))
                 .filter(|((_, k), _)| start_after.is_none_or(|a| k.as_str() > a))
@@ -1465,14 +1479,14 @@ mod tests {
             &'a self,
             table: &'a str,
             key: &'a str,
-        ) -> futures::future::BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+        ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
             Box::pin(async move { self.get_raw(table, key) })
         }
         fn get_many<'a>(
             &'a self,
             table: &'a str,
             keys: &'a [String],
-        ) -> futures::future::BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>> {
+        ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, StoreError>> {
             Box::pin(async move { keys.iter().map(|k| self.get_raw(table, k)).collect() })
         }
         fn scan_async<'a>(
@@ -1481,40 +1495,67 @@ mod tests {
             prefix: &'a str,
             start_after: Option<&'a str>,
             limit: usize,
-        ) -> futures::future::BoxFuture<'a, Result<crate::store::Rows, StoreError>> {
+        ) -> BoxFuture<'a, Result<crate::store::Rows, StoreError>> {
             Box::pin(async move { self.scan_raw(table, prefix, start_after, limit) })
         }
         fn apply(
             &self,
-            _writes: Vec<RowWrite>,
-            _timestamp: i64,
-        ) -> futures::future::BoxFuture<'_, Result<(), StoreError>> {
-            unimplemented!("deciding writes nothing")
+            writes: Vec<RowWrite>,
+            timestamp: i64,
+        ) -> BoxFuture<'_, Result<(), StoreError>> {
+            Box::pin(async move {
+                let mut rows = self.rows.lock().unwrap();
+                let mut written = self.written.lock().unwrap();
+                for w in writes {
+                    let id = (w.table, w.key);
+                    if written.get(&id).is_some_and(|t| *t > timestamp) {
+                        continue;
+                    }
+                    written.insert(id.clone(), timestamp);
+                    match w.value {
+                        Some(v) => rows.insert(id, v),
+                        None => rows.remove(&id),
+                    };
+                }
+                Ok(())
+            })
         }
         fn load_checkpoint<'a>(
             &'a self,
-            _group: &'a str,
-            _task: u32,
-        ) -> futures::future::BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
-            unimplemented!("deciding loads no checkpoint")
+            group: &'a str,
+            task: u32,
+        ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+            let checkpoints = self.checkpoints.lock().unwrap();
+            let found = checkpoints.get(&(group.to_string(), task)).cloned();
+            Box::pin(async move { Ok(found) })
         }
         fn save_checkpoint<'a>(
             &'a self,
-            _group: &'a str,
-            _task: u32,
-            _checkpoint: Vec<u8>,
-        ) -> futures::future::BoxFuture<'a, Result<(), StoreError>> {
-            unimplemented!("deciding saves no checkpoint")
+            group: &'a str,
+            task: u32,
+            checkpoint: Vec<u8>,
+        ) -> BoxFuture<'a, Result<(), StoreError>> {
+            let mut checkpoints = self.checkpoints.lock().unwrap();
+            checkpoints.insert((group.to_string(), task), checkpoint);
+            Box::pin(async { Ok(()) })
         }
         fn claim<'a>(
             &'a self,
-            _table: &'a str,
-            _key: &'a str,
-            _value: Vec<u8>,
-        ) -> futures::future::BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
-            unimplemented!("processors claim nothing")
+            table: &'a str,
+            key: &'a str,
+            value: Vec<u8>,
+        ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
+            let mut rows = self.rows.lock().unwrap();
+            let taken = match rows.entry((table.to_string(), key.to_string())) {
+                std::collections::btree_map::Entry::Occupied(e) => Some(e.get().clone()),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(value);
+                    None
+                }
+            };
+            Box::pin(async move { Ok(taken) })
         }
-        fn ready(&self) -> futures::future::BoxFuture<'_, bool> {
+        fn ready(&self) -> BoxFuture<'_, bool> {
             Box::pin(async { true })
         }
     }
@@ -1530,7 +1571,8 @@ mod tests {
             let key = format!("{:020}/acme/{product}", 1_000 + i);
             let k = porch_topics::product_key("acme", &product);
             owned.push((key.clone(), partition_for(k.as_bytes(), PARTITIONS)));
-            store.rows.insert(("deadline".into(), key), b"".to_vec());
+            let rows = store.rows.get_mut().unwrap();
+            rows.insert(("deadline".into(), key), b"".to_vec());
         }
         (store, owned)
     }
@@ -1595,19 +1637,12 @@ mod tests {
             "one page of 64 is enough"
         );
         // Removing the first page's rows: the scan goes on to the next page for three more.
-        let page: Vec<String> = store.rows.keys().take(64).map(|(_, k)| k.clone()).collect();
-        for k in &page {
+        let stored = store.keys();
+        for k in &stored[..64] {
             txn.remove("deadline", k).expect("remove");
         }
         let after = keys(txn.scan("deadline", "", 3).expect("scan"));
-        let expected: Vec<String> = store
-            .rows
-            .keys()
-            .skip(64)
-            .take(3)
-            .map(|(_, k)| k.clone())
-            .collect();
-        assert_eq!(after, expected);
+        assert_eq!(after, stored[64..67]);
         // The first page came from the turn's pages; only the second was read.
         assert_eq!(store.scans.load(Ordering::Relaxed), 2);
     }
