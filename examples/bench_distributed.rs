@@ -177,12 +177,18 @@ fn served(series: &[(String, f64)], method: &str, route: &str) -> (f64, f64) {
             .iter()
             .find(|(s, _)| {
                 s.starts_with(&format!("porch_http_request_duration_seconds_{part}{{"))
-                    && s.contains(&format!("method=\"{method}\""))
-                    && s.contains(&format!("route=\"{route}\""))
+                    && label(s, "method").as_deref() == Some(method)
+                    && label(s, "route").as_deref() == Some(route)
             })
             .map_or(0.0, |(_, v)| *v)
     };
     (of("count"), of("sum"))
+}
+
+/// A label's value in a series' name (`metric{name="value",...}`).
+fn label(series: &str, name: &str) -> Option<String> {
+    let at = series.find(&format!("{name}=\""))? + name.len() + 2;
+    Some(series[at..].split('"').next()?.to_string())
 }
 
 /// The CQL requests each role sent between two samples, per unit of work, by kind and table,
@@ -412,10 +418,6 @@ fn value(series: &[(String, f64)], metric: &str) -> Option<f64> {
 /// A role's CQL requests so far and the seconds they took, by kind and logical table
 /// ("write product").
 fn cql_requests(series: &[(String, f64)]) -> BTreeMap<String, (f64, f64)> {
-    let label = |series: &str, name: &str| {
-        let at = series.find(&format!("{name}=\""))? + name.len() + 2;
-        Some(series[at..].split('"').next()?.to_string())
-    };
     let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for (s, v) in series {
         let seconds = s.starts_with("porch_cql_request_seconds_total{");
