@@ -125,6 +125,27 @@ async fn wait_offer_status(
     .await
 }
 
+/// Waits until the offer is suspended for `reason`. A new listing passes
+/// through other suspensions first (no stock yet, compliance pending), so
+/// the status alone does not say the decision under test has been made.
+async fn wait_suspended_for(
+    p: &Porch,
+    key: &str,
+    product: &str,
+    offer: &str,
+    reason: &str,
+) -> Vec<String> {
+    p.eventually(
+        &format!("offer {offer} SUSPENDED for {reason}"),
+        15,
+        || async {
+            let (s, codes) = offer_state(p, key, product, offer).await;
+            (s == "SUSPENDED" && codes.iter().any(|c| c == reason)).then_some(codes)
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn seven_steps_make_listings_visible_in_their_own_region_only() {
     let p = Porch::start().await;
@@ -288,11 +309,7 @@ async fn compliance_holds_back_what_a_region_forbids_until_resolved() {
     // No tax code: IN requires one, GB does not.
     let l = list_product(&p, &key, "notax", "apparel", false).await;
     wait_visible(&p, &key, "GB", &l.gb_offer, true).await;
-    let reasons = wait_offer_status(&p, &key, &l.product, &l.in_offer, "SUSPENDED").await;
-    assert!(
-        reasons.contains(&"COMPLIANCE_REJECTED".to_string()),
-        "{reasons:?}"
-    );
+    wait_suspended_for(&p, &key, &l.product, &l.in_offer, "COMPLIANCE_REJECTED").await;
     let (_, view) = p.get(&key, "/v1/products/notax").await;
     let in_reasons = view["compliance"]["IN"]["reasons"].to_string();
     assert!(
@@ -313,11 +330,7 @@ async fn compliance_holds_back_what_a_region_forbids_until_resolved() {
 
     // A review category waits for a person in IN, then activates on approval.
     let r = list_product(&p, &key, "vitamins", "supplements", true).await;
-    let reasons = wait_offer_status(&p, &key, &r.product, &r.in_offer, "SUSPENDED").await;
-    assert!(
-        reasons.contains(&"COMPLIANCE_REVIEW".to_string()),
-        "{reasons:?}"
-    );
+    wait_suspended_for(&p, &key, &r.product, &r.in_offer, "COMPLIANCE_REVIEW").await;
     wait_visible(&p, &key, "GB", &r.gb_offer, true).await;
     let d = p
         .applied(
