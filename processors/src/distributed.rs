@@ -674,6 +674,8 @@ impl DistributedRuntime {
         let prefetched = started.elapsed();
         let mut checkpoints = Vec::new();
         let mut handled = 0u64;
+        // Rows the prefetch did not foresee, read one at a time while deciding.
+        let mut read_while_deciding = 0usize;
         for (task_id, batch) in by_task {
             let task = tasks.get_mut(&task_id).expect("task exists");
             let id = (porch_schemas::now_micros()).max(task.last_id + 1);
@@ -707,6 +709,7 @@ impl DistributedRuntime {
             task.cache = cache;
             let (mut cp, reads) = decided?;
             task.poison.clear();
+            read_while_deciding += reads.len();
             if task.cache.len() + reads.len() > CACHE_ROWS {
                 task.cache.clear();
             }
@@ -747,6 +750,7 @@ impl DistributedRuntime {
             tasks = checkpoints.len(),
             prefetch_ms = prefetched.as_millis() as u64,
             decide_ms = (decided - prefetched).as_millis() as u64,
+            read_while_deciding,
             stored_ms = (stored - decided).as_millis() as u64,
             sent_ms = (sent - decided).as_millis() as u64,
             commit_ms = (started.elapsed() - stored.max(sent)).as_millis() as u64,
