@@ -26,7 +26,9 @@ use porch_schemas::Codec;
 use porch_topics::kafka_admin::KafkaConfig;
 use porch_topics::liveness::drop_aside;
 use porch_topics::{partition_for, Append, BatchTxn, Liveness, LogError, LogRecord};
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{
+    BaseConsumer, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -743,7 +745,13 @@ impl DistributedRuntime {
             return Ok(());
         }
         let decided = started.elapsed();
-        let (stored, sent) = self.finish(consumer, producer, Some(group), &checkpoints, started)?;
+        let (stored, sent) = self.finish(
+            producer,
+            &member(consumer)?,
+            Some(group),
+            &checkpoints,
+            started,
+        )?;
         tracing::debug!(
             group,
             records = handled,
@@ -867,14 +875,21 @@ impl DistributedRuntime {
     }
 
     /// Steps 3 and 4 for decided checkpoints: one Kafka transaction takes their records and
-    /// input offsets while, alongside, the checkpoints are saved in `save_in`'s rows (none when
-    /// a recovery finishes one saved before) and then their rows are written; it commits only
-    /// once both are done. Returns how long into the turn the store's part and the sending
-    /// took, for the turn's log line.
+    /// input offsets; then the checkpoints are saved in `save_in`'s rows (none when a recovery
+    /// finishes one saved before) and then their rows are written; it commits once both are
+    /// done. Returns how long into the turn the store's part and the sending took, for the
+    /// turn's log line.
+    ///
+    /// The store is written only once the group coordinator has taken the input offsets into
+    /// the transaction, which it does only for a current member of the group (KIP-447: the
+    /// member's epoch rides with them). A member that was fenced out of its group while it
+    /// decided (a process paused past its session, say) learns it there, before it writes
+    /// anything: its checkpoint cannot replace the one of the member now owning the task,
+    /// and its rows cannot land beside that member's.
     fn finish(
         &self,
-        consumer: &GroupConsumer,
         producer: &Arc<TxnProducer>,
+        member: &Arc<ConsumerGroupMetadata>,
         save_in: Option<&str>,
         checkpoints: &[(u32, Checkpoint)],
         started: Instant,
@@ -885,47 +900,36 @@ impl DistributedRuntime {
             producer.begin_transaction().map_err(TxnFailure::Kafka)
         })
         .map_err(TurnError::txn)?;
-        let stored = {
-            let store = self.store.clone();
-            let saves = save_in.map(|group| {
-                let bodies: Vec<_> = checkpoints
-                    .iter()
-                    .map(|(task, cp)| (*task, cp.encode()))
-                    .collect();
-                (group.to_string(), bodies)
-            });
-            let batches: Vec<_> = checkpoints
-                .iter()
-                .map(|(_, cp)| (cp.writes.clone(), cp.id))
-                .collect();
-            self.handle.spawn(async move {
-                if let Some((group, bodies)) = saves {
-                    futures_join(
-                        bodies
-                            .into_iter()
-                            .map(|(task, body)| store.save_checkpoint(&group, task, body)),
-                    )
-                    .await?;
-                }
-                futures_join(
-                    batches
-                        .into_iter()
-                        .map(|(writes, id)| store.apply(writes, id)),
-                )
-                .await?;
-                Ok::<_, StoreError>(started.elapsed())
-            })
-        };
-        let sent = self.send_all(consumer, producer, checkpoints);
+        if let Err(e) = self.send_all(producer, member, checkpoints) {
+            return Err(self.abort(producer, TurnError::txn(e)));
+        }
         let sent_at = started.elapsed();
-        // Whatever else failed, the store's part is waited for: nothing of this turn runs on.
-        let stored = self
-            .handle
-            .block_on(stored)
-            .map_err(|e| StoreError::Backend(format!("saving checkpoints and rows: {e}")))
-            .and_then(|r| r);
-        let err = match (stored, sent) {
-            (Ok(stored_at), Ok(())) => {
+        let saves: Vec<_> = save_in
+            .map(|group| {
+                checkpoints
+                    .iter()
+                    .map(|(task, cp)| (group, *task, cp.encode()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let store = &*self.store;
+        let stored = self.handle.block_on(async {
+            futures_join(
+                saves
+                    .into_iter()
+                    .map(|(group, task, body)| store.save_checkpoint(group, task, body)),
+            )
+            .await?;
+            futures_join(
+                checkpoints
+                    .iter()
+                    .map(|(_, cp)| store.apply(cp.writes.clone(), cp.id)),
+            )
+            .await
+        });
+        let err = match stored {
+            Ok(()) => {
+                let stored_at = started.elapsed();
                 // A commit that times out is resumed, never abandoned: the next turn's recovery
                 // must see the transaction's outcome settled, or it could finish it twice.
                 match retry_txn("commit", || {
@@ -935,15 +939,8 @@ impl DistributedRuntime {
                     Err(e) => TurnError::txn(e),
                 }
             }
-            // The producer's failure first: it may say the producer must be replaced.
-            (stored, Err(e)) => {
-                if let Err(stored) = stored {
-                    tracing::warn!(error = %stored, "checkpoints or rows not stored either");
-                }
-                TurnError::txn(e)
-            }
             // Rows not written: nothing of the transaction may be committed.
-            (Err(e), Ok(())) => TurnError::store(e.to_string()),
+            Err(e) => TurnError::store(e.to_string()),
         };
         Err(self.abort(producer, err))
     }
@@ -951,8 +948,8 @@ impl DistributedRuntime {
     /// The records and input offsets of decided checkpoints, into the open transaction.
     fn send_all(
         &self,
-        consumer: &GroupConsumer,
         producer: &Arc<TxnProducer>,
+        member: &Arc<ConsumerGroupMetadata>,
         checkpoints: &[(u32, Checkpoint)],
     ) -> Result<(), TxnFailure> {
         let mut offsets = TopicPartitionList::new();
@@ -973,14 +970,9 @@ impl DistributedRuntime {
                 }
             }
         }
-        let meta = Arc::new(
-            consumer
-                .group_metadata()
-                .ok_or_else(|| KafkaError::Subscription("no group metadata".into()))?,
-        );
         let offsets = Arc::new(offsets);
         retry_txn("send offsets", || {
-            let (offsets, meta) = (offsets.clone(), meta.clone());
+            let (offsets, meta) = (offsets.clone(), member.clone());
             bounded("send offsets", producer, move |p| {
                 p.send_offsets_to_transaction(&offsets, &meta, KAFKA_TIMEOUT)
             })
@@ -1105,7 +1097,7 @@ impl DistributedRuntime {
                 );
                 self.health.recoveries.fetch_add(1, Ordering::Relaxed);
                 let one = [(task_id, cp)];
-                self.finish(consumer, producer, None, &one, Instant::now())?;
+                self.finish(producer, &member(consumer)?, None, &one, Instant::now())?;
                 for (topic, partition, n) in &one[0].1.offsets {
                     next.insert((topic.clone(), *partition), *n);
                 }
@@ -1148,6 +1140,14 @@ impl DistributedRuntime {
         task.recovered = true;
         Ok(())
     }
+}
+
+/// The consumer's membership of its group as it knows it, for the transaction's offsets.
+fn member(consumer: &GroupConsumer) -> Result<Arc<ConsumerGroupMetadata>, TurnError> {
+    consumer
+        .group_metadata()
+        .map(Arc::new)
+        .ok_or_else(|| TurnError::kafka(KafkaError::Subscription("no group metadata".into())))
 }
 
 /// How a transaction call failed.
@@ -1649,5 +1649,159 @@ mod tests {
         assert_eq!(after, stored[64..67]);
         // The first page came from the turn's pages; only the second was read.
         assert_eq!(store.scans.load(Ordering::Relaxed), 2);
+    }
+
+    /// The broker of `PORCH_KAFKA` (`scripts/engines up`), waited for up to
+    /// `PORCH_KAFKA_WAIT_SECS` (300): the test fails, never skips, without one.
+    fn kafka() -> KafkaConfig {
+        let cfg = KafkaConfig {
+            topic_prefix: format!("fenced{:x}.", porch_schemas::now_micros()),
+            ..KafkaConfig::from_env()
+        };
+        let patience = std::env::var("PORCH_KAFKA_WAIT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300);
+        let deadline = Instant::now() + Duration::from_secs(patience);
+        let probe: BaseConsumer = cfg.client_config().create().expect("client");
+        loop {
+            match probe.fetch_metadata(None, Duration::from_secs(5)) {
+                Ok(md) if !md.brokers().is_empty() => return cfg,
+                other => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "no Kafka broker at {} after {patience}s ({:?}); start one with \
+                         `scripts/engines up`",
+                        cfg.bootstrap,
+                        other.err()
+                    );
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    /// Joins the group and polls until the consumer owns a partition.
+    fn member_of(rt: &DistributedRuntime, group: &str, topic: &str) -> GroupConsumer {
+        let consumer = rt.consumer(group).expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while consumer.assignment().expect("assignment").count() == 0 {
+            assert!(Instant::now() < deadline, "{group}: no partition assigned");
+            let _ = consumer.poll(Duration::from_millis(200));
+        }
+        consumer
+    }
+
+    fn checkpoint(id: i64, topic: &str, row: &str) -> Checkpoint {
+        Checkpoint {
+            id,
+            offsets: vec![(topic.to_string(), 0, id as u64)],
+            writes: vec![RowWrite {
+                table: "t".into(),
+                key: row.into(),
+                value: Some(b"v".to_vec()),
+            }],
+            records: vec![OutRecord {
+                topic: topic.to_string(),
+                partition: 0,
+                key: row.as_bytes().to_vec(),
+                value: b"v".to_vec(),
+                headers: vec![],
+            }],
+        }
+    }
+
+    /// A member fenced out of its group while it decided (paused past its session, say)
+    /// writes nothing to the store when it goes on: the coordinator refuses its offsets
+    /// first, so its checkpoint cannot replace the one of the member that took the task
+    /// over, nor its rows land beside that member's. The member now in the group, with the
+    /// same producer and store, writes both: the refusal is the fencing, not the setup.
+    #[test]
+    fn a_member_fenced_out_of_its_group_writes_nothing_to_the_store() {
+        let kafka = kafka();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let topic = "input";
+        let physical = kafka.physical(topic);
+        let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+            kafka.client_config().create().expect("admin");
+        let created = runtime
+            .block_on(admin.create_topics(
+                &[rdkafka::admin::NewTopic::new(
+                    &physical,
+                    1,
+                    rdkafka::admin::TopicReplication::Fixed(1),
+                )],
+                &rdkafka::admin::AdminOptions::new(),
+            ))
+            .expect("create topic");
+        assert!(created.iter().all(Result::is_ok), "{created:?}");
+        let store = Arc::new(MemStore::default());
+        let rt = DistributedRuntime {
+            kafka: kafka.clone(),
+            store: store.clone(),
+            codec: Arc::new(Codec::new(Arc::new(
+                porch_schemas::EmbeddedRegistry::in_memory(),
+            ))),
+            handle: runtime.handle().clone(),
+            config: RuntimeConfig::default(),
+            partitions: 1,
+            stop: Arc::default(),
+            health: Arc::default(),
+            instance: "0".into(),
+        };
+        let group = format!("{}group", kafka.topic_prefix);
+        let producer = Arc::new(rt.producer(&group).expect("transactional producer"));
+
+        // The zombie's view of its membership, taken while it was a member; then it is gone
+        // and another member owns the partition.
+        let zombie = member_of(&rt, &group, &physical);
+        let stale = member(&zombie).expect("membership");
+        zombie.unsubscribe();
+        drop(zombie);
+        let successor = member_of(&rt, &group, &physical);
+
+        let err = rt
+            .finish(
+                &producer,
+                &stale,
+                Some(&group),
+                &[(0, checkpoint(1, topic, "zombie"))],
+                Instant::now(),
+            )
+            .expect_err("the coordinator refuses a fenced member's offsets");
+        println!("fenced: {err}");
+        assert!(
+            store.checkpoints.lock().unwrap().is_empty(),
+            "a fenced member saved a checkpoint"
+        );
+        assert!(store.keys().is_empty(), "a fenced member wrote rows");
+
+        let producer = if err.fatal_producer {
+            Arc::new(rt.producer(&group).expect("transactional producer"))
+        } else {
+            producer
+        };
+        rt.finish(
+            &producer,
+            &member(&successor).expect("membership"),
+            Some(&group),
+            &[(0, checkpoint(2, topic, "owner"))],
+            Instant::now(),
+        )
+        .expect("the member owning the task commits");
+        assert_eq!(store.keys(), vec!["owner".to_string()]);
+        assert!(store
+            .checkpoints
+            .lock()
+            .unwrap()
+            .contains_key(&(group.clone(), 0)));
+        let _ = runtime.block_on(
+            admin.delete_topics(&[physical.as_str()], &rdkafka::admin::AdminOptions::new()),
+        );
     }
 }
