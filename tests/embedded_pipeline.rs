@@ -118,11 +118,7 @@ async fn wait_offer_status(
     offer: &str,
     status: &str,
 ) -> Vec<String> {
-    p.eventually(&format!("offer {offer} {status}"), 15, || async {
-        let (s, codes) = offer_state(p, key, product, offer).await;
-        (s == status).then_some(codes)
-    })
-    .await
+    wait_offer(p, key, product, offer, status, |s, _| s == status).await
 }
 
 /// Waits until the offer is suspended for `reason`. A new listing passes
@@ -135,14 +131,26 @@ async fn wait_suspended_for(
     offer: &str,
     reason: &str,
 ) -> Vec<String> {
-    p.eventually(
-        &format!("offer {offer} SUSPENDED for {reason}"),
-        15,
-        || async {
-            let (s, codes) = offer_state(p, key, product, offer).await;
-            (s == "SUSPENDED" && codes.iter().any(|c| c == reason)).then_some(codes)
-        },
-    )
+    let what = format!("SUSPENDED for {reason}");
+    wait_offer(p, key, product, offer, &what, |s, codes| {
+        s == "SUSPENDED" && codes.iter().any(|c| c == reason)
+    })
+    .await
+}
+
+/// Waits until the offer's status and reason codes satisfy `wanted`; returns the codes.
+async fn wait_offer(
+    p: &Porch,
+    key: &str,
+    product: &str,
+    offer: &str,
+    what: &str,
+    wanted: impl Fn(&str, &[String]) -> bool,
+) -> Vec<String> {
+    p.eventually(&format!("offer {offer} {what}"), 15, || async {
+        let (s, codes) = offer_state(p, key, product, offer).await;
+        wanted(&s, &codes).then_some(codes)
+    })
     .await
 }
 

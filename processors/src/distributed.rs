@@ -1658,27 +1658,8 @@ mod tests {
             topic_prefix: format!("fenced{:x}.", porch_schemas::now_micros()),
             ..KafkaConfig::from_env()
         };
-        let patience = std::env::var("PORCH_KAFKA_WAIT_SECS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(300);
-        let deadline = Instant::now() + Duration::from_secs(patience);
-        let probe: BaseConsumer = cfg.client_config().create().expect("client");
-        loop {
-            match probe.fetch_metadata(None, Duration::from_secs(5)) {
-                Ok(md) if !md.brokers().is_empty() => return cfg,
-                other => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "no Kafka broker at {} after {patience}s ({:?}); start one with \
-                         `scripts/engines up`",
-                        cfg.bootstrap,
-                        other.err()
-                    );
-                    std::thread::sleep(Duration::from_secs(2));
-                }
-            }
-        }
+        cfg.wait_for_broker().unwrap_or_else(|e| panic!("{e}"));
+        cfg
     }
 
     /// Joins the group and polls until the consumer owns a partition.

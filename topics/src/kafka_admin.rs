@@ -62,6 +62,38 @@ impl KafkaConfig {
     pub fn client_config(&self) -> ClientConfig {
         client_config(&self.bootstrap)
     }
+
+    /// Waits until a broker answers a metadata request, for up to `PORCH_KAFKA_WAIT_SECS`
+    /// (default 300) seconds: for suites that need the cluster and must fail, not skip,
+    /// without it. The error says how to start one.
+    pub fn wait_for_broker(&self) -> Result<(), String> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let patience = std::env::var("PORCH_KAFKA_WAIT_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300);
+        let deadline = std::time::Instant::now() + Duration::from_secs(patience);
+        let probe: BaseConsumer = self
+            .client_config()
+            .create()
+            .map_err(|e| format!("a client for {}: {e}", self.bootstrap))?;
+        loop {
+            match probe.fetch_metadata(None, Duration::from_secs(5)) {
+                Ok(md) if !md.brokers().is_empty() => return Ok(()),
+                other => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(format!(
+                            "no Kafka broker at {} after {patience}s ({:?}); start one with \
+                             `scripts/engines up`",
+                            self.bootstrap,
+                            other.err()
+                        ));
+                    }
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            }
+        }
+    }
 }
 
 /// The settings every porch Kafka client starts from, for a cluster at `bootstrap`.

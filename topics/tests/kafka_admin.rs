@@ -35,33 +35,8 @@ fn fresh_cluster() -> KafkaConfig {
         ),
         ..KafkaConfig::from_env()
     };
-    wait_for_broker(&cfg);
+    cfg.wait_for_broker().unwrap_or_else(|e| panic!("{e}"));
     cfg
-}
-
-fn wait_for_broker(cfg: &KafkaConfig) {
-    let patience = std::env::var("PORCH_KAFKA_WAIT_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    let deadline = Instant::now() + Duration::from_secs(patience);
-    let probe: BaseConsumer = cfg.client_config().create().unwrap();
-    loop {
-        match probe.fetch_metadata(None, Duration::from_secs(5)) {
-            Ok(md) if !md.brokers().is_empty() => return,
-            other => {
-                if Instant::now() >= deadline {
-                    panic!(
-                        "no Kafka broker at {} after {patience}s ({:?}); start one with \
-                         `scripts/engines up`",
-                        cfg.bootstrap,
-                        other.err()
-                    );
-                }
-                std::thread::sleep(Duration::from_secs(2));
-            }
-        }
-    }
 }
 
 fn admin(cfg: &KafkaConfig) -> AdminClient<DefaultClientContext> {
