@@ -281,7 +281,7 @@ impl Statements {
             ))
             .await?,
             checkpoint_put: prepare(format!(
-                "INSERT INTO {ks}.checkpoint (grp, task, body) VALUES (?, ?, ?)"
+                "INSERT INTO {ks}.checkpoint (grp, task, body) VALUES (?, ?, ?) USING TIMESTAMP ?"
             ))
             .await?,
             ready,
@@ -1345,13 +1345,14 @@ impl ProjectionStore for CqlStore {
         group: &'a str,
         task: u32,
         checkpoint: Vec<u8>,
+        timestamp: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let task = task_number(task)?;
             let _timing = self.count("write", "checkpoint");
             self.exec(
                 &self.inner.st.checkpoint_put,
-                (group, task, checkpoint.as_slice()),
+                (group, task, checkpoint.as_slice(), timestamp),
             )
             .await
         })

@@ -799,11 +799,21 @@ async fn claims(store: &CqlStore) {
 async fn checkpoints(store: &CqlStore) {
     assert_eq!(store.load_checkpoint("offer", 3).await.unwrap(), None);
     store
-        .save_checkpoint("offer", 3, b"offset 10".to_vec())
+        .save_checkpoint("offer", 3, b"offset 10".to_vec(), 1_000)
         .await
         .unwrap();
     store
-        .save_checkpoint("offer", 3, b"offset 12".to_vec())
+        .save_checkpoint("offer", 3, b"offset 12".to_vec(), 2_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.load_checkpoint("offer", 3).await.unwrap(),
+        Some(b"offset 12".to_vec())
+    );
+    // A member fenced out of its group after its offsets were taken may save its checkpoint
+    // late, after the member now owning the task saved a later one: it must not replace it.
+    store
+        .save_checkpoint("offer", 3, b"offset 11 (late)".to_vec(), 1_500)
         .await
         .unwrap();
     assert_eq!(

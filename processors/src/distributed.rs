@@ -885,7 +885,10 @@ impl DistributedRuntime {
     /// member's epoch rides with them). A member that was fenced out of its group while it
     /// decided (a process paused past its session, say) learns it there, before it writes
     /// anything: its checkpoint cannot replace the one of the member now owning the task,
-    /// and its rows cannot land beside that member's.
+    /// and its rows cannot land beside that member's. A member paused after that point, past
+    /// the transaction timeout, writes late, but with its checkpoint's id as write time,
+    /// earlier than any id of the member given the task after the coordinator dropped this
+    /// one (so after it took these offsets): its checkpoint and its rows lose to that member's.
     fn finish(
         &self,
         producer: &Arc<TxnProducer>,
@@ -908,7 +911,7 @@ impl DistributedRuntime {
             .map(|group| {
                 checkpoints
                     .iter()
-                    .map(|(task, cp)| (group, *task, cp.encode()))
+                    .map(|(task, cp)| (group, *task, cp.encode(), cp.id))
                     .collect()
             })
             .unwrap_or_default();
@@ -917,7 +920,7 @@ impl DistributedRuntime {
             futures_join(
                 saves
                     .into_iter()
-                    .map(|(group, task, body)| store.save_checkpoint(group, task, body)),
+                    .map(|(group, task, body, id)| store.save_checkpoint(group, task, body, id)),
             )
             .await?;
             futures_join(
@@ -1440,7 +1443,8 @@ mod tests {
         rows: Mutex<BTreeMap<(String, String), Vec<u8>>>,
         /// The write time of each row written by `apply`, removed rows included.
         written: Mutex<HashMap<(String, String), i64>>,
-        checkpoints: Mutex<HashMap<(String, u32), Vec<u8>>>,
+        /// Each task's checkpoint with its write time.
+        checkpoints: Mutex<HashMap<(String, u32), (i64, Vec<u8>)>>,
         scans: std::sync::atomic::AtomicUsize,
     }
 
@@ -1530,7 +1534,9 @@ mod tests {
             task: u32,
         ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
             let checkpoints = self.checkpoints.lock().unwrap();
-            let found = checkpoints.get(&(group.to_string(), task)).cloned();
+            let found = checkpoints
+                .get(&(group.to_string(), task))
+                .map(|(_, body)| body.clone());
             Box::pin(async move { Ok(found) })
         }
         fn save_checkpoint<'a>(
@@ -1538,9 +1544,15 @@ mod tests {
             group: &'a str,
             task: u32,
             checkpoint: Vec<u8>,
+            timestamp: i64,
         ) -> BoxFuture<'a, Result<(), StoreError>> {
             let mut checkpoints = self.checkpoints.lock().unwrap();
-            checkpoints.insert((group.to_string(), task), checkpoint);
+            let slot = checkpoints
+                .entry((group.to_string(), task))
+                .or_insert((timestamp, checkpoint.clone()));
+            if timestamp >= slot.0 {
+                *slot = (timestamp, checkpoint);
+            }
             Box::pin(async { Ok(()) })
         }
         fn claim<'a>(

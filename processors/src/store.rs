@@ -475,12 +475,15 @@ pub trait ProjectionStore: Store {
         group: &'a str,
         task: u32,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
-    /// Replaces the checkpoint of one task (one row, written atomically).
+    /// Replaces the checkpoint of one task (one row, written atomically) with write time
+    /// `timestamp` (the checkpoint's id): a save that arrives late, with an earlier id than the
+    /// checkpoint there, changes nothing.
     fn save_checkpoint<'a>(
         &'a self,
         group: &'a str,
         task: u32,
         checkpoint: Vec<u8>,
+        timestamp: i64,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Inserts the row if no row has the key (a lightweight transaction); returns the existing
     /// value when the key was taken.
