@@ -1713,6 +1713,7 @@ mod tests {
     #[test]
     fn a_member_fenced_out_of_its_group_writes_nothing_to_the_store() {
         let kafka = kafka();
+        let _cleanup = porch_topics::kafka_admin::DeletePrefixOnDrop(kafka.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -1793,8 +1794,5 @@ mod tests {
             .lock()
             .unwrap()
             .contains_key(&(group.clone(), 0)));
-        let _ = runtime.block_on(
-            admin.delete_topics(&[physical.as_str()], &rdkafka::admin::AdminOptions::new()),
-        );
     }
 }

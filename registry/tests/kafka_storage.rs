@@ -5,6 +5,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
+use porch_topics::kafka_admin::KafkaConfig;
 use porch_registry::{
     open_storage, router, AppState, KafkaStorage, RegistryServerConfig, Storage, StorageError,
 };
@@ -33,27 +34,12 @@ fn admin() -> AdminClient<DefaultClientContext> {
         .expect("admin client")
 }
 
-/// Waits for the broker to answer a metadata request; panics after five minutes.
+/// Waits for the broker (`KafkaConfig::wait_for_broker`); panics if none answers.
 async fn wait_for_kafka() {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let answered = tokio::task::spawn_blocking(|| {
-            admin()
-                .inner()
-                .fetch_metadata(None, Duration::from_secs(5))
-                .map(|md| !md.brokers().is_empty())
-        })
+    tokio::task::spawn_blocking(|| KafkaConfig::from_env().wait_for_broker())
         .await
-        .unwrap();
-        match answered {
-            Ok(true) => return,
-            other if Instant::now() > deadline => panic!(
-                "no Kafka broker answered at {} within 5 minutes ({other:?}); start one with `scripts/engines up kafka`",
-                bootstrap()
-            ),
-            _ => tokio::time::sleep(Duration::from_secs(2)).await,
-        }
-    }
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn random_topic() -> String {

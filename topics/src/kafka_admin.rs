@@ -96,6 +96,40 @@ impl KafkaConfig {
     }
 }
 
+/// Deletes every topic under a configuration's (non-empty) topic prefix when dropped, passed
+/// or failed: for test suites that make their topics under a prefix of their own. Runs its
+/// requests on a thread of its own, so it may be dropped inside an async runtime.
+pub struct DeletePrefixOnDrop(pub KafkaConfig);
+
+impl Drop for DeletePrefixOnDrop {
+    fn drop(&mut self) {
+        if self.0.topic_prefix.is_empty() {
+            return; // never every topic of the cluster
+        }
+        let cfg = self.0.clone();
+        let deleting = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            let admin: AdminClient<DefaultClientContext> = cfg.client_config().create().ok()?;
+            let md = admin.inner().fetch_metadata(None, ADMIN_TIMEOUT).ok()?;
+            let names: Vec<&str> = md
+                .topics()
+                .iter()
+                .map(|t| t.name())
+                .filter(|n| n.starts_with(&cfg.topic_prefix))
+                .collect();
+            if !names.is_empty() {
+                let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+                let _ = rt.block_on(admin.delete_topics(&names, &opts));
+            }
+            Some(())
+        });
+        let _ = deleting.join();
+    }
+}
+
 /// The settings every porch Kafka client starts from, for a cluster at `bootstrap`.
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();

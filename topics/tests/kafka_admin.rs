@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use porch_topics::kafka_admin::DeletePrefixOnDrop;
 use porch_topics::kafka_read::{end_offsets, offsets_for_time, read_partition};
 use porch_topics::{apply_topics, Catalogue, KafkaConfig, TopicReader};
 use rdkafka::admin::{
@@ -47,38 +48,6 @@ fn opts() -> AdminOptions {
     AdminOptions::new().operation_timeout(Some(WAIT))
 }
 
-/// Deletes every topic under the test's prefix when the test ends, passed or failed.
-struct Cleanup(KafkaConfig);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let cfg = self.0.clone();
-        // Drop runs inside the test's runtime, which cannot block on another future.
-        let deleting = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                let admin = admin(&cfg);
-                let Ok(md) = admin.inner().fetch_metadata(None, WAIT) else {
-                    return;
-                };
-                let names: Vec<&str> = md
-                    .topics()
-                    .iter()
-                    .map(|t| t.name())
-                    .filter(|n| n.starts_with(&cfg.topic_prefix))
-                    .collect();
-                if !names.is_empty() {
-                    let _ = admin.delete_topics(&names, &opts()).await;
-                }
-            })
-        });
-        let _ = deleting.join();
-    }
-}
-
 /// Partition count and replica count of partition 0, from a fresh metadata request.
 fn shape(cfg: &KafkaConfig, physical: &str) -> (usize, usize) {
     let probe: BaseConsumer = cfg.client_config().create().unwrap();
@@ -114,7 +83,7 @@ async fn topic_config(cfg: &KafkaConfig, physical: &str, key: &str, want: &str) 
 #[tokio::test]
 async fn apply_creates_every_catalogue_topic_then_reports_unchanged() {
     let cfg = fresh_cluster();
-    let _cleanup = Cleanup(cfg.clone());
+    let _cleanup = DeletePrefixOnDrop(cfg.clone());
     let catalogue = Catalogue::builtin();
 
     let first = apply_topics(&cfg, &catalogue, 1).await.unwrap();
@@ -165,7 +134,7 @@ async fn apply_creates_every_catalogue_topic_then_reports_unchanged() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_applies_racing_both_succeed() {
     let cfg = fresh_cluster();
-    let _cleanup = Cleanup(cfg.clone());
+    let _cleanup = DeletePrefixOnDrop(cfg.clone());
     let catalogue = Catalogue::builtin();
     let (a, b) = tokio::join!(
         apply_topics(&cfg, &catalogue, 1),
@@ -194,7 +163,7 @@ async fn two_applies_racing_both_succeed() {
 #[tokio::test]
 async fn apply_reconciles_a_config_changed_by_hand() {
     let cfg = fresh_cluster();
-    let _cleanup = Cleanup(cfg.clone());
+    let _cleanup = DeletePrefixOnDrop(cfg.clone());
     let catalogue = Catalogue::builtin();
     apply_topics(&cfg, &catalogue, 1).await.unwrap();
     let physical = cfg.physical("offer.events");
@@ -254,7 +223,7 @@ async fn apply_reconciles_a_config_changed_by_hand() {
 #[tokio::test]
 async fn apply_reports_a_wrong_partition_count_and_leaves_it() {
     let cfg = fresh_cluster();
-    let _cleanup = Cleanup(cfg.clone());
+    let _cleanup = DeletePrefixOnDrop(cfg.clone());
     let catalogue = Catalogue::builtin();
     let physical = cfg.physical("inventory.events");
     let by_hand = NewTopic::new(&physical, 3, TopicReplication::Fixed(1));
@@ -298,7 +267,7 @@ async fn apply_reports_a_wrong_partition_count_and_leaves_it() {
 #[tokio::test]
 async fn apply_reports_a_replication_factor_it_cannot_give() {
     let cfg = fresh_cluster();
-    let _cleanup = Cleanup(cfg.clone());
+    let _cleanup = DeletePrefixOnDrop(cfg.clone());
     let physical = cfg.physical("offer.commands");
     for r in admin(&cfg)
         .create_topics(
@@ -328,7 +297,7 @@ async fn apply_reports_a_replication_factor_it_cannot_give() {
 #[tokio::test]
 async fn read_partition_sees_committed_transactions_only_and_stops_at_the_end() {
     let cfg = fresh_cluster();
-    let _cleanup = Cleanup(cfg.clone());
+    let _cleanup = DeletePrefixOnDrop(cfg.clone());
     let topic = "txn.events";
     let physical = cfg.physical(topic);
     for r in admin(&cfg)
@@ -440,7 +409,7 @@ async fn read_partition_sees_committed_transactions_only_and_stops_at_the_end() 
 #[tokio::test]
 async fn a_reader_that_cannot_use_an_answering_cluster_is_lost_and_a_working_one_is_not() {
     let cfg = fresh_cluster();
-    let _cleanup = Cleanup(cfg.clone());
+    let _cleanup = DeletePrefixOnDrop(cfg.clone());
     let topic = "liveness.events";
     for r in admin(&cfg)
         .create_topics(
