@@ -1088,7 +1088,7 @@ async fn main() -> anyhow::Result<()> {
     let s_accepted = sample().await;
     println!(
         "accepted: {} commands in {accept_secs:.2} s = {:.0} commands/s (concurrency {}; \
-         answer p50 {:.0} ms, p99 {:.0} ms; {} retries after 503)",
+         answer p50 {:.0} ms, p99 {:.0} ms; {} retries after 503 or a refused connection)",
         args.products,
         args.products as f64 / accept_secs,
         args.concurrency,
@@ -1493,7 +1493,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "    offers sent at {}/s, accepted at {accepted_rate:.0}/s, all {m} answered at {achieved:.0}/s; \
          requests answered in p50 {:.0} ms, p99 {:.0} ms (the API answered {:.0} requests, \
-         inside it a mean {:.0} ms each; {} retries after 503 so far); per hop (log timestamps):",
+         inside it a mean {:.0} ms each; {} retries after 503 or a refused connection so far); per hop (log timestamps):",
         args.rate,
         percentile(&offer_took, 0.5),
         percentile(&offer_took, 0.99),

@@ -104,7 +104,8 @@ impl Client {
         }
     }
 
-    /// Sends a request until it is answered 2xx, again after each 503; panics on anything else.
+    /// Sends a request until it is answered 2xx, again after each 503 or refused connection;
+    /// panics on anything else, with the error's causes.
     pub async fn send(
         &self,
         method: reqwest::Method,
@@ -131,7 +132,21 @@ impl Client {
                     r.status(),
                     r.text().await.unwrap_or_default()
                 ),
-                Err(e) => panic!("{path}: {e}"),
+                // Never sent (the API's accept queue full while it is saturated, say): sending
+                // it again cannot make a second command.
+                Err(e) if e.is_connect() => {
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => {
+                    let mut cause = e.to_string();
+                    let mut source = std::error::Error::source(&e);
+                    while let Some(s) = source {
+                        cause.push_str(&format!(": {s}"));
+                        source = s.source();
+                    }
+                    panic!("{path}: {cause}")
+                }
             }
         }
     }

@@ -5,10 +5,10 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
-use porch_topics::kafka_admin::KafkaConfig;
 use porch_registry::{
     open_storage, router, AppState, KafkaStorage, RegistryServerConfig, Storage, StorageError,
 };
+use porch_topics::kafka_admin::KafkaConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
