@@ -1436,6 +1436,9 @@ mod tests {
         assert!(!TurnError::txn(err.unwrap_err()).fatal_producer);
     }
 
+    /// A task: its consumer group and partition number.
+    type TaskOf = (String, u32);
+
     /// A store in memory: rows with their write times (a later write time wins, as in CQL),
     /// checkpoints and claims; counts the scans that reach it.
     #[derive(Default)]
@@ -1444,7 +1447,7 @@ mod tests {
         /// The write time of each row written by `apply`, removed rows included.
         written: Mutex<HashMap<(String, String), i64>>,
         /// Each task's checkpoint with its write time.
-        checkpoints: Mutex<HashMap<(String, u32), (i64, Vec<u8>)>>,
+        checkpoints: Mutex<HashMap<TaskOf, (i64, Vec<u8>)>>,
         scans: std::sync::atomic::AtomicUsize,
     }
 
