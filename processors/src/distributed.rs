@@ -1552,7 +1552,7 @@ mod tests {
             let mut checkpoints = self.checkpoints.lock().unwrap();
             let slot = checkpoints
                 .entry((group.to_string(), task))
-                .or_insert((timestamp, checkpoint.clone()));
+                .or_insert((i64::MIN, Vec::new()));
             if timestamp >= slot.0 {
                 *slot = (timestamp, checkpoint);
             }
