@@ -16,12 +16,13 @@ ARG DEBIAN_RELEASE=bookworm
 FROM rust:${RUST_VERSION}-${DEBIAN_RELEASE} AS build
 
 # rdkafka-sys compiles the bundled librdkafka with its own configure script (mklove, bash) and
-# make, C and C++ (`make libs` builds src and src-cpp); libz-sys links the system zlib found by
-# pkg-config. No cmake, OpenSSL or python3 is needed: porch enables only rdkafka's tokio and libz
-# features, and librdkafka's configure skips its optional python3 linker-script step by itself.
+# make, C and C++ (`make libs` builds src and src-cpp); libz-sys and openssl-sys link the system
+# zlib and OpenSSL found by pkg-config (OpenSSL for TLS listeners and SASL/SCRAM, rdkafka's ssl
+# feature). No cmake or python3 is needed: librdkafka's configure skips its optional python3
+# linker-script step by itself.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev \
+ && apt-get install -y --no-install-recommends build-essential pkg-config zlib1g-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -39,10 +40,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 # --- runtime ------------------------------------------------------------------------------------
 FROM debian:${DEBIAN_RELEASE}-slim
 
-# curl only for health checks (GET /readyz); zlib is librdkafka's one shared library.
+# curl only for health checks (GET /readyz); zlib and OpenSSL are librdkafka's shared
+# libraries, ca-certificates the roots a TLS listener's certificate is checked against.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl zlib1g \
+ && apt-get install -y --no-install-recommends ca-certificates curl zlib1g libssl3 \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed, unprivileged uid/gid, and the directories the roles write, owned by it (a named

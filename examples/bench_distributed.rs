@@ -846,8 +846,8 @@ fn baseline(
     }
     // Scratch topics are named from the run's prefix too: read them back under their own names.
     let scratch_cfg = KafkaConfig {
-        bootstrap: cfg.bootstrap.clone(),
         topic_prefix: String::new(),
+        ..cfg.clone()
     };
     let scratch_ends: Ends = ends
         .into_iter()
@@ -933,6 +933,7 @@ async fn main() -> anyhow::Result<()> {
     let kafka = KafkaConfig {
         bootstrap: std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
         topic_prefix: format!("bench{short}."),
+        ..KafkaConfig::default()
     };
     let mut cluster = Cluster {
         porch,

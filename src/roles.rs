@@ -33,6 +33,10 @@ pub struct Cluster {
     /// Kafka bootstrap servers.
     #[arg(long, env = "PORCH_KAFKA", default_value = "127.0.0.1:9092")]
     pub kafka: String,
+    /// librdkafka properties for every Kafka client (`key=value` lines: security.protocol,
+    /// sasl.*, ssl.*); PORCH_KAFKA_CONFIG_<NAME> variables add to them and win.
+    #[arg(long, env = "PORCH_KAFKA_CONFIG_FILE")]
+    pub kafka_config: Option<PathBuf>,
     /// Prefix of every topic name on the cluster (and of consumer groups).
     #[arg(long, env = "PORCH_TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
@@ -52,11 +56,12 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    pub fn kafka(&self) -> KafkaConfig {
-        KafkaConfig {
-            bootstrap: self.kafka.clone(),
-            topic_prefix: self.topic_prefix.clone(),
-        }
+    pub fn kafka(&self) -> anyhow::Result<KafkaConfig> {
+        kafka_config(
+            &self.kafka,
+            &self.topic_prefix,
+            self.kafka_config.as_deref(),
+        )
     }
 
     pub fn cql(&self) -> CqlConfig {
@@ -90,6 +95,20 @@ impl Cluster {
         }
         Ok(codec)
     }
+}
+
+/// The cluster at `bootstrap` with the client properties of `file` and of the
+/// `PORCH_KAFKA_CONFIG_*` variables.
+pub fn kafka_config(
+    bootstrap: &str,
+    topic_prefix: &str,
+    file: Option<&Path>,
+) -> anyhow::Result<KafkaConfig> {
+    Ok(KafkaConfig {
+        bootstrap: bootstrap.into(),
+        topic_prefix: topic_prefix.into(),
+        properties: porch_topics::ClientProperties::load(file, std::env::vars())?,
+    })
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {
@@ -273,7 +292,7 @@ pub fn processor(
     let health = Arc::new(Health::default());
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = DistributedRuntime {
-        kafka: cluster.kafka(),
+        kafka: cluster.kafka()?,
         store: store.clone() as Arc<dyn ProjectionStore>,
         codec,
         handle: rt.handle().clone(),
@@ -311,10 +330,10 @@ pub fn ingest_api(
     let sink = Arc::new(DistributedSink::new(
         store.clone(),
         codec.clone(),
-        cluster.kafka(),
+        cluster.kafka()?,
         catalogue.partitions,
     )?);
-    let topics = Arc::new(KafkaTopics::new(&cluster.kafka(), codec)?);
+    let topics = Arc::new(KafkaTopics::new(&cluster.kafka()?, codec)?);
     std::fs::create_dir_all(&search_dir)?;
     std::fs::create_dir_all(&images_dir)?;
     let search = Arc::new(SearchIndex::open_read_only(&search_dir)?);
@@ -367,7 +386,7 @@ pub fn connector_search(
     let index = SearchIndex::open(&search_dir)?;
     let health = Arc::new(Health::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let kafka = cluster.kafka();
+    let kafka = cluster.kafka()?;
     let (h, s) = (health.clone(), stop.clone());
     let worker = std::thread::Builder::new()
         .name("porch-search".into())
@@ -487,7 +506,7 @@ fn feed_index(
 pub fn topics_apply(cluster: Cluster, replication_factor: i32) -> anyhow::Result<()> {
     let rt = runtime()?;
     let report = rt.block_on(porch_topics::kafka_admin::apply_topics(
-        &cluster.kafka(),
+        &cluster.kafka()?,
         &Catalogue::builtin(),
         replication_factor,
     ))?;
@@ -528,16 +547,16 @@ pub fn tap(
         follow,
         max,
     };
-    crate::tap::run(args, &cluster.kafka(), &decode)
+    crate::tap::run(args, &cluster.kafka()?, &decode)
 }
 
 /// `porch registry`: the Confluent-compatible registry, stored in a compacted Kafka topic.
-pub fn registry(listen: SocketAddr, kafka: String, topic: String) -> anyhow::Result<()> {
+pub fn registry(listen: SocketAddr, kafka: KafkaConfig, topic: String) -> anyhow::Result<()> {
     let rt = runtime()?;
     rt.block_on(porch_registry::serve(
         porch_registry::RegistryServerConfig {
             listen,
-            kafka_bootstrap: Some(kafka),
+            kafka: Some(kafka),
             topic,
             data_dir: None,
         },

@@ -11,8 +11,7 @@
 mod common;
 
 use common::*;
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -131,63 +130,6 @@ fn run_script(python: &Path, env: &[(&str, String)], limit: Duration) -> (bool, 
     (status.success(), reader.join().unwrap())
 }
 
-/// A product with one variant, a GB offer and stock in London, until the offer is ACTIVE:
-/// events on product.events, offer.events and activation.events. Returns the offer id.
-async fn list_product(p: &Porch, key: &str, id: &str) -> String {
-    p.applied(
-        Method::POST,
-        key,
-        "/v1/products",
-        product_body(id, "Linen shirt", "apparel", true),
-    )
-    .await;
-    let sku = format!("{id}-M");
-    p.applied(
-        Method::POST,
-        key,
-        &format!("/v1/products/{id}/variants"),
-        json!({ "variants": [{ "sku": sku, "options": { "size": "M" }, "weight_grams": 210 }] }),
-    )
-    .await;
-    let (s, body) = p
-        .post(
-            key,
-            "/v1/locations",
-            json!({ "location_id": "lon-1", "region": "GB" }),
-        )
-        .await;
-    assert!(s == 200 || s == 201, "{body}");
-    let offer = p
-        .applied(
-            Method::POST,
-            key,
-            "/v1/offers",
-            json!({ "sku": sku, "region": "GB", "price": { "amount_minor": 2500, "currency": "GBP" }, "channels": ["storefront"] }),
-        )
-        .await["aggregate_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    p.applied(
-        Method::PUT,
-        key,
-        &format!("/v1/inventory/{sku}/lon-1"),
-        json!({ "on_hand": 10 }),
-    )
-    .await;
-    p.eventually(&format!("offer {offer} ACTIVE"), 60, || async {
-        let (s, view) = p.get(key, &format!("/v1/products/{id}")).await;
-        (s == 200
-            && view["offers"]
-                .as_array()?
-                .iter()
-                .any(|o| o["offer_id"] == offer.as_str() && o["status"] == "ACTIVE"))
-        .then_some(())
-    })
-    .await;
-    offer
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_python_client_reads_porch_events_and_writes_commands_porch_consumes() {
     // Before porch starts: a venv that cannot be built fails the test here, quickly.
@@ -200,7 +142,7 @@ async fn confluent_python_client_reads_porch_events_and_writes_commands_porch_co
     let tenant = "acme";
     let key = admin_key(tenant);
     let product = "interop-1";
-    let offer = list_product(&p, &key, product).await;
+    let offer = list_one_offer(&p, &key, product).await;
 
     // The Python side: decode porch's events, then produce a CreateProduct of its own.
     let new_product = format!("py-{}", uuid::Uuid::now_v7().simple());

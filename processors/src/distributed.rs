@@ -296,6 +296,10 @@ impl ClientContext for GroupContext {
     fn stats_raw(&self, statistics: &[u8]) {
         self.liveness.observe(statistics);
     }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.liveness.report_error(error, reason);
+    }
 }
 
 impl ConsumerContext for GroupContext {
@@ -1671,7 +1675,7 @@ mod tests {
     fn kafka() -> KafkaConfig {
         let cfg = KafkaConfig {
             topic_prefix: format!("fenced{:x}.", porch_schemas::now_micros()),
-            ..KafkaConfig::from_env()
+            ..KafkaConfig::from_env().expect("Kafka client properties")
         };
         cfg.wait_for_broker().unwrap_or_else(|e| panic!("{e}"));
         cfg

@@ -19,7 +19,7 @@ use crate::storage::{Storage, StorageError, StorageFuture};
 use porch_schemas::{CompatibilityLevel, RegistryRecord, RegistryState};
 use porch_topics::kafka_read::EndIsNoError;
 use porch_topics::liveness::drop_aside;
-use porch_topics::{Liveness, WatchedProducer};
+use porch_topics::{KafkaConfig, Liveness, WatchedProducer};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -43,7 +43,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A compacted Kafka topic as the registry's storage.
 pub struct KafkaStorage {
     topic: String,
-    bootstrap: String,
+    kafka: KafkaConfig,
     /// Replaced by a new one when it has lost its cluster (see [`porch_topics::Liveness`]).
     producer: WatchedProducer,
     shared: Arc<Shared>,
@@ -60,14 +60,15 @@ struct Shared {
 }
 
 impl KafkaStorage {
-    /// Connects to `bootstrap`, creates `topic` if it is missing (1 partition,
-    /// cleanup.policy=compact) or checks it if present, and starts reading it from the
-    /// beginning. Returns at once; [`Storage::is_ready`] says when the reader has caught up.
-    pub async fn open(bootstrap: &str, topic: &str) -> Result<Self, StorageError> {
-        ensure_topic(bootstrap, topic).await?;
+    /// Connects to the cluster of `cfg` (its topic prefix is not used: `topic` is the
+    /// name), creates `topic` if it is missing (1 partition, cleanup.policy=compact) or
+    /// checks it if present, and starts reading it from the beginning. Returns at once;
+    /// [`Storage::is_ready`] says when the reader has caught up.
+    pub async fn open(cfg: &KafkaConfig, topic: &str) -> Result<Self, StorageError> {
+        ensure_topic(cfg, topic).await?;
         let kafka = |e: KafkaError| StorageError::Kafka(e.to_string());
-        let consumer = reader(bootstrap, topic, Offset::Beginning).map_err(kafka)?;
-        let mut producer = porch_topics::client_config(bootstrap);
+        let consumer = reader(cfg, topic, Offset::Beginning).map_err(kafka)?;
+        let mut producer = cfg.client_config();
         producer
             .set("client.id", "porch-registry")
             .set("enable.idempotence", "true")
@@ -82,13 +83,13 @@ impl KafkaStorage {
         });
         let reader = tokio::spawn(read(
             consumer,
-            bootstrap.to_string(),
+            cfg.clone(),
             shared.clone(),
             topic.to_string(),
         ));
         Ok(Self {
             topic: topic.into(),
-            bootstrap: bootstrap.into(),
+            kafka: cfg.clone(),
             producer,
             shared,
             reader,
@@ -153,18 +154,18 @@ impl Storage for KafkaStorage {
     }
 
     fn describe(&self) -> String {
-        format!("kafka topic {} at {}", self.topic, self.bootstrap)
+        format!("kafka topic {} at {}", self.topic, self.kafka.bootstrap)
     }
 }
 
 /// A consumer of the registry topic from `from`, assigned (so no group is joined nor
 /// committed to).
 fn reader(
-    bootstrap: &str,
+    kafka: &KafkaConfig,
     topic: &str,
     from: Offset,
 ) -> Result<StreamConsumer<EndIsNoError>, KafkaError> {
-    let mut cfg = porch_topics::client_config(bootstrap);
+    let mut cfg = kafka.client_config();
     let liveness = Liveness::watch(&mut cfg);
     let consumer: StreamConsumer<EndIsNoError> = cfg
         .set("client.id", "porch-registry")
@@ -186,14 +187,14 @@ fn reader(
 /// lost its cluster for good is replaced by one reading on from the next offset.
 async fn read(
     mut consumer: StreamConsumer<EndIsNoError>,
-    bootstrap: String,
+    kafka: KafkaConfig,
     shared: Arc<Shared>,
     topic: String,
 ) {
     loop {
         if consumer.context().0.lost_async().await {
             let next = *shared.next_offset.borrow();
-            match reader(&bootstrap, &topic, Offset::Offset(next)) {
+            match reader(&kafka, &topic, Offset::Offset(next)) {
                 Ok(fresh) => {
                     tracing::error!(
                         topic,
@@ -378,13 +379,14 @@ fn decode(key: Option<&[u8]>, value: Option<&[u8]>) -> Result<Option<RegistryRec
 }
 
 /// Creates the topic if it is missing; refuses one that cannot hold the registry.
-async fn ensure_topic(bootstrap: &str, topic: &str) -> Result<(), StorageError> {
+async fn ensure_topic(cfg: &KafkaConfig, topic: &str) -> Result<(), StorageError> {
     let kafka = |e: KafkaError| StorageError::Kafka(e.to_string());
     let unusable = |reason: String| StorageError::Topic {
         topic: topic.into(),
         reason,
     };
-    let admin: AdminClient<DefaultClientContext> = porch_topics::client_config(bootstrap)
+    let admin: AdminClient<DefaultClientContext> = cfg
+        .client_config()
         .set("client.id", "porch-registry")
         .create()
         .map_err(kafka)?;

@@ -26,9 +26,9 @@ use std::sync::Arc;
 pub struct RegistryServerConfig {
     /// Where to listen (Confluent's registry listens on 8081).
     pub listen: SocketAddr,
-    /// Kafka's `bootstrap.servers`: store the registry in `topic` there. Takes precedence over
-    /// `data_dir`.
-    pub kafka_bootstrap: Option<String>,
+    /// The Kafka cluster (bootstrap servers and client properties): store the registry in
+    /// `topic` there. Takes precedence over `data_dir`.
+    pub kafka: Option<porch_topics::KafkaConfig>,
     /// The compacted topic holding the registry (default [`DEFAULT_TOPIC`]).
     pub topic: String,
     /// Without Kafka: keep the registry in `<data_dir>/schema-registry.json`, the file
@@ -40,7 +40,7 @@ impl Default for RegistryServerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
-            kafka_bootstrap: None,
+            kafka: None,
             topic: DEFAULT_TOPIC.into(),
             data_dir: None,
         }
@@ -66,10 +66,8 @@ pub enum ServeError {
 /// Opens the storage the config names. With Kafka, the topic is created or checked and
 /// reading it starts; the storage reports ready once it reached the end.
 pub async fn open_storage(config: &RegistryServerConfig) -> Result<Arc<dyn Storage>, ServeError> {
-    if let Some(bootstrap) = &config.kafka_bootstrap {
-        return Ok(Arc::new(
-            KafkaStorage::open(bootstrap, &config.topic).await?,
-        ));
+    if let Some(kafka) = &config.kafka {
+        return Ok(Arc::new(KafkaStorage::open(kafka, &config.topic).await?));
     }
     if let Some(dir) = &config.data_dir {
         std::fs::create_dir_all(dir).map_err(|e| {

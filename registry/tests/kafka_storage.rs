@@ -27,6 +27,13 @@ fn bootstrap() -> String {
     std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
+fn cluster(bootstrap: String) -> KafkaConfig {
+    KafkaConfig {
+        bootstrap,
+        ..KafkaConfig::default()
+    }
+}
+
 fn admin() -> AdminClient<DefaultClientContext> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
@@ -36,10 +43,14 @@ fn admin() -> AdminClient<DefaultClientContext> {
 
 /// Waits for the broker (`KafkaConfig::wait_for_broker`); panics if none answers.
 async fn wait_for_kafka() {
-    tokio::task::spawn_blocking(|| KafkaConfig::from_env().wait_for_broker())
-        .await
-        .unwrap()
-        .unwrap_or_else(|e| panic!("{e}"));
+    tokio::task::spawn_blocking(|| {
+        KafkaConfig::from_env()
+            .expect("Kafka client properties")
+            .wait_for_broker()
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn random_topic() -> String {
@@ -52,7 +63,7 @@ async fn delete_topic(topic: &str) {
 
 async fn ready_storage(topic: &str) -> Arc<dyn Storage> {
     let storage = open_storage(&RegistryServerConfig {
-        kafka_bootstrap: Some(bootstrap()),
+        kafka: Some(cluster(bootstrap())),
         topic: topic.into(),
         ..Default::default()
     })
@@ -256,7 +267,7 @@ async fn a_topic_that_cannot_hold_the_registry_is_refused() {
         created.unwrap();
     }
     for topic in [&partitioned, &deleting] {
-        match KafkaStorage::open(&bootstrap(), topic).await {
+        match KafkaStorage::open(&cluster(bootstrap()), topic).await {
             Err(StorageError::Topic { reason, .. }) => eprintln!("{topic}: {reason}"),
             Err(e) => panic!("{topic}: unexpected error {e}"),
             Ok(_) => panic!("{topic} was accepted"),
@@ -275,7 +286,7 @@ async fn an_unreachable_cluster_is_an_error() {
         .port();
     let opened = tokio::time::timeout(
         Duration::from_secs(60),
-        KafkaStorage::open(&format!("127.0.0.1:{port}"), "_porch_schemas"),
+        KafkaStorage::open(&cluster(format!("127.0.0.1:{port}")), "_porch_schemas"),
     )
     .await
     .expect("opening gives up by itself");

@@ -32,6 +32,7 @@ fn kafka(p: &Porch) -> KafkaConfig {
     KafkaConfig {
         bootstrap: kafka_bootstrap(),
         topic_prefix: p.cluster().expect("a distributed porch").prefix.clone(),
+        ..KafkaConfig::default()
     }
 }
 

@@ -85,11 +85,14 @@ pub struct Cluster {
     pub prefix: String,
     pub keyspace: String,
     pub registry_port: u16,
+    /// Where the roles reach Kafka instead of PORCH_KAFKA, and how (PORCH_KAFKA and
+    /// PORCH_KAFKA_CONFIG_* variables); the tests' own clients stay on PORCH_KAFKA.
+    pub kafka_env: Vec<(String, String)>,
 }
 
 impl Cluster {
     fn env(&self) -> Vec<(String, String)> {
-        vec![
+        let mut env = vec![
             ("PORCH_TOPIC_PREFIX".into(), self.prefix.clone()),
             ("PORCH_CQL_KEYSPACE".into(), self.keyspace.clone()),
             (
@@ -104,7 +107,9 @@ impl Cluster {
                 "PORCH_LOG".into(),
                 std::env::var("PORCH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             ),
-        ]
+        ];
+        env.extend(self.kafka_env.iter().cloned());
+        env
     }
 }
 
@@ -112,15 +117,21 @@ impl Porch {
     /// Starts porch on a fresh data directory: `porch up`, or the distributed roles when
     /// PORCH_TEST_BACKEND=distributed.
     pub async fn start() -> Porch {
-        Self::start_with(distributed()).await
+        Self::start_with(distributed(), Vec::new()).await
     }
 
     /// Starts the distributed roles on Kafka and Cassandra, whatever PORCH_TEST_BACKEND says.
     pub async fn start_distributed() -> Porch {
-        Self::start_with(true).await
+        Self::start_with(true, Vec::new()).await
     }
 
-    async fn start_with(distributed: bool) -> Porch {
+    /// Starts the distributed roles with `kafka_env` added to their environment (another
+    /// listener, client properties).
+    pub async fn start_distributed_with(kafka_env: Vec<(String, String)>) -> Porch {
+        Self::start_with(true, kafka_env).await
+    }
+
+    async fn start_with(distributed: bool, kafka_env: Vec<(String, String)>) -> Porch {
         let dir = std::env::temp_dir().join(format!("porch-e2e-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("porch.toml"), config_toml()).unwrap();
@@ -131,6 +142,7 @@ impl Porch {
                 prefix: format!("t{short}."),
                 keyspace: format!("porch_t{short}"),
                 registry_port: free_port(),
+                kafka_env,
             }
         });
         let mut p = Porch {
@@ -566,6 +578,63 @@ impl Drop for Porch {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
+}
+
+/// A product with one variant, a GB offer and stock in London, until the offer is ACTIVE:
+/// events on product.events, offer.events and activation.events. Returns the offer id.
+pub async fn list_one_offer(p: &Porch, key: &str, id: &str) -> String {
+    p.applied(
+        reqwest::Method::POST,
+        key,
+        "/v1/products",
+        product_body(id, "Linen shirt", "apparel", true),
+    )
+    .await;
+    let sku = format!("{id}-M");
+    p.applied(
+        reqwest::Method::POST,
+        key,
+        &format!("/v1/products/{id}/variants"),
+        json!({ "variants": [{ "sku": sku, "options": { "size": "M" }, "weight_grams": 210 }] }),
+    )
+    .await;
+    let (s, body) = p
+        .post(
+            key,
+            "/v1/locations",
+            json!({ "location_id": "lon-1", "region": "GB" }),
+        )
+        .await;
+    assert!(s == 200 || s == 201, "{body}");
+    let offer = p
+        .applied(
+            reqwest::Method::POST,
+            key,
+            "/v1/offers",
+            json!({ "sku": sku, "region": "GB", "price": { "amount_minor": 2500, "currency": "GBP" }, "channels": ["storefront"] }),
+        )
+        .await["aggregate_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    p.applied(
+        reqwest::Method::PUT,
+        key,
+        &format!("/v1/inventory/{sku}/lon-1"),
+        json!({ "on_hand": 10 }),
+    )
+    .await;
+    p.eventually(&format!("offer {offer} ACTIVE"), 60, || async {
+        let (s, view) = p.get(key, &format!("/v1/products/{id}")).await;
+        (s == 200
+            && view["offers"]
+                .as_array()?
+                .iter()
+                .any(|o| o["offer_id"] == offer.as_str() && o["status"] == "ACTIVE"))
+        .then_some(())
+    })
+    .await;
+    offer
 }
 
 /// A product body with the IN tax code unless told otherwise.

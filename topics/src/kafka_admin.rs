@@ -22,6 +22,8 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use crate::catalogue::{dlq_of, Catalogue};
+use crate::client_properties::{ClientProperties, PropertiesError};
+use crate::liveness::Liveness;
 
 /// Retention of dead-letter topics: long enough for someone to notice, inspect and replay.
 pub const DLQ_RETENTION_MS: i64 = 30 * 24 * 60 * 60 * 1000;
@@ -29,23 +31,31 @@ pub const DLQ_RETENTION_MS: i64 = 30 * 24 * 60 * 60 * 1000;
 /// How long one admin request may take before apply gives up.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where the Kafka cluster is and how porch names its topics there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How long [`KafkaConfig::diagnose`] waits for a client to report why it cannot connect.
+const DIAGNOSE_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Where the Kafka cluster is, how porch's clients talk to it and how porch names its topics
+/// there.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`.
     pub bootstrap: String,
     /// Prepended to every catalogue name (DESIGN §4's optional cluster prefix); lets several
     /// installations, or test suites, share one cluster.
     pub topic_prefix: String,
+    /// The operator's librdkafka properties for every client (security, tuning).
+    pub properties: ClientProperties,
 }
 
 impl KafkaConfig {
-    /// `PORCH_KAFKA` (default `127.0.0.1:9092`) and `PORCH_TOPIC_PREFIX` (default none).
-    pub fn from_env() -> Self {
-        Self {
+    /// `PORCH_KAFKA` (default `127.0.0.1:9092`), `PORCH_TOPIC_PREFIX` (default none) and the
+    /// client properties of `PORCH_KAFKA_CONFIG_FILE` and `PORCH_KAFKA_CONFIG_*`.
+    pub fn from_env() -> Result<Self, PropertiesError> {
+        Ok(Self {
             bootstrap: std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
             topic_prefix: std::env::var("PORCH_TOPIC_PREFIX").unwrap_or_default(),
-        }
+            properties: ClientProperties::from_env()?,
+        })
     }
 
     /// The name of a catalogue topic on the cluster.
@@ -58,9 +68,43 @@ impl KafkaConfig {
         physical.strip_prefix(self.topic_prefix.as_str())
     }
 
-    /// The settings every porch client starts from; callers add their role's settings.
+    /// The settings every porch client starts from, the operator's properties included;
+    /// callers add their role's settings.
     pub fn client_config(&self) -> ClientConfig {
-        client_config(&self.bootstrap)
+        let mut c = client_config(&self.bootstrap);
+        for (key, value) in self.properties.iter() {
+            c.set(key, value);
+        }
+        c
+    }
+
+    /// Why a client of this configuration cannot reach the cluster, in librdkafka's words: the
+    /// first error it reports within `patience` (a SASL login refused, a certificate not
+    /// trusted, no broker at the address). None if it connects, or reports nothing. Admin
+    /// clients and failed metadata requests say only "broker transport failure": a consumer
+    /// (whose poll serves the client's error events) asks again.
+    pub fn diagnose(&self, patience: Duration) -> Option<String> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let liveness = Liveness::default();
+        let consumer: BaseConsumer<Liveness> =
+            match self.client_config().create_with_context(liveness.clone()) {
+                Ok(c) => c,
+                Err(e) => return Some(e.to_string()),
+            };
+        let deadline = std::time::Instant::now() + patience;
+        while std::time::Instant::now() < deadline {
+            if consumer
+                .fetch_metadata(None, Duration::from_millis(500))
+                .is_ok()
+            {
+                return None;
+            }
+            let _ = consumer.poll(Duration::from_millis(100));
+            if let Some(error) = liveness.last_error() {
+                return Some(error);
+            }
+        }
+        None
     }
 
     /// Waits until a broker answers a metadata request, for up to `PORCH_KAFKA_WAIT_SECS`
@@ -159,6 +203,8 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
 pub enum AdminError {
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
+    #[error("kafka: {error} ({cause})")]
+    Cluster { error: KafkaError, cause: String },
     #[error("{op} {topic}: {code}")]
     Topic {
         op: &'static str,
@@ -291,6 +337,30 @@ pub async fn apply_topics(
         return Err(AdminError::ReplicationFactor(replication_factor));
     }
     let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(cfg.client_config().create()?);
+    match apply_with(cfg, catalogue, replication_factor, &admin).await {
+        // "Broker transport failure" alone does not say that the credentials or the
+        // certificate were refused: ask a client that reports what happened.
+        Err(AdminError::Kafka(error)) => {
+            let cfg = cfg.clone();
+            let cause = tokio::task::spawn_blocking(move || cfg.diagnose(DIAGNOSE_PATIENCE))
+                .await
+                .ok()
+                .flatten();
+            Err(match cause {
+                Some(cause) => AdminError::Cluster { error, cause },
+                None => AdminError::Kafka(error),
+            })
+        }
+        other => other,
+    }
+}
+
+async fn apply_with(
+    cfg: &KafkaConfig,
+    catalogue: &Catalogue,
+    replication_factor: i32,
+    admin: &Arc<AdminClient<DefaultClientContext>>,
+) -> Result<ApplyReport, AdminError> {
     let opts = AdminOptions::new()
         .request_timeout(Some(ADMIN_TIMEOUT))
         .operation_timeout(Some(ADMIN_TIMEOUT));
@@ -299,7 +369,7 @@ pub async fn apply_topics(
     let partitions = catalogue.partitions as i32;
     let mut report = ApplyReport::default();
 
-    let mut shapes = shapes(&admin).await?;
+    let mut shapes = shapes(admin).await?;
     let missing: Vec<&Desired> = desired
         .iter()
         .filter(|d| !shapes.contains_key(&d.name))
@@ -339,7 +409,7 @@ pub async fn apply_topics(
             }
         }
         if raced {
-            shapes = shapes_of_all(&admin, &desired).await?;
+            shapes = shapes_of_all(admin, &desired).await?;
         }
     }
     let existing: Vec<&Desired> = desired
@@ -347,7 +417,7 @@ pub async fn apply_topics(
         .filter(|d| !report.created.iter().any(|c| c.topic == d.name))
         .collect();
     if existing.is_empty() {
-        settle(&admin, &opts, expectations(&report, &desired, &min_isr)).await;
+        settle(admin, &opts, expectations(&report, &desired, &min_isr)).await;
         return Ok(report);
     }
 
@@ -457,7 +527,7 @@ pub async fn apply_topics(
             }
         }
     }
-    settle(&admin, &opts, expectations(&report, &desired, &min_isr)).await;
+    settle(admin, &opts, expectations(&report, &desired, &min_isr)).await;
     Ok(report)
 }
 
@@ -583,6 +653,7 @@ mod tests {
         let cfg = KafkaConfig {
             bootstrap: "127.0.0.1:9092".into(),
             topic_prefix: "t1-".into(),
+            ..KafkaConfig::default()
         };
         assert_eq!(cfg.physical("offer.events"), "t1-offer.events");
         assert_eq!(cfg.logical("t1-offer.events"), Some("offer.events"));
@@ -594,6 +665,7 @@ mod tests {
         let cfg = KafkaConfig {
             bootstrap: String::new(),
             topic_prefix: "p.".into(),
+            ..KafkaConfig::default()
         };
         let catalogue = Catalogue::builtin();
         let desired = desired_topics(&cfg, &catalogue);

@@ -1,6 +1,7 @@
 //! Topics: the catalogue, Kafka's partitioner, and the log with its embedded backend.
 
 pub mod catalogue;
+pub mod client_properties;
 pub mod embedded;
 pub mod kafka_admin;
 pub mod kafka_read;
@@ -9,6 +10,7 @@ pub mod murmur2;
 pub mod txn;
 
 pub use catalogue::{commands_topic, dlq_of, events_topic, product_key, Catalogue, TopicSpec};
+pub use client_properties::{ClientProperties, PropertiesError};
 pub use embedded::{Append, EmbeddedLog, LogError, LogRecord, LogTxn};
 pub use kafka_admin::{apply_topics, client_config, AdminError, ApplyReport, KafkaConfig};
 pub use kafka_read::{ReadError, TopicReader};

@@ -54,6 +54,9 @@ pub struct Liveness(Arc<State>);
 struct State {
     /// `host:port` of the cluster's bootstrap servers (none: the client is never lost).
     bootstrap: Vec<String>,
+    /// The listeners speak TLS (`security.protocol` SSL or SASL_SSL): the check cannot send
+    /// a plaintext request and takes an accepted connection as the cluster's answer.
+    tls: bool,
     /// Since when (ms) no broker connection has been up; 0 while one is.
     unconnected_since: AtomicU64,
     /// Since when (ms) the cluster has answered while the client had no connection; 0 if not.
@@ -63,6 +66,9 @@ struct State {
     /// Once lost, always lost (a producer's waiting records may time out meanwhile, which
     /// must not make it look well again before it is replaced).
     lost: AtomicBool,
+    /// The client's last error report (an authentication or TLS failure, say), for errors
+    /// that otherwise say only "broker transport failure".
+    last_error: std::sync::Mutex<Option<String>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -122,12 +128,21 @@ fn bootstrap_addresses(servers: &str) -> Vec<String> {
 
 /// Whether a broker at one of the bootstrap addresses serves requests: it answers an
 /// ApiVersions request (v0), which a broker still starting (its port open, its requests not
-/// yet served) or a port with nothing behind it does not.
-fn cluster_answers(bootstrap: &[String]) -> bool {
+/// yet served) or a port with nothing behind it does not. A TLS listener would take that
+/// request for a broken handshake: there, a connection accepted is the answer (porch links
+/// no TLS library of its own, and the grace period covers a broker that accepts before it
+/// serves).
+fn cluster_answers(bootstrap: &[String], tls: bool) -> bool {
     bootstrap.iter().any(|server| {
-        server
-            .to_socket_addrs()
-            .is_ok_and(|mut addrs| addrs.any(|a| api_versions_answered(&a)))
+        server.to_socket_addrs().is_ok_and(|mut addrs| {
+            addrs.any(|a| {
+                if tls {
+                    TcpStream::connect_timeout(&a, PROBE_TIMEOUT).is_ok()
+                } else {
+                    api_versions_answered(&a)
+                }
+            })
+        })
     })
 }
 
@@ -173,10 +188,25 @@ impl Liveness {
     pub fn watch(cfg: &mut ClientConfig) -> Liveness {
         cfg.set("statistics.interval.ms", ms(STATS_INTERVAL).to_string());
         let bootstrap = bootstrap_addresses(cfg.get("bootstrap.servers").unwrap_or_default());
+        let tls = cfg
+            .get("security.protocol")
+            .is_some_and(|p| p.eq_ignore_ascii_case("ssl") || p.eq_ignore_ascii_case("sasl_ssl"));
         Liveness(Arc::new(State {
             bootstrap,
+            tls,
             ..State::default()
         }))
+    }
+
+    /// Logs an error librdkafka reported for the client and keeps it as its last.
+    pub fn report_error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!("librdkafka: {error}: {reason}");
+        *self.0.last_error.lock().expect("last error lock") = Some(reason.to_string());
+    }
+
+    /// The last error librdkafka reported for the client, if any.
+    pub fn last_error(&self) -> Option<String> {
+        self.0.last_error.lock().expect("last error lock").clone()
     }
 
     /// Takes in one statistics report of the client.
@@ -231,8 +261,8 @@ impl Liveness {
     /// it will not find one again by itself. A client whose statistics nobody serves (it is
     /// not polled) is never taken as lost.
     pub fn lost(&self) -> bool {
-        let bootstrap = &self.0.bootstrap;
-        self.lost_at(now_ms(), || cluster_answers(bootstrap))
+        let (bootstrap, tls) = (&self.0.bootstrap, self.0.tls);
+        self.lost_at(now_ms(), || cluster_answers(bootstrap, tls))
     }
 
     fn lost_at(&self, now: u64, probe: impl FnOnce() -> bool) -> bool {
@@ -274,6 +304,10 @@ impl Liveness {
 impl ClientContext for Liveness {
     fn stats_raw(&self, statistics: &[u8]) {
         self.observe(statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.report_error(error, reason);
     }
 }
 
@@ -519,14 +553,36 @@ mod tests {
     }
 
     #[test]
+    fn tls_listeners_are_known_from_the_security_protocol() {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", "127.0.0.1:9");
+        assert!(!Liveness::watch(&mut cfg).0.tls);
+        cfg.set("security.protocol", "SASL_SSL");
+        assert!(Liveness::watch(&mut cfg).0.tls);
+        cfg.set("security.protocol", "ssl");
+        assert!(Liveness::watch(&mut cfg).0.tls);
+        cfg.set("security.protocol", "sasl_plaintext");
+        assert!(!Liveness::watch(&mut cfg).0.tls);
+    }
+
+    #[test]
     fn the_cluster_answers_where_a_broker_answers_api_versions() {
         let serving = fake_broker(Some(0));
         let silent = fake_broker(None);
         let failing = fake_broker(Some(35));
-        assert!(cluster_answers(std::slice::from_ref(&serving)));
-        assert!(cluster_answers(&["127.0.0.1:9".into(), serving]));
-        assert!(!cluster_answers(&[silent]), "a port open but not served");
-        assert!(!cluster_answers(&[failing]), "an error answer");
-        assert!(!cluster_answers(&["127.0.0.1:9".into()]), "nothing listens");
+        assert!(cluster_answers(std::slice::from_ref(&serving), false));
+        assert!(cluster_answers(&["127.0.0.1:9".into(), serving], false));
+        assert!(
+            !cluster_answers(std::slice::from_ref(&silent), false),
+            "a port open but not served"
+        );
+        assert!(!cluster_answers(&[failing], false), "an error answer");
+        assert!(
+            !cluster_answers(&["127.0.0.1:9".into()], false),
+            "nothing listens"
+        );
+        // Over TLS an accepted connection answers; nothing listening still does not.
+        assert!(cluster_answers(&[silent], true));
+        assert!(!cluster_answers(&["127.0.0.1:9".into()], true));
     }
 }

@@ -34,7 +34,7 @@ fn fresh_cluster() -> KafkaConfig {
             nanos % 0xffff_ffff,
             SEQ.fetch_add(1, Ordering::Relaxed)
         ),
-        ..KafkaConfig::from_env()
+        ..KafkaConfig::from_env().expect("Kafka client properties")
     };
     cfg.wait_for_broker().unwrap_or_else(|e| panic!("{e}"));
     cfg

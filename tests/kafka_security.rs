@@ -1,0 +1,194 @@
+//! porch on a secured Kafka listener, as a managed cluster asks of its clients: TLS, then a
+//! SASL/PLAIN login. `scripts/engines up` gives its Kafka such a listener (SASL_SSL, user
+//! `porch`) beside the plaintext one, with a self-signed certificate; every role here reaches
+//! Kafka only through it, configured by PORCH_KAFKA_CONFIG_* variables or a properties file.
+//! The tests' own clients (clean-up) stay on the plaintext listener of PORCH_KAFKA.
+
+mod common;
+
+use common::*;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// The SASL_SSL listener of `scripts/engines` and the certificate that signs it.
+fn secured_listener() -> (String, PathBuf) {
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/engines"))
+        .args(["env", "kafka"])
+        .output()
+        .expect("run scripts/engines env kafka");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let setting = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("scripts/engines env kafka printed no {name}: {text}"))
+            .to_string()
+    };
+    let ca = PathBuf::from(setting("PORCH_KAFKA_CA"));
+    assert!(
+        ca.is_file(),
+        "no certificate at {} ({text}): a Kafka started before its SASL_SSL listener existed \
+         needs `scripts/engines down kafka && scripts/engines up kafka`",
+        ca.display()
+    );
+    (setting("PORCH_KAFKA_SASL_SSL"), ca)
+}
+
+/// What a role needs to log in on the secured listener, as environment variables.
+fn secured_env(password: &str) -> Vec<(String, String)> {
+    let (listener, ca) = secured_listener();
+    [
+        ("PORCH_KAFKA", listener.as_str()),
+        ("PORCH_KAFKA_CONFIG_SECURITY_PROTOCOL", "SASL_SSL"),
+        ("PORCH_KAFKA_CONFIG_SASL_MECHANISM", "PLAIN"),
+        ("PORCH_KAFKA_CONFIG_SASL_USERNAME", "porch"),
+        ("PORCH_KAFKA_CONFIG_SASL_PASSWORD", password),
+        ("PORCH_KAFKA_CONFIG_SSL_CA_LOCATION", ca.to_str().unwrap()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// `porch <args>` with `env`, and nothing of the caller's Kafka client properties.
+fn porch(args: &[&str], env: &[(String, String)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_porch"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PORCH_KAFKA_CONFIG_") {
+            c.env_remove(k);
+        }
+    }
+    c.args(args)
+        .envs(env.iter().cloned())
+        .env("PORCH_LOG", "warn")
+        .output()
+        .expect("run porch")
+}
+
+fn prefix() -> String {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    format!("sec{}.", &id[id.len() - 10..])
+}
+
+/// Plaintext topics of `prefix` (the tests' own view of the cluster).
+fn topics_of(prefix: &str) -> Vec<String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let cfg = porch_topics::KafkaConfig::from_env().expect("Kafka client properties");
+    let consumer: BaseConsumer = cfg.client_config().create().expect("a client");
+    let md = consumer
+        .fetch_metadata(None, std::time::Duration::from_secs(10))
+        .expect("metadata");
+    md.topics()
+        .iter()
+        .map(|t| t.name().to_string())
+        .filter(|n| n.starts_with(prefix))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_role_reaches_kafka_through_a_sasl_ssl_listener() {
+    // Topics, registry, ingest API, the seven processors and the search connector, all over
+    // TLS with a SASL login: idempotent and transactional producers, consumer groups,
+    // read_committed readers and the registry's compacted topic.
+    let p = Porch::start_distributed_with(secured_env("porch-secret")).await;
+    let key = admin_key("acme");
+    let offer = list_one_offer(&p, &key, "shirt-1").await;
+    let hits = p
+        .eventually("the listing visible in GB", 60, || async {
+            let hits = p.search(&key, "region=GB&q=linen").await;
+            (!hits.is_empty()).then_some(hits)
+        })
+        .await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["offer_id"], offer.as_str());
+    assert_eq!(hits[0]["available"], 10);
+
+    // A data team's tap reads the events, decoded, over the same listener.
+    let tapped = p.tool(&["tap", "product.events", "--max", "1"]);
+    let first: serde_json::Value = serde_json::from_str(tapped.lines().next().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("tap printed no JSON line ({e}): {tapped}"));
+    assert!(
+        tapped.contains("shirt-1"),
+        "tap shows the product's event: {first}"
+    );
+}
+
+#[tokio::test]
+async fn a_properties_file_configures_the_clients_and_a_refused_login_is_named() {
+    let env = secured_env("porch-secret");
+    let dir = std::env::temp_dir().join(format!("porch-sec-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("client.properties");
+    let props: String = env
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.strip_prefix("PORCH_KAFKA_CONFIG_")?;
+            Some(format!(
+                "{}={v}\n",
+                key.to_ascii_lowercase().replace('_', ".")
+            ))
+        })
+        .collect();
+    std::fs::write(&file, format!("# the secured listener\n{props}")).unwrap();
+    let listener = &env[0];
+    assert_eq!(listener.0, "PORCH_KAFKA");
+    let with_file = [
+        listener.clone(),
+        (
+            "PORCH_KAFKA_CONFIG_FILE".to_string(),
+            file.display().to_string(),
+        ),
+    ];
+
+    // The file alone logs in: the catalogue's topics are made through the secured listener.
+    let prefix = prefix();
+    let _cleanup = porch_topics::kafka_admin::DeletePrefixOnDrop(porch_topics::KafkaConfig {
+        topic_prefix: prefix.clone(),
+        ..porch_topics::KafkaConfig::from_env().expect("Kafka client properties")
+    });
+    let mut args = vec!["topics", "apply", "--topic-prefix", &prefix];
+    let applied = porch(&args, &with_file);
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let expected = porch_topics::Catalogue::builtin().all_names().len();
+    assert_eq!(topics_of(&prefix).len(), expected);
+
+    // A wrong password (a variable wins over the file) fails, and says why.
+    let wrong = [
+        with_file[0].clone(),
+        with_file[1].clone(),
+        (
+            "PORCH_KAFKA_CONFIG_SASL_PASSWORD".to_string(),
+            "not-the-password".to_string(),
+        ),
+    ];
+    let other = prefix.replace("sec", "bad");
+    args[3] = &other;
+    let refused = porch(&args, &wrong);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "a wrong password was accepted");
+    assert!(
+        stderr.contains("Authentication failed"),
+        "the error names the refused login: {stderr}"
+    );
+    assert!(topics_of(&other).is_empty(), "nothing made without a login");
+
+    // Settings exactly-once rests on are refused before anything connects.
+    let unsafe_setting = [
+        with_file[0].clone(),
+        (
+            "PORCH_KAFKA_CONFIG_ISOLATION_LEVEL".to_string(),
+            "read_uncommitted".to_string(),
+        ),
+    ];
+    let refused = porch(&args, &unsafe_setting);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(
+        stderr.contains("PORCH_KAFKA_CONFIG_ISOLATION_LEVEL") && stderr.contains("isolation.level"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
