@@ -233,8 +233,6 @@ struct Cluster {
     registry_port: u16,
     api_port: u16,
     roles: Vec<(String, Child, Option<u16>)>,
-    /// Extra physical topics this run created (the baseline's scratch topics).
-    scratch: Vec<String>,
 }
 
 impl Cluster {
@@ -320,42 +318,32 @@ impl Drop for Cluster {
             let _ = child.kill();
             let _ = child.wait();
         }
-        let mut topics: Vec<String> = Catalogue::builtin()
-            .all_names()
-            .iter()
-            .map(|t| self.kafka.physical(t))
-            .collect();
-        topics.push(self.registry_topic());
-        topics.extend(self.scratch.iter().cloned());
-        let cfg = self.kafka.clone();
-        let keyspace = self.keyspace.clone();
-        // The admin future needs an executor; this may run inside the benchmark's runtime.
-        let deleted = std::thread::spawn(move || {
+        // Every topic of the run carries its prefix: the catalogue's, the registry's and the
+        // baseline's scratch topics.
+        let deleted = self.kafka.delete_prefixed_topics();
+        let mut cql = porch_cql::CqlConfig::from_env();
+        cql.keyspace = self.keyspace.clone();
+        // The driver's future needs an executor; this may run inside the benchmark's runtime.
+        let dropped = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .ok()?;
-            let admin: AdminClient<DefaultClientContext> = cfg.client_config().create().ok()?;
-            let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-            let opts = AdminOptions::new().operation_timeout(Some(KAFKA_TIMEOUT));
-            let results = rt.block_on(admin.delete_topics(&refs, &opts)).ok()?;
-            let mut cql = porch_cql::CqlConfig::from_env();
-            cql.keyspace = keyspace;
-            let dropped = rt.block_on(porch_cql::drop_keyspace(&cql)).is_ok();
-            Some((results.iter().filter(|r| r.is_ok()).count(), dropped))
+            rt.block_on(porch_cql::drop_keyspace(&cql)).ok()
         })
         .join()
         .ok()
-        .flatten();
+        .flatten()
+        .is_some();
         match deleted {
-            Some((n, dropped)) => println!(
+            Ok(n) => println!(
                 "cleaned up: roles killed, {n} topics of prefix {} deleted, keyspace {} {}",
                 self.kafka.topic_prefix,
                 self.keyspace,
                 if dropped { "dropped" } else { "not dropped" }
             ),
-            None => eprintln!(
-                "cleanup: could not delete the topics of prefix {}",
+            Err(e) => eprintln!(
+                "cleanup: could not delete the topics of prefix {}: {e}",
                 self.kafka.topic_prefix
             ),
         }
@@ -943,7 +931,6 @@ async fn main() -> anyhow::Result<()> {
         registry_port: free_port(),
         api_port: free_port(),
         roles: Vec::new(),
-        scratch: Vec::new(),
     };
     let client = Arc::new(Client::new(format!(
         "http://127.0.0.1:{}",
@@ -1387,8 +1374,8 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|t| (t.clone(), kafka.physical(&format!("bench-raw.{t}"))))
         .collect();
-    cluster.scratch = scratch.values().cloned().collect();
-    create_topics(&kafka, &cluster.scratch, partitions).await?;
+    let scratch_topics: Vec<String> = scratch.values().cloned().collect();
+    create_topics(&kafka, &scratch_topics, partitions).await?;
     let base = blocking({
         let (kafka, recs, scratch) = (kafka.clone(), recs.clone(), scratch.clone());
         move || baseline(&kafka, &recs, &scratch)

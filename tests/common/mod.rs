@@ -513,39 +513,23 @@ impl Porch {
     }
 }
 
-/// Deletes a test's topics, so that the shared broker does not carry every test's partitions
-/// (a broker restart reloads them all).
-/// Removes what a test's cluster left on the shared engines: its topics, and its keyspace
-/// (every keyspace's tables hold Cassandra heap while they exist).
+/// Removes what a test's cluster left on the shared engines: its topics (so that the shared
+/// broker does not carry every test's partitions; a restart reloads them all), and its
+/// keyspace (every keyspace's tables hold Cassandra heap while they exist).
 fn clean_up(cluster: &Cluster) {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::client::DefaultClientContext;
-    let prefix = cluster.prefix.clone();
+    let kafka = porch_topics::KafkaConfig {
+        bootstrap: std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
+        topic_prefix: cluster.prefix.clone(),
+        ..Default::default()
+    };
+    let _ = kafka.delete_prefixed_topics();
     let mut cql = porch_cql::CqlConfig::from_env();
     cql.keyspace = cluster.keyspace.clone();
-    let bootstrap = std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let work = move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("a runtime");
-        let topics = || -> Result<(), rdkafka::error::KafkaError> {
-            let admin: AdminClient<DefaultClientContext> =
-                porch_topics::client_config(&bootstrap).create()?;
-            let metadata = admin
-                .inner()
-                .fetch_metadata(None, Duration::from_secs(10))?;
-            let names: Vec<String> = metadata
-                .topics()
-                .iter()
-                .map(|t| t.name().to_string())
-                .filter(|n| n.starts_with(&prefix))
-                .collect();
-            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-            rt.block_on(admin.delete_topics(&refs, &AdminOptions::new()))?;
-            Ok(())
-        };
-        let _ = topics();
         if let Err(e) = rt.block_on(porch_cql::drop_keyspace(&cql)) {
             eprintln!("keyspace {} not dropped: {e}", cql.keyspace);
         }

@@ -141,36 +141,47 @@ impl KafkaConfig {
 }
 
 /// Deletes every topic under a configuration's (non-empty) topic prefix when dropped, passed
-/// or failed: for test suites that make their topics under a prefix of their own. Runs its
-/// requests on a thread of its own, so it may be dropped inside an async runtime.
+/// or failed: for test suites that make their topics under a prefix of their own.
 pub struct DeletePrefixOnDrop(pub KafkaConfig);
 
 impl Drop for DeletePrefixOnDrop {
     fn drop(&mut self) {
-        if self.0.topic_prefix.is_empty() {
-            return; // never every topic of the cluster
+        let _ = self.0.delete_prefixed_topics();
+    }
+}
+
+impl KafkaConfig {
+    /// Deletes every topic whose name starts with this configuration's topic prefix and says
+    /// how many; an empty prefix deletes nothing (never every topic of the cluster). Blocks,
+    /// with its requests on a thread and runtime of its own, so that a `Drop` inside an async
+    /// runtime may call it.
+    pub fn delete_prefixed_topics(&self) -> Result<usize, AdminError> {
+        if self.topic_prefix.is_empty() {
+            return Ok(0);
         }
-        let cfg = self.0.clone();
-        let deleting = std::thread::spawn(move || {
+        let cfg = self.clone();
+        std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .ok()?;
-            let admin: AdminClient<DefaultClientContext> = cfg.client_config().create().ok()?;
-            let md = admin.inner().fetch_metadata(None, ADMIN_TIMEOUT).ok()?;
+                .map_err(|e| AdminError::Join(e.to_string()))?;
+            let admin: AdminClient<DefaultClientContext> = cfg.client_config().create()?;
+            let md = admin.inner().fetch_metadata(None, ADMIN_TIMEOUT)?;
             let names: Vec<&str> = md
                 .topics()
                 .iter()
                 .map(|t| t.name())
                 .filter(|n| n.starts_with(&cfg.topic_prefix))
                 .collect();
-            if !names.is_empty() {
-                let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
-                let _ = rt.block_on(admin.delete_topics(&names, &opts));
+            if names.is_empty() {
+                return Ok(0);
             }
-            Some(())
-        });
-        let _ = deleting.join();
+            let opts = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+            let results = rt.block_on(admin.delete_topics(&names, &opts))?;
+            Ok(results.iter().filter(|r| r.is_ok()).count())
+        })
+        .join()
+        .map_err(|_| AdminError::Join("the deleting thread panicked".into()))?
     }
 }
 
