@@ -937,8 +937,10 @@ impl DistributedRuntime {
         let err = match stored {
             Ok(()) => {
                 let stored_at = started.elapsed();
-                // A commit that times out is resumed, never abandoned: the next turn's recovery
-                // must see the transaction's outcome settled, or it could finish it twice.
+                // A commit is never abandoned on a producer that goes on: the next turn's
+                // recovery must see the transaction's outcome settled, or it could finish it
+                // twice. A commit the coordinator left unanswered replaces the producer (see
+                // `after_txn_error`); the new one's init_transactions settles it first.
                 match retry_txn("commit", || {
                     bounded("commit", producer, |p| p.commit_transaction(KAFKA_TIMEOUT))
                 }) {
@@ -1249,7 +1251,7 @@ fn retry_txn(
     loop {
         match op() {
             Err(TxnFailure::Kafka(KafkaError::Transaction(e))) => {
-                match after_txn_error(what, e.code(), e.is_retriable()) {
+                match after_txn_error(e.code(), e.is_retriable()) {
                     AfterTxnError::Retry if Instant::now() < deadline => {
                         tracing::warn!(error = %e, "{what} of the transaction: retrying");
                         std::thread::sleep(Duration::from_millis(200));
@@ -1275,14 +1277,17 @@ enum AfterTxnError {
 }
 
 /// A call that got no answer from the transaction coordinator within librdkafka's own timeout
-/// (a local timeout) is not retried on the same producer, except the commit, which must be
-/// resumed (see `finish`): after a broker restart librdkafka can keep a producer whose
-/// coordinator requests wait in a queue that never drains, and retrying it stalled a processor
-/// for minutes. Like a hung call, it fails the turn and the producer is replaced; the new one's
-/// init_transactions settles what the old one left open.
-fn after_txn_error(what: &str, code: RDKafkaErrorCode, retriable: bool) -> AfterTxnError {
+/// (a local timeout) is not retried on the same producer: after a broker restart librdkafka can
+/// keep a producer whose coordinator requests wait in a queue that never drains ("1 out-queue"),
+/// and retrying it stalled a processor for minutes (a commit retried for two minutes, then an
+/// abort refused for two more as a "conflicting commit_transaction call"). Like a hung call, it
+/// fails the turn and the producer is replaced before the next one; the new producer's
+/// init_transactions, under the same transactional id, settles what the old one left open:
+/// the coordinator completes a commit it prepared and aborts anything else, before it answers.
+/// Recovery then finds the outcome settled, as it does after a commit resumed to its end.
+fn after_txn_error(code: RDKafkaErrorCode, retriable: bool) -> AfterTxnError {
     // Records that timed out carry the same code but require an abort, which `abort` does.
-    if code == RDKafkaErrorCode::OperationTimedOut && retriable && what != "commit" {
+    if code == RDKafkaErrorCode::OperationTimedOut && retriable {
         AfterTxnError::Replace
     } else if retriable {
         AfterTxnError::Retry
@@ -1396,29 +1401,23 @@ mod tests {
     #[test]
     fn a_transaction_call_the_coordinator_never_answered_replaces_the_producer() {
         use rdkafka::types::RDKafkaErrorCode::{CoordinatorLoadInProgress, OperationTimedOut};
-        for what in ["begin", "send offsets", "abort"] {
-            assert_eq!(
-                after_txn_error(what, OperationTimedOut, true),
-                AfterTxnError::Replace,
-                "{what}"
-            );
-        }
+        // Any call, the commit included: the producer is replaced, the new one settles what
+        // it left open.
+        assert_eq!(
+            after_txn_error(OperationTimedOut, true),
+            AfterTxnError::Replace
+        );
         // Records that timed out in the transaction: abort it, keep the producer.
         assert_eq!(
-            after_txn_error("send offsets", OperationTimedOut, false),
+            after_txn_error(OperationTimedOut, false),
             AfterTxnError::Fail
         );
-        // A commit that timed out is resumed, never abandoned.
         assert_eq!(
-            after_txn_error("commit", OperationTimedOut, true),
+            after_txn_error(CoordinatorLoadInProgress, true),
             AfterTxnError::Retry
         );
         assert_eq!(
-            after_txn_error("send offsets", CoordinatorLoadInProgress, true),
-            AfterTxnError::Retry
-        );
-        assert_eq!(
-            after_txn_error("send offsets", CoordinatorLoadInProgress, false),
+            after_txn_error(CoordinatorLoadInProgress, false),
             AfterTxnError::Fail
         );
         let failed = TurnError::txn(TxnFailure::Unanswered("send offsets", "timed out".into()));
