@@ -918,10 +918,10 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("porch-bench-dist-{short}"));
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("porch.toml"), config())?;
+    // The operator's client properties too, as the roles it starts get them.
     let kafka = KafkaConfig {
-        bootstrap: std::env::var("PORCH_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into()),
         topic_prefix: format!("bench{short}."),
-        ..KafkaConfig::default()
+        ..KafkaConfig::from_env()?
     };
     let mut cluster = Cluster {
         porch,

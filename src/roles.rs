@@ -107,7 +107,10 @@ pub fn kafka_config(
     Ok(KafkaConfig {
         bootstrap: bootstrap.into(),
         topic_prefix: topic_prefix.into(),
-        properties: porch_topics::ClientProperties::load(file, std::env::vars())?,
+        properties: porch_topics::ClientProperties::load(
+            file,
+            porch_topics::client_properties::env_vars(),
+        )?,
     })
 }
 

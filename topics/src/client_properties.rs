@@ -31,12 +31,17 @@ const REFUSED: &[(&str, &str)] = &[
         "porch commits offsets in transactions",
     ),
     (
+        "auto.commit.enable",
+        "porch commits offsets in transactions",
+    ),
+    (
         "enable.auto.offset.store",
         "porch commits offsets in transactions",
     ),
     ("group.id", "each role names its consumer group"),
     ("group.protocol", "porch's processors choose it"),
     ("acks", "porch's producers need acks=all"),
+    ("request.required.acks", "porch's producers need acks=all"),
 ];
 
 /// Why the properties could not be read.
@@ -65,7 +70,7 @@ impl ClientProperties {
     /// From `PORCH_KAFKA_CONFIG_FILE` (if set) and `PORCH_KAFKA_CONFIG_*` variables.
     pub fn from_env() -> Result<Self, PropertiesError> {
         let file = std::env::var(FILE_VAR).ok().filter(|f| !f.is_empty());
-        Self::load(file.as_deref().map(Path::new), std::env::vars())
+        Self::load(file.as_deref().map(Path::new), env_vars())
     }
 
     /// From a properties file (if any), then `PORCH_KAFKA_CONFIG_*` entries of `vars`.
@@ -155,11 +160,24 @@ impl ClientProperties {
     }
 }
 
+/// The process's environment variables that are valid UTF-8 (others name no property).
+pub fn env_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
+
 /// Whether a property's value is a secret, kept out of logs and debug output.
 fn secret(key: &str) -> bool {
-    ["password", "secret", ".pem", "jaas", "token"]
-        .iter()
-        .any(|s| key.contains(s))
+    [
+        "password",
+        "passphrase",
+        "secret",
+        ".pem",
+        "jaas",
+        "token",
+        "oauthbearer.config",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
 }
 
 impl fmt::Debug for ClientProperties {
@@ -235,6 +253,10 @@ mod tests {
             .to_string();
         assert!(err.contains("client.properties line 1"), "{err}");
         assert!(err.contains("`acks`"), "{err}");
+        // librdkafka's aliases of refused settings too.
+        for alias in ["request.required.acks=1", "auto.commit.enable=true"] {
+            assert!(props.read_file("f", alias).is_err(), "{alias}");
+        }
         let err = props
             .read_file("f", "security.protocol=SSL\njust words\n")
             .unwrap_err()
@@ -262,11 +284,15 @@ mod tests {
             .unwrap()
             .with("sasl.username", "porch")
             .unwrap();
+        let props = props
+            .with("ssl.key.passphrase", "phr4se")
+            .unwrap()
+            .with("sasl.oauthbearer.config", "principal=x t0ken")
+            .unwrap();
         let shown = format!("{props:?}");
-        assert!(
-            !shown.contains("s3cret") && !shown.contains("k3y"),
-            "{shown}"
-        );
+        for secret in ["s3cret", "k3y", "phr4se", "t0ken"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
         assert!(shown.contains("porch"), "{shown}");
     }
 }

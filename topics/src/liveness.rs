@@ -200,7 +200,7 @@ impl Liveness {
 
     /// Logs an error librdkafka reported for the client and keeps it as its last.
     pub fn report_error(&self, error: KafkaError, reason: &str) {
-        tracing::debug!("librdkafka: {error}: {reason}");
+        tracing::error!("librdkafka: {error}: {reason}");
         *self.0.last_error.lock().expect("last error lock") = Some(reason.to_string());
     }
 
