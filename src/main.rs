@@ -76,12 +76,8 @@ enum Cmd {
     Registry {
         #[arg(long, env = "PORCH_LISTEN", default_value = "127.0.0.1:8081")]
         listen: SocketAddr,
-        /// Kafka bootstrap servers.
-        #[arg(long, env = "PORCH_KAFKA", default_value = "127.0.0.1:9092")]
-        kafka: String,
-        /// librdkafka properties for its Kafka clients, as for the other roles.
-        #[arg(long, env = "PORCH_KAFKA_CONFIG_FILE")]
-        kafka_config: Option<PathBuf>,
+        #[command(flatten)]
+        kafka: roles::KafkaArgs,
         /// The compacted topic that holds the schemas.
         #[arg(long, env = "PORCH_REGISTRY_TOPIC", default_value = "_porch_schemas")]
         topic: String,
@@ -194,13 +190,8 @@ fn main() -> anyhow::Result<()> {
         Cmd::Registry {
             listen,
             kafka,
-            kafka_config,
             topic,
-        } => roles::registry(
-            listen,
-            roles::kafka_config(&kafka, "", kafka_config.as_deref())?,
-            topic,
-        ),
+        } => roles::registry(listen, kafka.config("")?, topic),
         Cmd::Topics {
             which:
                 TopicsCmd::Apply {

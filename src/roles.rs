@@ -27,16 +27,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Settings every distributed role shares: where Kafka, the store and the registry are.
+/// Where the Kafka cluster is and how to talk to it: settings of every role, the registry's
+/// included.
 #[derive(clap::Args, Clone, Debug)]
-pub struct Cluster {
+pub struct KafkaArgs {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "PORCH_KAFKA", default_value = "127.0.0.1:9092")]
-    pub kafka: String,
+    #[arg(long = "kafka", env = "PORCH_KAFKA", default_value = "127.0.0.1:9092")]
+    pub bootstrap: String,
     /// librdkafka properties for every Kafka client (`key=value` lines: security.protocol,
     /// sasl.*, ssl.*); PORCH_KAFKA_CONFIG_<NAME> variables add to them and win.
     #[arg(long, env = "PORCH_KAFKA_CONFIG_FILE")]
     pub kafka_config: Option<PathBuf>,
+}
+
+impl KafkaArgs {
+    /// The cluster with the client properties of the file and of the `PORCH_KAFKA_CONFIG_*`
+    /// variables, its topics named under `topic_prefix`.
+    pub fn config(&self, topic_prefix: &str) -> anyhow::Result<KafkaConfig> {
+        Ok(KafkaConfig {
+            bootstrap: self.bootstrap.clone(),
+            topic_prefix: topic_prefix.into(),
+            properties: porch_topics::ClientProperties::load(
+                self.kafka_config.as_deref(),
+                porch_topics::client_properties::env_vars(),
+            )?,
+        })
+    }
+}
+
+/// Settings every distributed role shares: where Kafka, the store and the registry are.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Cluster {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Prefix of every topic name on the cluster (and of consumer groups).
     #[arg(long, env = "PORCH_TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
@@ -57,11 +80,7 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn kafka(&self) -> anyhow::Result<KafkaConfig> {
-        kafka_config(
-            &self.kafka,
-            &self.topic_prefix,
-            self.kafka_config.as_deref(),
-        )
+        self.kafka.config(&self.topic_prefix)
     }
 
     pub fn cql(&self) -> CqlConfig {
@@ -95,23 +114,6 @@ impl Cluster {
         }
         Ok(codec)
     }
-}
-
-/// The cluster at `bootstrap` with the client properties of `file` and of the
-/// `PORCH_KAFKA_CONFIG_*` variables.
-pub fn kafka_config(
-    bootstrap: &str,
-    topic_prefix: &str,
-    file: Option<&Path>,
-) -> anyhow::Result<KafkaConfig> {
-    Ok(KafkaConfig {
-        bootstrap: bootstrap.into(),
-        topic_prefix: topic_prefix.into(),
-        properties: porch_topics::ClientProperties::load(
-            file,
-            porch_topics::client_properties::env_vars(),
-        )?,
-    })
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {
@@ -330,13 +332,14 @@ pub fn ingest_api(
     let codec = cluster.codec()?;
     let store = rt.block_on(connect_store(&cluster))?;
     let catalogue = Catalogue::builtin();
+    let kafka = cluster.kafka()?;
+    let topics = Arc::new(KafkaTopics::new(&kafka, codec.clone())?);
     let sink = Arc::new(DistributedSink::new(
         store.clone(),
-        codec.clone(),
-        cluster.kafka()?,
+        codec,
+        kafka,
         catalogue.partitions,
     )?);
-    let topics = Arc::new(KafkaTopics::new(&cluster.kafka()?, codec)?);
     std::fs::create_dir_all(&search_dir)?;
     std::fs::create_dir_all(&images_dir)?;
     let search = Arc::new(SearchIndex::open_read_only(&search_dir)?);

@@ -84,73 +84,63 @@ impl KafkaConfig {
     /// clients and failed metadata requests say only "broker transport failure": a consumer
     /// (whose poll serves the client's error events) asks again.
     pub fn diagnose(&self, patience: Duration) -> Option<String> {
-        use rdkafka::consumer::{BaseConsumer, Consumer};
-        let liveness = Liveness::default();
-        let consumer: BaseConsumer<Liveness> =
-            match self.client_config().create_with_context(liveness.clone()) {
-                Ok(c) => c,
-                Err(e) => return Some(e.to_string()),
-            };
-        let deadline = std::time::Instant::now() + patience;
-        while std::time::Instant::now() < deadline {
-            if consumer
-                .fetch_metadata(None, Duration::from_millis(500))
-                .is_ok()
-            {
-                return None;
-            }
-            let _ = consumer.poll(Duration::from_millis(100));
-            if let Some(error) = liveness.last_error() {
-                return Some(error);
-            }
+        match self.reach(patience, true) {
+            Ok(()) => None,
+            Err(unreachable) => unreachable.reported,
         }
-        None
     }
 
     /// Waits until a broker answers a metadata request, for up to `PORCH_KAFKA_WAIT_SECS`
     /// (default 300) seconds: for suites that need the cluster and must fail, not skip,
-    /// without it. The error says how to start one.
+    /// without it. The error names the last reason the client gave and says how to start one.
     pub fn wait_for_broker(&self) -> Result<(), String> {
-        use rdkafka::consumer::{BaseConsumer, Consumer};
         let patience = std::env::var("PORCH_KAFKA_WAIT_SECS")
             .ok()
             .and_then(|s| s.parse().ok())
             .unwrap_or(300);
-        let deadline = std::time::Instant::now() + Duration::from_secs(patience);
-        let probe: BaseConsumer = self
+        self.reach(Duration::from_secs(patience), false)
+            .map_err(|unreachable| {
+                format!(
+                    "no Kafka broker at {} after {patience}s ({}); start one with \
+                     `scripts/engines up`",
+                    self.bootstrap,
+                    unreachable.reported.unwrap_or(unreachable.metadata)
+                )
+            })
+    }
+
+    /// Asks the cluster for its metadata until a broker answers or `patience` runs out, with a
+    /// consumer whose poll serves the client's error events. With `first_error`, gives up at
+    /// the first error the client reports (a cause, for a diagnosis); otherwise waits through
+    /// them (a broker still starting refuses connections).
+    fn reach(&self, patience: Duration, first_error: bool) -> Result<(), Unreachable> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let liveness = Liveness::default();
+        let consumer: BaseConsumer<Liveness> = self
             .client_config()
-            .create()
-            .map_err(|e| format!("a client for {}: {e}", self.bootstrap))?;
+            .create_with_context(liveness.clone())
+            .map_err(|e| Unreachable {
+                reported: Some(format!("a client for {}: {e}", self.bootstrap)),
+                metadata: String::new(),
+            })?;
+        let deadline = std::time::Instant::now() + patience;
         loop {
-            match probe.fetch_metadata(None, Duration::from_secs(5)) {
+            let metadata = match consumer.fetch_metadata(None, Duration::from_millis(500)) {
                 Ok(md) if !md.brokers().is_empty() => return Ok(()),
-                other => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(format!(
-                            "no Kafka broker at {} after {patience}s ({:?}); start one with \
-                             `scripts/engines up`",
-                            self.bootstrap,
-                            other.err()
-                        ));
-                    }
-                    std::thread::sleep(Duration::from_secs(2));
-                }
+                Ok(_) => "the cluster named no broker".to_string(),
+                Err(e) => e.to_string(),
+            };
+            let _ = consumer.poll(Duration::from_millis(100));
+            let reported = liveness.last_error();
+            if (first_error && reported.is_some()) || std::time::Instant::now() >= deadline {
+                return Err(Unreachable { reported, metadata });
+            }
+            if !first_error {
+                std::thread::sleep(Duration::from_secs(1));
             }
         }
     }
-}
 
-/// Deletes every topic under a configuration's (non-empty) topic prefix when dropped, passed
-/// or failed: for test suites that make their topics under a prefix of their own.
-pub struct DeletePrefixOnDrop(pub KafkaConfig);
-
-impl Drop for DeletePrefixOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.delete_prefixed_topics();
-    }
-}
-
-impl KafkaConfig {
     /// Deletes every topic whose name starts with this configuration's topic prefix and says
     /// how many; an empty prefix deletes nothing (never every topic of the cluster). Blocks,
     /// with its requests on a thread and runtime of its own, so that a `Drop` inside an async
@@ -182,6 +172,23 @@ impl KafkaConfig {
         })
         .join()
         .map_err(|_| AdminError::Join("the deleting thread panicked".into()))?
+    }
+}
+
+/// Why [`KafkaConfig::reach`] gave up: the last error the client reported, if any, and what
+/// the last metadata request said.
+struct Unreachable {
+    reported: Option<String>,
+    metadata: String,
+}
+
+/// Deletes every topic under a configuration's (non-empty) topic prefix when dropped, passed
+/// or failed: for test suites that make their topics under a prefix of their own.
+pub struct DeletePrefixOnDrop(pub KafkaConfig);
+
+impl Drop for DeletePrefixOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.delete_prefixed_topics();
     }
 }
 
@@ -658,6 +665,21 @@ async fn shapes_of_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_cluster_is_named_with_the_clients_reason() {
+        let cfg = KafkaConfig {
+            bootstrap: "127.0.0.1:9".into(),
+            ..KafkaConfig::default()
+        };
+        let unreachable = cfg
+            .reach(Duration::from_secs(3), false)
+            .err()
+            .expect("nothing listens on port 9");
+        let reason = unreachable.reported.expect("the client says why");
+        assert!(reason.contains("127.0.0.1:9"), "{reason}");
+        assert!(cfg.diagnose(Duration::from_secs(3)).is_some());
+    }
 
     #[test]
     fn physical_names_carry_the_prefix() {

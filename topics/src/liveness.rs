@@ -67,9 +67,13 @@ struct State {
     /// must not make it look well again before it is replaced).
     lost: AtomicBool,
     /// The client's last error report (an authentication or TLS failure, say), for errors
-    /// that otherwise say only "broker transport failure".
-    last_error: std::sync::Mutex<Option<String>>,
+    /// that otherwise say only "broker transport failure", and when (ms) it was last logged.
+    last_error: std::sync::Mutex<Option<(String, u64)>>,
 }
+
+/// How often the same error of a client is logged at error level: librdkafka reports a
+/// refused connection on every retry (each second or so) while a broker is away.
+const REPEAT_ERROR_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(serde::Deserialize)]
 struct Stats {
@@ -199,14 +203,33 @@ impl Liveness {
     }
 
     /// Logs an error librdkafka reported for the client and keeps it as its last.
+    /// The same error again within [`REPEAT_ERROR_EVERY`] of its last logging is logged at
+    /// debug level only.
     pub fn report_error(&self, error: KafkaError, reason: &str) {
-        tracing::error!("librdkafka: {error}: {reason}");
-        *self.0.last_error.lock().expect("last error lock") = Some(reason.to_string());
+        if self.keep_error(reason, now_ms()) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        } else {
+            tracing::debug!("librdkafka: {error}: {reason}");
+        }
+    }
+
+    /// Keeps `reason` as the last error; true if it is to be logged (not the same error as
+    /// one logged less than [`REPEAT_ERROR_EVERY`] before `at_ms`).
+    fn keep_error(&self, reason: &str, at_ms: u64) -> bool {
+        let mut last = self.0.last_error.lock().expect("last error lock");
+        let repeated = last.as_ref().is_some_and(|(previous, logged_at)| {
+            previous == reason && at_ms.saturating_sub(*logged_at) < ms(REPEAT_ERROR_EVERY)
+        });
+        if !repeated {
+            *last = Some((reason.to_string(), at_ms));
+        }
+        !repeated
     }
 
     /// The last error librdkafka reported for the client, if any.
     pub fn last_error(&self) -> Option<String> {
-        self.0.last_error.lock().expect("last error lock").clone()
+        let last = self.0.last_error.lock().expect("last error lock");
+        last.as_ref().map(|(reason, _)| reason.clone())
     }
 
     /// Takes in one statistics report of the client.
@@ -418,6 +441,22 @@ mod tests {
 
     fn watched() -> Liveness {
         Liveness::watch(ClientConfig::new().set("bootstrap.servers", "127.0.0.1:9"))
+    }
+
+    #[test]
+    fn the_same_error_is_logged_again_only_after_a_while() {
+        let l = watched();
+        let every = ms(REPEAT_ERROR_EVERY);
+        assert_eq!(l.last_error(), None);
+        assert!(l.keep_error("connection refused", 1_000));
+        assert!(!l.keep_error("connection refused", 2_000));
+        assert!(l.keep_error("SASL authentication failed", 3_000));
+        assert_eq!(
+            l.last_error().as_deref(),
+            Some("SASL authentication failed")
+        );
+        assert!(!l.keep_error("SASL authentication failed", 3_000 + every - 1));
+        assert!(l.keep_error("SASL authentication failed", 3_000 + every));
     }
 
     fn report(brokers: &[(&str, &str, &str)]) -> Vec<u8> {
