@@ -2,7 +2,9 @@
 //! SASL/PLAIN login. `scripts/engines up` gives its Kafka such a listener (SASL_SSL, user
 //! `porch`) beside the plaintext one, with a self-signed certificate; every role here reaches
 //! Kafka only through it, configured by PORCH_KAFKA_CONFIG_* variables or a properties file.
-//! The tests' own clients (clean-up) stay on the plaintext listener of PORCH_KAFKA.
+//! Its Cassandra takes TLS beside plaintext on the CQL port, and the roles of the first test
+//! reach the store over TLS too (PORCH_CQL_TLS_CA). The tests' own clients (clean-up) stay on
+//! the plaintext listeners of PORCH_KAFKA and PORCH_CQL.
 
 mod common;
 
@@ -10,27 +12,37 @@ use common::*;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-/// The SASL_SSL listener of `scripts/engines` and the certificate that signs it.
-fn secured_listener() -> (String, PathBuf) {
+/// One setting that `scripts/engines env <engine>` prints.
+fn engine_setting(engine: &str, name: &str) -> String {
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/engines"))
-        .args(["env", "kafka"])
+        .args(["env", engine])
         .output()
-        .expect("run scripts/engines env kafka");
+        .expect("run scripts/engines env");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let setting = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}=")))
-            .unwrap_or_else(|| panic!("scripts/engines env kafka printed no {name}: {text}"))
-            .to_string()
-    };
-    let ca = PathBuf::from(setting("PORCH_KAFKA_CA"));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("scripts/engines env {engine} printed no {name}: {text}"))
+        .to_string()
+}
+
+/// The certificate an engine of `scripts/engines` presents for TLS, named by `setting`.
+fn engine_certificate(engine: &str, setting: &str) -> PathBuf {
+    let ca = PathBuf::from(engine_setting(engine, setting));
     assert!(
         ca.is_file(),
-        "no certificate at {} ({text}): a Kafka started before its SASL_SSL listener existed \
-         needs `scripts/engines down kafka && scripts/engines up kafka`",
+        "no certificate at {}: {engine} started before it took TLS needs \
+         `scripts/engines down {engine} && scripts/engines up {engine}`",
         ca.display()
     );
-    (setting("PORCH_KAFKA_SASL_SSL"), ca)
+    ca
+}
+
+/// The SASL_SSL listener of `scripts/engines` and the certificate that signs it.
+fn secured_listener() -> (String, PathBuf) {
+    (
+        engine_setting("kafka", "PORCH_KAFKA_SASL_SSL"),
+        engine_certificate("kafka", "PORCH_KAFKA_CA"),
+    )
 }
 
 /// What a role needs to log in on the secured listener, as environment variables.
@@ -84,12 +96,36 @@ fn topics_of(prefix: &str) -> Vec<String> {
         .collect()
 }
 
+/// How many client connections of the CQL port (of PORCH_CQL, asked in plaintext) speak TLS.
+async fn tls_cql_connections() -> usize {
+    let node = std::env::var("PORCH_CQL").unwrap_or_else(|_| "127.0.0.1:9042".into());
+    let session = scylla::client::session_builder::SessionBuilder::new()
+        .known_node(node.split(',').next().unwrap_or_default().trim())
+        .build()
+        .await
+        .expect("a plaintext CQL session");
+    let rows = session
+        .query_unpaged("SELECT ssl_enabled FROM system_views.clients", ())
+        .await
+        .expect("system_views.clients")
+        .into_rows_result()
+        .expect("rows");
+    rows.rows::<(Option<bool>,)>()
+        .expect("ssl_enabled")
+        .filter(|row| matches!(row, Ok((Some(true),))))
+        .count()
+}
+
 #[tokio::test]
-async fn every_role_reaches_kafka_through_a_sasl_ssl_listener() {
+async fn every_role_reaches_kafka_through_a_sasl_ssl_listener_and_the_store_over_tls() {
     // Topics, registry, ingest API, the seven processors and the search connector, all over
     // TLS with a SASL login: idempotent and transactional producers, consumer groups,
-    // read_committed readers and the registry's compacted topic.
-    let p = Porch::start_distributed_with(secured_env("porch-secret")).await;
+    // read_committed readers and the registry's compacted topic; the schema migration, the
+    // API's reads and claims and the processors' rows over TLS to the CQL port.
+    let mut env = secured_env("porch-secret");
+    let cql_ca = engine_certificate("cassandra", "PORCH_CQL_CA");
+    env.push(("PORCH_CQL_TLS_CA".to_string(), cql_ca.display().to_string()));
+    let p = Porch::start_distributed_with(env).await;
     let key = admin_key("acme");
     let offer = list_one_offer(&p, &key, "shirt-1").await;
     let hits = p
@@ -101,6 +137,15 @@ async fn every_role_reaches_kafka_through_a_sasl_ssl_listener() {
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0]["offer_id"], offer.as_str());
     assert_eq!(hits[0]["available"], 10);
+
+    // The roles' store sessions are the TLS connections the CQL port has (the Cassandra of
+    // `scripts/engines` takes both; nothing else of this suite speaks TLS to it): the API's
+    // and each processor's at least.
+    let tls_sessions = tls_cql_connections().await;
+    assert!(
+        tls_sessions >= 8,
+        "{tls_sessions} TLS connections to the CQL port: the roles did not reach the store over TLS"
+    );
 
     // A data team's tap reads the events, decoded, over the same listener.
     let tapped = p.tool(&["tap", "product.events", "--max", "1"]);

@@ -6,6 +6,8 @@ use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use scylla::statement::Consistency;
+use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +20,34 @@ pub struct CqlConfig {
     pub replication_factor: u32,
     /// Client-side limit of one request.
     pub request_timeout: Duration,
+    /// A login, for a cluster with password authentication; None for one without.
+    pub credentials: Option<Credentials>,
+    /// TLS to every node; None for plaintext.
+    pub tls: Option<CqlTls>,
+}
+
+/// A user and password for the cluster's PasswordAuthenticator (ScyllaDB's or Cassandra's).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"[redacted]")
+            .finish()
+    }
+}
+
+/// TLS to the nodes: each node's certificate is verified against the trusted certificates and
+/// against the address it is reached at (an IP address in its subjectAltName).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CqlTls {
+    /// PEM file of the certificates to trust; None trusts the system's.
+    pub ca: Option<PathBuf>,
 }
 
 impl Default for CqlConfig {
@@ -27,16 +57,24 @@ impl Default for CqlConfig {
             keyspace: "porch".into(),
             replication_factor: 1,
             request_timeout: Duration::from_secs(10),
+            credentials: None,
+            tls: None,
         }
     }
 }
 
 impl CqlConfig {
-    /// `PORCH_CQL` (comma-separated contact points, default 127.0.0.1:9042) and
-    /// `PORCH_CQL_KEYSPACE` (default porch); the rest are defaults.
+    /// `PORCH_CQL` (comma-separated contact points, default 127.0.0.1:9042),
+    /// `PORCH_CQL_KEYSPACE` (default porch), `PORCH_CQL_USER` and `PORCH_CQL_PASSWORD` (a
+    /// login), `PORCH_CQL_TLS_CA` (TLS, trusting the certificates of that PEM file) or
+    /// `PORCH_CQL_TLS=true` (TLS, trusting the system's); the rest are defaults.
     pub fn from_env() -> Self {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
         let mut config = CqlConfig::default();
-        if let Ok(nodes) = std::env::var("PORCH_CQL") {
+        if let Some(nodes) = var("PORCH_CQL") {
             let nodes: Vec<String> = nodes
                 .split(',')
                 .map(str::trim)
@@ -47,12 +85,51 @@ impl CqlConfig {
                 config.nodes = nodes;
             }
         }
-        if let Ok(keyspace) = std::env::var("PORCH_CQL_KEYSPACE") {
+        if let Some(keyspace) = var("PORCH_CQL_KEYSPACE") {
             if !keyspace.trim().is_empty() {
                 config.keyspace = keyspace.trim().to_string();
             }
         }
+        let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        if let Some(user) = set("PORCH_CQL_USER") {
+            config.credentials = Some(Credentials {
+                user: user.trim().to_string(),
+                password: var("PORCH_CQL_PASSWORD").unwrap_or_default(),
+            });
+        }
+        let tls_on = set("PORCH_CQL_TLS").is_some_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        });
+        let ca = set("PORCH_CQL_TLS_CA").map(|p| PathBuf::from(p.trim()));
+        if tls_on || ca.is_some() {
+            config.tls = Some(CqlTls { ca });
+        }
         config
+    }
+
+    /// The TLS context of `tls`: a client connector that verifies the nodes' certificates.
+    fn tls_context(tls: &CqlTls) -> Result<openssl::ssl::SslConnectorBuilder, StoreError> {
+        let failed = |what: String, e: openssl::error::ErrorStack| {
+            StoreError::Backend(format!("{what}: {e}"))
+        };
+        let mut builder =
+            openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls_client())
+                .map_err(|e| failed("a TLS context for CQL".into(), e))?;
+        if let Some(ca) = &tls.ca {
+            if !ca.is_file() {
+                return Err(StoreError::Backend(format!(
+                    "PORCH_CQL_TLS_CA: no certificate file at {}",
+                    ca.display()
+                )));
+            }
+            builder
+                .set_ca_file(ca)
+                .map_err(|e| failed(format!("PORCH_CQL_TLS_CA: reading {}", ca.display()), e))?;
+        }
+        Ok(builder)
     }
 
     /// The keyspace name, checked: it is spliced into statement text.
@@ -75,21 +152,100 @@ impl CqlConfig {
             .consistency(Consistency::LocalQuorum)
             .request_timeout(Some(self.request_timeout))
             .build();
-        SessionBuilder::new()
+        let mut builder = SessionBuilder::new()
             .known_nodes(&self.nodes)
             .default_execution_profile_handle(profile.into_handle())
             // Writes without an explicit timestamp (checkpoints, the bucket index) get the
             // client's clock, never going backwards within this process.
-            .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()))
-            .build()
-            .await
-            .map_err(|e| StoreError::Backend(format!("connecting to CQL at {:?}: {e}", self.nodes)))
+            .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()));
+        if let Some(c) = &self.credentials {
+            if c.password.is_empty() {
+                return Err(StoreError::Backend(
+                    "PORCH_CQL_USER is set but PORCH_CQL_PASSWORD is not".into(),
+                ));
+            }
+            builder = builder.user(&c.user, &c.password);
+        }
+        if let Some(tls) = &self.tls {
+            builder = builder.tls_context(Some(Self::tls_context(tls)?));
+        }
+        let security = match (&self.tls, &self.credentials) {
+            (None, None) => String::new(),
+            (tls, login) => format!(
+                " ({}{})",
+                if tls.is_some() { "TLS" } else { "plaintext" },
+                login
+                    .as_ref()
+                    .map(|c| format!(", as {}", c.user))
+                    .unwrap_or_default()
+            ),
+        };
+        builder.build().await.map_err(|e| {
+            StoreError::Backend(format!(
+                "connecting to CQL at {:?}{security}: {e}",
+                self.nodes
+            ))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> CqlConfig {
+        CqlConfig::from_vars(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn login_and_tls_come_from_the_environment() {
+        let plain = from(&[("PORCH_CQL", "10.0.0.1:9042, 10.0.0.2:9042")]);
+        assert_eq!(plain.nodes, ["10.0.0.1:9042", "10.0.0.2:9042"]);
+        assert_eq!((plain.credentials, plain.tls), (None, None));
+
+        let secured = from(&[
+            ("PORCH_CQL_USER", "porch"),
+            ("PORCH_CQL_PASSWORD", "s3cret"),
+            ("PORCH_CQL_TLS_CA", "/etc/porch/ca.pem"),
+        ]);
+        let login = secured.credentials.clone().expect("a login");
+        assert_eq!(
+            (login.user.as_str(), login.password.as_str()),
+            ("porch", "s3cret")
+        );
+        assert_eq!(
+            secured.tls,
+            Some(CqlTls {
+                ca: Some("/etc/porch/ca.pem".into())
+            })
+        );
+        let shown = format!("{secured:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+
+        assert_eq!(
+            from(&[("PORCH_CQL_TLS", "true")]).tls,
+            Some(CqlTls { ca: None })
+        );
+        assert_eq!(from(&[("PORCH_CQL_TLS", "false")]).tls, None);
+        assert_eq!(from(&[("PORCH_CQL_USER", " ")]).credentials, None);
+    }
+
+    #[tokio::test]
+    async fn a_login_without_a_password_or_a_missing_ca_is_refused_before_connecting() {
+        let no_password = from(&[("PORCH_CQL_USER", "porch")]);
+        let e = no_password.open().await.err().expect("refused").to_string();
+        assert!(e.contains("PORCH_CQL_PASSWORD"), "{e}");
+        let no_ca = from(&[("PORCH_CQL_TLS_CA", "/nonexistent/ca.pem")]);
+        let e = no_ca.open().await.err().expect("refused").to_string();
+        assert!(
+            e.contains("PORCH_CQL_TLS_CA") && e.contains("/nonexistent/ca.pem"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn keyspace_names_are_checked() {

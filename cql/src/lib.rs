@@ -7,6 +7,6 @@ mod layout;
 mod migrate;
 mod store;
 
-pub use config::CqlConfig;
+pub use config::{CqlConfig, CqlTls, Credentials};
 pub use migrate::{drop_keyspace, migrate};
 pub use store::CqlStore;

@@ -96,9 +96,16 @@ async fn count(admin: &Session, cql: String) -> usize {
 async fn the_store_on_cassandra() {
     let config = test_config();
     let admin = admin_session(&config).await;
-    let outcome = AssertUnwindSafe(scenario(&config, &admin))
-        .catch_unwind()
-        .await;
+    dropping_the_keyspace_after(&config, &admin, scenario(&config, &admin)).await;
+}
+
+/// Runs `test`, then drops the test keyspace of `config`, whether it passed or failed.
+async fn dropping_the_keyspace_after(
+    config: &CqlConfig,
+    admin: &Session,
+    test: impl std::future::Future<Output = ()>,
+) {
+    let outcome = AssertUnwindSafe(test).catch_unwind().await;
     let dropped = admin
         .query_unpaged(format!("DROP KEYSPACE IF EXISTS {}", config.keyspace), ())
         .await;
@@ -841,4 +848,70 @@ async fn blocking_reads(store: &CqlStore) {
     })
     .await
     .unwrap();
+}
+
+/// The certificate the engine's CQL port presents for TLS: `PORCH_CQL_TLS_CA` if set, else
+/// the one `scripts/engines` made (`scripts/engines env cassandra` names it).
+fn engine_ca() -> std::path::PathBuf {
+    if let Ok(ca) = std::env::var("PORCH_CQL_TLS_CA") {
+        return ca.into();
+    }
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/engines");
+    let out = std::process::Command::new(script)
+        .args(["env", "cassandra"])
+        .output()
+        .expect("run scripts/engines env cassandra");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let ca: std::path::PathBuf = text
+        .lines()
+        .find_map(|l| l.strip_prefix("PORCH_CQL_CA="))
+        .unwrap_or_else(|| panic!("scripts/engines env cassandra printed no PORCH_CQL_CA: {text}"))
+        .into();
+    assert!(
+        ca.is_file(),
+        "no certificate at {}: a Cassandra started before its CQL port took TLS needs \
+         `scripts/engines down cassandra && scripts/engines up cassandra`",
+        ca.display()
+    );
+    ca
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_over_tls_verifies_the_nodes_certificate() {
+    let plain = test_config();
+    let admin = admin_session(&plain).await;
+    let config = CqlConfig {
+        tls: Some(porch_cql::CqlTls {
+            ca: Some(engine_ca()),
+        }),
+        ..plain.clone()
+    };
+    let test = async {
+        // Migrations and the store's reads and writes, all over TLS.
+        assert_eq!(migrate(&config).await.unwrap(), vec!["0001_store"]);
+        let store = CqlStore::connect(&config).await.expect("connect over TLS");
+        assert!(store.ready().await, "ready over TLS");
+        let row = put("sku", "acme/SKU-TLS", "p-tls");
+        store.apply(vec![row.clone()], 1).await.unwrap();
+        assert_eq!(
+            store.get_async("sku", "acme/SKU-TLS").await.unwrap(),
+            row.value
+        );
+
+        // A node whose certificate no trusted authority signed is refused, not used.
+        let untrusted = CqlConfig {
+            tls: Some(porch_cql::CqlTls { ca: None }),
+            ..plain.clone()
+        };
+        let refused = CqlStore::connect(&untrusted)
+            .await
+            .err()
+            .expect("a self-signed certificate is not trusted by the system's roots")
+            .to_string();
+        assert!(
+            refused.contains("TLS") && refused.contains("certificate"),
+            "{refused}"
+        );
+    };
+    dropping_the_keyspace_after(&plain, &admin, test).await;
 }

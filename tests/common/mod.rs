@@ -85,9 +85,10 @@ pub struct Cluster {
     pub prefix: String,
     pub keyspace: String,
     pub registry_port: u16,
-    /// Where the roles reach Kafka instead of PORCH_KAFKA, and how (PORCH_KAFKA and
-    /// PORCH_KAFKA_CONFIG_* variables); the tests' own clients stay on PORCH_KAFKA.
-    pub kafka_env: Vec<(String, String)>,
+    /// How the roles reach the engines instead of the tests' own way (another Kafka listener,
+    /// PORCH_KAFKA_CONFIG_* properties, PORCH_CQL_TLS_CA); the tests' own clients stay on
+    /// PORCH_KAFKA and PORCH_CQL.
+    pub role_env: Vec<(String, String)>,
 }
 
 impl Cluster {
@@ -108,7 +109,7 @@ impl Cluster {
                 std::env::var("PORCH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             ),
         ];
-        env.extend(self.kafka_env.iter().cloned());
+        env.extend(self.role_env.iter().cloned());
         env
     }
 }
@@ -125,13 +126,13 @@ impl Porch {
         Self::start_with(true, Vec::new()).await
     }
 
-    /// Starts the distributed roles with `kafka_env` added to their environment (another
-    /// listener, client properties).
-    pub async fn start_distributed_with(kafka_env: Vec<(String, String)>) -> Porch {
-        Self::start_with(true, kafka_env).await
+    /// Starts the distributed roles with `role_env` added to their environment (another
+    /// listener, client properties, TLS to the store).
+    pub async fn start_distributed_with(role_env: Vec<(String, String)>) -> Porch {
+        Self::start_with(true, role_env).await
     }
 
-    async fn start_with(distributed: bool, kafka_env: Vec<(String, String)>) -> Porch {
+    async fn start_with(distributed: bool, role_env: Vec<(String, String)>) -> Porch {
         let dir = std::env::temp_dir().join(format!("porch-e2e-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("porch.toml"), config_toml()).unwrap();
@@ -142,7 +143,7 @@ impl Porch {
                 prefix: format!("t{short}."),
                 keyspace: format!("porch_t{short}"),
                 registry_port: free_port(),
-                kafka_env,
+                role_env,
             }
         });
         let mut p = Porch {
