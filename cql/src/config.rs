@@ -237,10 +237,10 @@ mod tests {
     #[tokio::test]
     async fn a_login_without_a_password_or_a_missing_ca_is_refused_before_connecting() {
         let no_password = from(&[("PORCH_CQL_USER", "porch")]);
-        let e = no_password.open().await.err().expect("refused").to_string();
+        let e = no_password.open().await.expect_err("refused").to_string();
         assert!(e.contains("PORCH_CQL_PASSWORD"), "{e}");
         let no_ca = from(&[("PORCH_CQL_TLS_CA", "/nonexistent/ca.pem")]);
-        let e = no_ca.open().await.err().expect("refused").to_string();
+        let e = no_ca.open().await.expect_err("refused").to_string();
         assert!(
             e.contains("PORCH_CQL_TLS_CA") && e.contains("/nonexistent/ca.pem"),
             "{e}"

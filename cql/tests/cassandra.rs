@@ -905,8 +905,7 @@ async fn the_store_over_tls_verifies_the_nodes_certificate() {
         };
         let refused = CqlStore::connect(&untrusted)
             .await
-            .err()
-            .expect("a self-signed certificate is not trusted by the system's roots")
+            .expect_err("a self-signed certificate is not trusted by the system's roots")
             .to_string();
         assert!(refused.contains("certificate verify failed"), "{refused}");
     };

@@ -674,8 +674,7 @@ mod tests {
         };
         let unreachable = cfg
             .reach(Duration::from_secs(3), false)
-            .err()
-            .expect("nothing listens on port 9");
+            .expect_err("nothing listens on port 9");
         let reason = unreachable.reported.expect("the client says why");
         assert!(reason.contains("127.0.0.1:9"), "{reason}");
         assert!(cfg.diagnose(Duration::from_secs(3)).is_some());
