@@ -321,20 +321,28 @@ impl Drop for Cluster {
         // Every topic of the run carries its prefix: the catalogue's, the registry's and the
         // baseline's scratch topics.
         let deleted = self.kafka.delete_prefixed_topics();
-        let mut cql = porch_cql::CqlConfig::from_env();
-        cql.keyspace = self.keyspace.clone();
-        // The driver's future needs an executor; this may run inside the benchmark's runtime.
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(porch_cql::drop_keyspace(&cql)).ok()
-        })
-        .join()
-        .ok()
-        .flatten()
-        .is_some();
+        let dropped = match porch_cql::CqlConfig::from_env() {
+            Ok(mut cql) => {
+                cql.keyspace = self.keyspace.clone();
+                // The driver's future needs an executor; this may run inside the benchmark's
+                // runtime.
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
+                    rt.block_on(porch_cql::drop_keyspace(&cql)).ok()
+                })
+                .join()
+                .ok()
+                .flatten()
+                .is_some()
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                false
+            }
+        };
         match deleted {
             Ok(n) => println!(
                 "cleaned up: roles killed, {n} topics of prefix {} deleted, keyspace {} {}",

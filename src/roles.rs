@@ -32,7 +32,12 @@ use std::time::Duration;
 #[derive(clap::Args, Clone, Debug)]
 pub struct KafkaArgs {
     /// Kafka bootstrap servers.
-    #[arg(long = "kafka", env = "PORCH_KAFKA", default_value = "127.0.0.1:9092")]
+    #[arg(
+        long = "kafka",
+        value_name = "HOST:PORT,...",
+        env = "PORCH_KAFKA",
+        default_value = "127.0.0.1:9092"
+    )]
     pub bootstrap: String,
     /// librdkafka properties for every Kafka client (`key=value` lines: security.protocol,
     /// sasl.*, ssl.*); PORCH_KAFKA_CONFIG_<NAME> variables add to them and win.
@@ -83,12 +88,12 @@ impl Cluster {
         self.kafka.config(&self.topic_prefix)
     }
 
-    pub fn cql(&self) -> CqlConfig {
-        CqlConfig {
+    pub fn cql(&self) -> anyhow::Result<CqlConfig> {
+        Ok(CqlConfig {
             nodes: self.cql.split(',').map(|s| s.trim().to_string()).collect(),
             keyspace: self.keyspace.clone(),
-            ..CqlConfig::from_env()
-        }
+            ..CqlConfig::from_env()?
+        })
     }
 
     /// A codec whose schema ids come from the registry; registers every schema porch writes.
@@ -129,11 +134,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-async fn connect_store(cluster: &Cluster) -> anyhow::Result<Arc<CqlStore>> {
-    let cfg = cluster.cql();
+async fn connect_store(cfg: &CqlConfig) -> anyhow::Result<Arc<CqlStore>> {
     let mut wait = Duration::from_millis(200);
     loop {
-        match CqlStore::connect(&cfg).await {
+        match CqlStore::connect(cfg).await {
             Ok(s) => return Ok(Arc::new(s)),
             Err(e) => {
                 tracing::warn!(error = %e, "connecting to the store; retrying");
@@ -291,13 +295,15 @@ pub fn processor(
                     .join(", ")
             )
         })?;
+    // Settings first: a wrong one is refused before waiting on the registry or the store.
+    let (kafka, cql) = (cluster.kafka()?, cluster.cql()?);
     let rt = runtime()?;
     let codec = cluster.codec()?;
-    let store = rt.block_on(connect_store(&cluster))?;
+    let store = rt.block_on(connect_store(&cql))?;
     let health = Arc::new(Health::default());
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = DistributedRuntime {
-        kafka: cluster.kafka()?,
+        kafka,
         store: store.clone() as Arc<dyn ProjectionStore>,
         codec,
         handle: rt.handle().clone(),
@@ -328,11 +334,11 @@ pub fn ingest_api(
     cluster: Cluster,
 ) -> anyhow::Result<()> {
     let config = Arc::new(load_config(&config)?);
+    let (kafka, cql) = (cluster.kafka()?, cluster.cql()?);
     let rt = runtime()?;
     let codec = cluster.codec()?;
-    let store = rt.block_on(connect_store(&cluster))?;
+    let store = rt.block_on(connect_store(&cql))?;
     let catalogue = Catalogue::builtin();
-    let kafka = cluster.kafka()?;
     let topics = Arc::new(KafkaTopics::new(&kafka, codec.clone())?);
     let sink = Arc::new(DistributedSink::new(
         store.clone(),
@@ -386,13 +392,13 @@ pub fn connector_search(
     listen: SocketAddr,
     cluster: Cluster,
 ) -> anyhow::Result<()> {
+    let kafka = cluster.kafka()?;
     let rt = runtime()?;
     let codec = cluster.codec()?;
     std::fs::create_dir_all(&search_dir)?;
     let index = SearchIndex::open(&search_dir)?;
     let health = Arc::new(Health::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let kafka = cluster.kafka()?;
     let (h, s) = (health.clone(), stop.clone());
     let worker = std::thread::Builder::new()
         .name("porch-search".into())
@@ -523,7 +529,7 @@ pub fn topics_apply(cluster: Cluster, replication_factor: i32) -> anyhow::Result
 /// `porch schema migrate`.
 pub fn schema_migrate(cluster: Cluster) -> anyhow::Result<()> {
     let rt = runtime()?;
-    let applied = rt.block_on(porch_cql::migrate(&cluster.cql()))?;
+    let applied = rt.block_on(porch_cql::migrate(&cluster.cql()?))?;
     if applied.is_empty() {
         println!("schema up to date");
     }

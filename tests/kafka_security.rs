@@ -76,6 +76,16 @@ fn porch(args: &[&str], env: &[(String, String)]) -> Output {
         .expect("run porch")
 }
 
+/// The line of a failed `porch` that gives its error (after whatever it logged before).
+fn error_line(out: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr
+        .lines()
+        .find(|l| l.starts_with("Error: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"))
+        .to_string()
+}
+
 fn prefix() -> String {
     let id = uuid::Uuid::now_v7().simple().to_string();
     format!("sec{}.", &id[id.len() - 10..])
@@ -213,13 +223,9 @@ async fn a_properties_file_configures_the_clients_and_a_refused_login_is_named()
     let other = prefix.replace("sec", "bad");
     args[3] = &other;
     let refused = porch(&args, &wrong);
-    let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "a wrong password was accepted");
     // The error itself, not only librdkafka's log lines before it.
-    let error = stderr
-        .lines()
-        .find(|l| l.starts_with("Error: "))
-        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    let error = error_line(&refused);
     assert!(
         error.contains("Authentication failed"),
         "the error names the refused login: {error}"
@@ -242,4 +248,50 @@ async fn a_properties_file_configures_the_clients_and_a_refused_login_is_named()
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A CQL setting that cannot mean what it says stops a role at start, before it waits on the
+/// registry or the store, naming the variable: never a silent plaintext or anonymous session.
+#[test]
+fn a_half_given_cql_setting_stops_a_role_at_start() {
+    let nowhere = |extra: (&str, &str)| -> Vec<(String, String)> {
+        [
+            // Nothing listens here: a role that went past its settings would wait, not fail.
+            ("PORCH_REGISTRY_URL", "http://127.0.0.1:9"),
+            ("PORCH_CQL", "127.0.0.1:9"),
+            extra,
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    for (role, setting, named) in [
+        (
+            &["processor", "offer"][..],
+            ("PORCH_CQL_TLS", "ture"),
+            "PORCH_CQL_TLS=\"ture\"",
+        ),
+        (
+            &["ingest-api", "--config", "porch.example.toml"][..],
+            ("PORCH_CQL_USER", "porch"),
+            "PORCH_CQL_PASSWORD is not",
+        ),
+        (
+            &["schema", "migrate"][..],
+            ("PORCH_CQL_PASSWORD", "s3cret"),
+            "PORCH_CQL_USER is not",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let out = porch(role, &nowhere(setting));
+        assert!(!out.status.success(), "{role:?} started with {setting:?}");
+        let error = error_line(&out);
+        assert!(error.contains(named), "{role:?}: {error}");
+        assert!(!error.contains("s3cret"), "{error}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{role:?} took {:?} to refuse",
+            started.elapsed()
+        );
+    }
 }

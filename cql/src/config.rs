@@ -67,12 +67,14 @@ impl CqlConfig {
     /// `PORCH_CQL` (comma-separated contact points, default 127.0.0.1:9042),
     /// `PORCH_CQL_KEYSPACE` (default porch), `PORCH_CQL_USER` and `PORCH_CQL_PASSWORD` (a
     /// login), `PORCH_CQL_TLS_CA` (TLS, trusting the certificates of that PEM file) or
-    /// `PORCH_CQL_TLS=true` (TLS, trusting the system's); the rest are defaults.
-    pub fn from_env() -> Self {
+    /// `PORCH_CQL_TLS=true` (TLS, trusting the system's); the rest are defaults. A setting
+    /// that cannot mean what it says is refused, naming the variable: a `PORCH_CQL_TLS` that is
+    /// neither on nor off, a password with no user, a user with no password.
+    pub fn from_env() -> Result<Self, StoreError> {
         Self::from_vars(|name| std::env::var(name).ok())
     }
 
-    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Self {
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, StoreError> {
         let mut config = CqlConfig::default();
         if let Some(nodes) = var("PORCH_CQL") {
             let nodes: Vec<String> = nodes
@@ -91,23 +93,39 @@ impl CqlConfig {
             }
         }
         let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        if let Some(user) = set("PORCH_CQL_USER") {
-            config.credentials = Some(Credentials {
-                user: user.trim().to_string(),
-                password: var("PORCH_CQL_PASSWORD").unwrap_or_default(),
-            });
+        let refused = |why: String| Err(StoreError::Backend(why));
+        match (set("PORCH_CQL_USER"), set("PORCH_CQL_PASSWORD")) {
+            (Some(user), Some(password)) => {
+                config.credentials = Some(Credentials {
+                    user: user.trim().to_string(),
+                    password,
+                })
+            }
+            (Some(_), None) => {
+                return refused("PORCH_CQL_USER is set but PORCH_CQL_PASSWORD is not".into())
+            }
+            (None, Some(_)) => {
+                return refused("PORCH_CQL_PASSWORD is set but PORCH_CQL_USER is not".into())
+            }
+            (None, None) => {}
         }
-        let tls_on = set("PORCH_CQL_TLS").is_some_and(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        });
+        let tls_on = match set("PORCH_CQL_TLS") {
+            None => false,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return refused(format!(
+                        "PORCH_CQL_TLS={v:?}: expected true or false (or 1/0, yes/no, on/off)"
+                    ))
+                }
+            },
+        };
         let ca = set("PORCH_CQL_TLS_CA").map(|p| PathBuf::from(p.trim()));
         if tls_on || ca.is_some() {
             config.tls = Some(CqlTls { ca });
         }
-        config
+        Ok(config)
     }
 
     /// The TLS context of `tls`: a client connector that verifies the nodes' certificates.
@@ -193,12 +211,20 @@ impl CqlConfig {
 mod tests {
     use super::*;
 
-    fn from(vars: &[(&str, &str)]) -> CqlConfig {
+    fn parse(vars: &[(&str, &str)]) -> Result<CqlConfig, StoreError> {
         CqlConfig::from_vars(|name| {
             vars.iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         })
+    }
+
+    fn from(vars: &[(&str, &str)]) -> CqlConfig {
+        parse(vars).expect("valid CQL settings")
+    }
+
+    fn refusal(vars: &[(&str, &str)]) -> String {
+        parse(vars).expect_err("refused").to_string()
     }
 
     #[test]
@@ -231,12 +257,31 @@ mod tests {
             Some(CqlTls { ca: None })
         );
         assert_eq!(from(&[("PORCH_CQL_TLS", "false")]).tls, None);
+        assert_eq!(from(&[("PORCH_CQL_TLS", " Off ")]).tls, None);
         assert_eq!(from(&[("PORCH_CQL_USER", " ")]).credentials, None);
+    }
+
+    #[test]
+    fn settings_that_cannot_mean_what_they_say_are_refused_by_name() {
+        let e = refusal(&[("PORCH_CQL_TLS", "ture")]);
+        assert!(e.contains("PORCH_CQL_TLS=\"ture\""), "{e}");
+        let e = refusal(&[("PORCH_CQL_USER", "porch")]);
+        assert!(e.contains("PORCH_CQL_PASSWORD is not"), "{e}");
+        let e = refusal(&[("PORCH_CQL_PASSWORD", "s3cret")]);
+        assert!(e.contains("PORCH_CQL_USER is not"), "{e}");
+        assert!(!e.contains("s3cret"), "{e}");
     }
 
     #[tokio::test]
     async fn a_login_without_a_password_or_a_missing_ca_is_refused_before_connecting() {
-        let no_password = from(&[("PORCH_CQL_USER", "porch")]);
+        // Set in code rather than from the environment: open() checks again.
+        let no_password = CqlConfig {
+            credentials: Some(Credentials {
+                user: "porch".into(),
+                password: String::new(),
+            }),
+            ..CqlConfig::default()
+        };
         let e = no_password.open().await.expect_err("refused").to_string();
         assert!(e.contains("PORCH_CQL_PASSWORD"), "{e}");
         let no_ca = from(&[("PORCH_CQL_TLS_CA", "/nonexistent/ca.pem")]);

@@ -46,7 +46,7 @@ fn test_config() -> CqlConfig {
     let random = nanos ^ (u64::from(std::process::id()) << 40);
     CqlConfig {
         keyspace: format!("porch_test_{random:016x}"),
-        ..CqlConfig::from_env()
+        ..CqlConfig::from_env().expect("CQL settings")
     }
 }
 

@@ -201,7 +201,7 @@ pub async fn check_projections(p: &Porch) -> usize {
     let cluster = p.cluster().expect("a distributed porch");
     let store = CqlStore::connect(&CqlConfig {
         keyspace: cluster.keyspace.clone(),
-        ..CqlConfig::from_env()
+        ..CqlConfig::from_env().expect("CQL settings")
     })
     .await
     .expect("connect to the store");

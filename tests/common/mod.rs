@@ -524,7 +524,7 @@ fn clean_up(cluster: &Cluster) {
         ..Default::default()
     };
     let _ = kafka.delete_prefixed_topics();
-    let mut cql = porch_cql::CqlConfig::from_env();
+    let mut cql = porch_cql::CqlConfig::from_env().expect("CQL settings");
     cql.keyspace = cluster.keyspace.clone();
     let work = move || {
         let rt = tokio::runtime::Builder::new_current_thread()

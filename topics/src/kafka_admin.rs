@@ -125,7 +125,16 @@ impl KafkaConfig {
             })?;
         let deadline = std::time::Instant::now() + patience;
         loop {
-            let metadata = match consumer.fetch_metadata(None, Duration::from_millis(500)) {
+            // A diagnosis asks often, for the first error reported; a wait gives each request
+            // time for a handshake of TLS and SASL on a loaded machine, within its patience.
+            let round = if first_error {
+                Duration::from_millis(500)
+            } else {
+                deadline
+                    .saturating_duration_since(std::time::Instant::now())
+                    .clamp(Duration::from_millis(500), Duration::from_secs(5))
+            };
+            let metadata = match consumer.fetch_metadata(None, round) {
                 Ok(md) if !md.brokers().is_empty() => return Ok(()),
                 Ok(_) => "the cluster named no broker".to_string(),
                 Err(e) => e.to_string(),
