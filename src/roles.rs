@@ -312,6 +312,7 @@ pub fn processor(
         stop: stop.clone(),
         health: health.clone(),
         instance,
+        transaction_timeout: porch_processors::distributed::TRANSACTION_TIMEOUT,
     };
     let worker = std::thread::Builder::new()
         .name(format!("porch-{name}"))

@@ -41,6 +41,12 @@ use std::time::{Duration, Instant};
 
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The transaction timeout of a processor's producer: how long an open transaction of a member
+/// that died and never came back holds read_committed readers at its partitions' last stable
+/// offset. A turn whose transaction has been open for half of it saves and writes nothing
+/// (see [`DistributedRuntime::finish`]).
+pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// What a role reports on /readyz and /metrics.
 #[derive(Default)]
 pub struct Health {
@@ -343,6 +349,8 @@ pub struct DistributedRuntime {
     /// This member's stable name within its group: its transactional id is `<group>-<instance>`,
     /// so a restarted member fences its predecessor and aborts what it left open at once.
     pub instance: String,
+    /// The producer's transaction timeout ([`TRANSACTION_TIMEOUT`]; at least a second).
+    pub transaction_timeout: Duration,
 }
 
 /// A task's state in this member.
@@ -551,9 +559,13 @@ impl DistributedRuntime {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
-            // Bounds how long an open transaction of a member that died and never came back
-            // holds read_committed readers at its partitions' last stable offset.
-            .set("transaction.timeout.ms", "15000");
+            .set(
+                "transaction.timeout.ms",
+                self.transaction_timeout
+                    .max(Duration::from_secs(1))
+                    .as_millis()
+                    .to_string(),
+            );
         let liveness = Liveness::watch(&mut cfg);
         let producer: TxnProducer = cfg.create_with_context(liveness)?;
         producer.init_transactions(KAFKA_TIMEOUT)?;
@@ -893,6 +905,13 @@ impl DistributedRuntime {
     /// the transaction timeout, writes late, but with its checkpoint's id as write time,
     /// earlier than any id of the member given the task after the coordinator dropped this
     /// one (so after it took these offsets): its checkpoint and its rows lose to that member's.
+    /// Those rows would be stray, though, where that member's decision wrote other keys. So a
+    /// member that finds its transaction open for half the transaction timeout when it comes
+    /// to save (a pause, a coordinator slow to answer) aborts instead: another member can
+    /// decide the batch only once the group has given it the task, after this member's session
+    /// lapsed (10 s on the engines' Kafka, 45 s by default; above half the timeout). Only a
+    /// pause between that check and the checkpoint's write leaves the window open. A recovery finishing a saved checkpoint
+    /// writes the rows that checkpoint names whenever it runs.
     fn finish(
         &self,
         producer: &Arc<TxnProducer>,
@@ -907,10 +926,23 @@ impl DistributedRuntime {
             producer.begin_transaction().map_err(TxnFailure::Kafka)
         })
         .map_err(TurnError::txn)?;
+        let opened = Instant::now();
         if let Err(e) = self.send_all(producer, member, checkpoints) {
             return Err(self.abort(producer, TurnError::txn(e)));
         }
         let sent_at = started.elapsed();
+        if save_in.is_some() && opened.elapsed() >= self.transaction_timeout / 2 {
+            let late = TurnError {
+                message: format!(
+                    "kafka: the transaction was open {} ms before its checkpoints could be \
+                     saved, half its timeout or more; nothing was saved",
+                    opened.elapsed().as_millis()
+                ),
+                fatal_producer: false,
+                coordinator_unanswered: false,
+            };
+            return Err(self.abort(producer, late));
+        }
         let saves: Vec<_> = save_in
             .map(|group| {
                 checkpoints
@@ -1716,17 +1748,28 @@ mod tests {
     /// first, so its checkpoint cannot replace the one of the member that took the task
     /// over, nor its rows land beside that member's. The member now in the group, with the
     /// same producer and store, writes both: the refusal is the fencing, not the setup.
-    #[test]
-    fn a_member_fenced_out_of_its_group_writes_nothing_to_the_store() {
+    /// A runtime over the broker of `PORCH_KAFKA` and a store in memory, with one input topic
+    /// of one partition made for it (deleted with the prefix when the cleanup drops).
+    struct Fixture {
+        rt: DistributedRuntime,
+        store: Arc<MemStore>,
+        physical: String,
+        _cleanup: porch_topics::kafka_admin::DeletePrefixOnDrop,
+        // Last: the runtime's handle must outlive the runtime using it.
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    const INPUT: &str = "input";
+
+    fn fixture(transaction_timeout: Duration) -> Fixture {
         let kafka = kafka();
-        let _cleanup = porch_topics::kafka_admin::DeletePrefixOnDrop(kafka.clone());
+        let cleanup = porch_topics::kafka_admin::DeletePrefixOnDrop(kafka.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
-        let topic = "input";
-        let physical = kafka.physical(topic);
+        let physical = kafka.physical(INPUT);
         let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
             kafka.client_config().create().expect("admin");
         let created = runtime
@@ -1742,7 +1785,7 @@ mod tests {
         assert!(created.iter().all(Result::is_ok), "{created:?}");
         let store = Arc::new(MemStore::default());
         let rt = DistributedRuntime {
-            kafka: kafka.clone(),
+            kafka,
             store: store.clone(),
             codec: Arc::new(Codec::new(Arc::new(
                 porch_schemas::EmbeddedRegistry::in_memory(),
@@ -1753,17 +1796,36 @@ mod tests {
             stop: Arc::default(),
             health: Arc::default(),
             instance: "0".into(),
+            transaction_timeout,
         };
+        Fixture {
+            rt,
+            store,
+            physical,
+            _cleanup: cleanup,
+            _runtime: runtime,
+        }
+    }
+
+    #[test]
+    fn a_member_fenced_out_of_its_group_writes_nothing_to_the_store() {
+        let Fixture {
+            rt,
+            store,
+            physical,
+            ..
+        } = &fixture(TRANSACTION_TIMEOUT);
+        let (kafka, topic) = (&rt.kafka, INPUT);
         let group = format!("{}group", kafka.topic_prefix);
         let producer = Arc::new(rt.producer(&group).expect("transactional producer"));
 
         // The zombie's view of its membership, taken while it was a member; then it is gone
         // and another member owns the partition.
-        let zombie = member_of(&rt, &group, &physical);
+        let zombie = member_of(rt, &group, physical);
         let stale = member(&zombie).expect("membership");
         zombie.unsubscribe();
         drop(zombie);
-        let successor = member_of(&rt, &group, &physical);
+        let successor = member_of(rt, &group, physical);
 
         let err = rt
             .finish(
@@ -1800,5 +1862,76 @@ mod tests {
             .lock()
             .unwrap()
             .contains_key(&(group.clone(), 0)));
+    }
+
+    /// A turn that comes to save its checkpoints with its transaction open for half the
+    /// transaction timeout (here zero: always) aborts and writes nothing: past the timeout
+    /// the coordinator may have aborted it and the task gone to another member, whose
+    /// decision the late rows would stray beside. A recovery finishing a checkpoint saved
+    /// before still writes its rows, on the same producer.
+    #[test]
+    fn a_turn_whose_transaction_was_open_too_long_writes_nothing() {
+        let Fixture {
+            rt,
+            store,
+            physical,
+            ..
+        } = &fixture(Duration::ZERO);
+        let group = format!("{}late", rt.kafka.topic_prefix);
+        let producer = Arc::new(rt.producer(&group).expect("transactional producer"));
+        let owner = member_of(rt, &group, physical);
+        let membership = member(&owner).expect("membership");
+
+        let err = rt
+            .finish(
+                &producer,
+                &membership,
+                Some(&group),
+                &[(0, checkpoint(1, INPUT, "late"))],
+                Instant::now(),
+            )
+            .expect_err("a transaction open too long saves nothing");
+        assert!(err.to_string().contains("half its timeout"), "{err}");
+        assert!(!err.fatal_producer, "{err}");
+        assert!(
+            store.checkpoints.lock().unwrap().is_empty(),
+            "a late turn saved a checkpoint"
+        );
+        assert!(store.keys().is_empty(), "a late turn wrote rows");
+
+        rt.finish(
+            &producer,
+            &membership,
+            None,
+            &[(0, checkpoint(2, INPUT, "recovered"))],
+            Instant::now(),
+        )
+        .expect("a recovery finishes its checkpoint");
+        assert_eq!(store.keys(), vec!["recovered".to_string()]);
+
+        // Only the recovery's record was committed; the late turn's was aborted.
+        let reader: BaseConsumer = rt
+            .kafka
+            .client_config()
+            .set("group.id", format!("{group}-reader"))
+            .set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("reader");
+        reader.subscribe(&[physical.as_str()]).expect("subscribe");
+        let mut keys = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while keys.is_empty() && Instant::now() < deadline {
+            if let Some(m) = reader.poll(Duration::from_millis(200)) {
+                let m = m.expect("read");
+                keys.push(String::from_utf8_lossy(m.key().unwrap_or_default()).to_string());
+            }
+        }
+        // Drain what else is there, briefly.
+        while let Some(m) = reader.poll(Duration::from_secs(2)) {
+            let m = m.expect("read");
+            keys.push(String::from_utf8_lossy(m.key().unwrap_or_default()).to_string());
+        }
+        assert_eq!(keys, vec!["recovered".to_string()]);
     }
 }
