@@ -312,7 +312,7 @@ pub fn processor(
         stop: stop.clone(),
         health: health.clone(),
         instance,
-        transaction_timeout: porch_processors::distributed::TRANSACTION_TIMEOUT,
+        late_after: porch_processors::distributed::LATE_AFTER,
     };
     let worker = std::thread::Builder::new()
         .name(format!("porch-{name}"))

@@ -61,13 +61,22 @@ fn secured_env(password: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// `porch <args>` with `env`, and nothing of the caller's Kafka client properties.
+/// `porch <args>` with `env`, and nothing of the caller's Kafka client properties or CQL
+/// security settings.
 fn porch(args: &[&str], env: &[(String, String)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_porch"));
     for (k, _) in std::env::vars() {
         if k.starts_with("PORCH_KAFKA_CONFIG_") {
             c.env_remove(k);
         }
+    }
+    for k in [
+        "PORCH_CQL_USER",
+        "PORCH_CQL_PASSWORD",
+        "PORCH_CQL_TLS",
+        "PORCH_CQL_TLS_CA",
+    ] {
+        c.env_remove(k);
     }
     c.args(args)
         .envs(env.iter().cloned())

@@ -43,9 +43,14 @@ const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The transaction timeout of a processor's producer: how long an open transaction of a member
 /// that died and never came back holds read_committed readers at its partitions' last stable
-/// offset. A turn whose transaction has been open for half of it saves and writes nothing
-/// (see [`DistributedRuntime::finish`]).
-pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(15);
+/// offset.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a turn's transaction may have been open when it comes to save its checkpoints; a
+/// turn later than that saves and writes nothing (see [`DistributedRuntime::finish`]). Below
+/// the group's session timeout less its heartbeat interval (10 s and 2 s on the engines' Kafka,
+/// 45 s and 5 s by Kafka's default), and far above a turn's usual second.
+pub const LATE_AFTER: Duration = Duration::from_secs(5);
 
 /// What a role reports on /readyz and /metrics.
 #[derive(Default)]
@@ -349,8 +354,8 @@ pub struct DistributedRuntime {
     /// This member's stable name within its group: its transactional id is `<group>-<instance>`,
     /// so a restarted member fences its predecessor and aborts what it left open at once.
     pub instance: String,
-    /// The producer's transaction timeout ([`TRANSACTION_TIMEOUT`]; at least a second).
-    pub transaction_timeout: Duration,
+    /// How long a turn's transaction may be open before it saves ([`LATE_AFTER`]).
+    pub late_after: Duration,
 }
 
 /// A task's state in this member.
@@ -561,10 +566,7 @@ impl DistributedRuntime {
             .set("linger.ms", "5")
             .set(
                 "transaction.timeout.ms",
-                self.transaction_timeout
-                    .max(Duration::from_secs(1))
-                    .as_millis()
-                    .to_string(),
+                TRANSACTION_TIMEOUT.as_millis().to_string(),
             );
         let liveness = Liveness::watch(&mut cfg);
         let producer: TxnProducer = cfg.create_with_context(liveness)?;
@@ -906,12 +908,14 @@ impl DistributedRuntime {
     /// earlier than any id of the member given the task after the coordinator dropped this
     /// one (so after it took these offsets): its checkpoint and its rows lose to that member's.
     /// Those rows would be stray, though, where that member's decision wrote other keys. So a
-    /// member that finds its transaction open for half the transaction timeout when it comes
-    /// to save (a pause, a coordinator slow to answer) aborts instead: another member can
-    /// decide the batch only once the group has given it the task, after this member's session
-    /// lapsed (10 s on the engines' Kafka, 45 s by default; above half the timeout). Only a
-    /// pause between that check and the checkpoint's write leaves the window open. A recovery finishing a saved checkpoint
-    /// writes the rows that checkpoint names whenever it runs.
+    /// member that finds its transaction open for [`LATE_AFTER`] when it comes to save (a
+    /// pause, a coordinator slow to answer) aborts instead: another member can decide the
+    /// batch only once the group has given it the task, after this member's session lapsed,
+    /// which is at least the session timeout less a heartbeat interval after it took these
+    /// offsets. Only a pause between that check and the checkpoint's write leaves the window
+    /// open (and a suspend of the whole machine, which the monotonic clock does not count). A
+    /// recovery finishing a saved checkpoint writes the rows that checkpoint names whenever it
+    /// runs.
     fn finish(
         &self,
         producer: &Arc<TxnProducer>,
@@ -931,12 +935,14 @@ impl DistributedRuntime {
             return Err(self.abort(producer, TurnError::txn(e)));
         }
         let sent_at = started.elapsed();
-        if save_in.is_some() && opened.elapsed() >= self.transaction_timeout / 2 {
+        let open_for = opened.elapsed();
+        if save_in.is_some() && open_for >= self.late_after {
             let late = TurnError {
                 message: format!(
-                    "kafka: the transaction was open {} ms before its checkpoints could be \
-                     saved, half its timeout or more; nothing was saved",
-                    opened.elapsed().as_millis()
+                    "late: the transaction was open {} ms before its checkpoints could be \
+                     saved (at most {} ms); nothing was saved",
+                    open_for.as_millis(),
+                    self.late_after.as_millis()
                 ),
                 fatal_producer: false,
                 coordinator_unanswered: false,
@@ -1743,11 +1749,6 @@ mod tests {
         }
     }
 
-    /// A member fenced out of its group while it decided (paused past its session, say)
-    /// writes nothing to the store when it goes on: the coordinator refuses its offsets
-    /// first, so its checkpoint cannot replace the one of the member that took the task
-    /// over, nor its rows land beside that member's. The member now in the group, with the
-    /// same producer and store, writes both: the refusal is the fencing, not the setup.
     /// A runtime over the broker of `PORCH_KAFKA` and a store in memory, with one input topic
     /// of one partition made for it (deleted with the prefix when the cleanup drops).
     struct Fixture {
@@ -1761,7 +1762,7 @@ mod tests {
 
     const INPUT: &str = "input";
 
-    fn fixture(transaction_timeout: Duration) -> Fixture {
+    fn fixture(late_after: Duration) -> Fixture {
         let kafka = kafka();
         let cleanup = porch_topics::kafka_admin::DeletePrefixOnDrop(kafka.clone());
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1796,7 +1797,7 @@ mod tests {
             stop: Arc::default(),
             health: Arc::default(),
             instance: "0".into(),
-            transaction_timeout,
+            late_after,
         };
         Fixture {
             rt,
@@ -1807,6 +1808,11 @@ mod tests {
         }
     }
 
+    /// A member fenced out of its group while it decided (paused past its session, say)
+    /// writes nothing to the store when it goes on: the coordinator refuses its offsets
+    /// first, so its checkpoint cannot replace the one of the member that took the task
+    /// over, nor its rows land beside that member's. The member now in the group, with the
+    /// same producer and store, writes both: the refusal is the fencing, not the setup.
     #[test]
     fn a_member_fenced_out_of_its_group_writes_nothing_to_the_store() {
         let Fixture {
@@ -1814,7 +1820,7 @@ mod tests {
             store,
             physical,
             ..
-        } = &fixture(TRANSACTION_TIMEOUT);
+        } = &fixture(LATE_AFTER);
         let (kafka, topic) = (&rt.kafka, INPUT);
         let group = format!("{}group", kafka.topic_prefix);
         let producer = Arc::new(rt.producer(&group).expect("transactional producer"));
@@ -1864,11 +1870,10 @@ mod tests {
             .contains_key(&(group.clone(), 0)));
     }
 
-    /// A turn that comes to save its checkpoints with its transaction open for half the
-    /// transaction timeout (here zero: always) aborts and writes nothing: past the timeout
-    /// the coordinator may have aborted it and the task gone to another member, whose
-    /// decision the late rows would stray beside. A recovery finishing a checkpoint saved
-    /// before still writes its rows, on the same producer.
+    /// A turn that comes to save its checkpoints with its transaction open for its limit (here
+    /// zero: always) aborts and writes nothing: the task may have gone to another member by
+    /// then, whose decision the late rows would stray beside. A recovery finishing a
+    /// checkpoint saved before still writes its rows, on the same producer.
     #[test]
     fn a_turn_whose_transaction_was_open_too_long_writes_nothing() {
         let Fixture {
@@ -1891,7 +1896,7 @@ mod tests {
                 Instant::now(),
             )
             .expect_err("a transaction open too long saves nothing");
-        assert!(err.to_string().contains("half its timeout"), "{err}");
+        assert!(err.to_string().contains("nothing was saved"), "{err}");
         assert!(!err.fatal_producer, "{err}");
         assert!(
             store.checkpoints.lock().unwrap().is_empty(),
@@ -1913,12 +1918,17 @@ mod tests {
         let reader: BaseConsumer = rt
             .kafka
             .client_config()
+            // Assigned, never joined nor committed: the group is only librdkafka's requirement.
             .set("group.id", format!("{group}-reader"))
+            .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest")
             .create()
             .expect("reader");
-        reader.subscribe(&[physical.as_str()]).expect("subscribe");
+        let mut from_start = TopicPartitionList::new();
+        from_start
+            .add_partition_offset(physical, 0, Offset::Beginning)
+            .expect("partition");
+        reader.assign(&from_start).expect("assign");
         let mut keys = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         while keys.is_empty() && Instant::now() < deadline {
