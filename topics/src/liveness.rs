@@ -66,9 +66,17 @@ struct State {
     /// Once lost, always lost (a producer's waiting records may time out meanwhile, which
     /// must not make it look well again before it is replaced).
     lost: AtomicBool,
-    /// The client's last error report (an authentication or TLS failure, say), for errors
-    /// that otherwise say only "broker transport failure", and when (ms) it was last logged.
+    /// The client's last error report, and when (ms) it was last logged.
     last_error: std::sync::Mutex<Option<(String, u64)>>,
+    /// The client's last error report that names a cause (an authentication or TLS failure,
+    /// a refused connection), for errors that otherwise say only "broker transport failure":
+    /// librdkafka's summary that all brokers are down does not replace it.
+    cause: std::sync::Mutex<Option<String>>,
+}
+
+/// librdkafka's summary after the errors that say why ("1/1 brokers are down").
+fn is_summary(reason: &str) -> bool {
+    reason.ends_with("brokers are down")
 }
 
 /// How often the same error of a client is logged at error level: librdkafka reports a
@@ -216,6 +224,12 @@ impl Liveness {
     /// Keeps `reason` as the last error; true if it is to be logged (not the same error as
     /// one logged less than [`REPEAT_ERROR_EVERY`] before `at_ms`).
     fn keep_error(&self, reason: &str, at_ms: u64) -> bool {
+        {
+            let mut cause = self.0.cause.lock().expect("cause lock");
+            if cause.is_none() || !is_summary(reason) {
+                *cause = Some(reason.to_string());
+            }
+        }
         let mut last = self.0.last_error.lock().expect("last error lock");
         let repeated = last.as_ref().is_some_and(|(previous, logged_at)| {
             previous == reason && at_ms.saturating_sub(*logged_at) < ms(REPEAT_ERROR_EVERY)
@@ -226,10 +240,10 @@ impl Liveness {
         !repeated
     }
 
-    /// The last error librdkafka reported for the client, if any.
+    /// The last error librdkafka reported for the client that says why, if any: a summary
+    /// that all brokers are down only when nothing else was reported.
     pub fn last_error(&self) -> Option<String> {
-        let last = self.0.last_error.lock().expect("last error lock");
-        last.as_ref().map(|(reason, _)| reason.clone())
+        self.0.cause.lock().expect("cause lock").clone()
     }
 
     /// Takes in one statistics report of the client.
@@ -457,6 +471,22 @@ mod tests {
         );
         assert!(!l.keep_error("SASL authentication failed", 3_000 + every - 1));
         assert!(l.keep_error("SASL authentication failed", 3_000 + every));
+    }
+
+    #[test]
+    fn the_summary_that_brokers_are_down_does_not_hide_why() {
+        let l = watched();
+        assert!(l.keep_error("1/1 brokers are down", 1_000));
+        assert_eq!(l.last_error().as_deref(), Some("1/1 brokers are down"));
+        l.keep_error(
+            "Connect to ipv4#127.0.0.1:9 failed: Connection refused",
+            2_000,
+        );
+        assert!(l.keep_error("1/1 brokers are down", 3_000));
+        assert_eq!(
+            l.last_error().as_deref(),
+            Some("Connect to ipv4#127.0.0.1:9 failed: Connection refused")
+        );
     }
 
     fn report(brokers: &[(&str, &str, &str)]) -> Vec<u8> {
