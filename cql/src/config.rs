@@ -50,6 +50,9 @@ pub struct CqlTls {
     pub ca: Option<PathBuf>,
 }
 
+/// A login with a user and no password: refused from the environment and again on connecting.
+const NO_PASSWORD: &str = "PORCH_CQL_USER is set but PORCH_CQL_PASSWORD is not";
+
 impl Default for CqlConfig {
     fn default() -> Self {
         CqlConfig {
@@ -101,9 +104,7 @@ impl CqlConfig {
                     password,
                 })
             }
-            (Some(_), None) => {
-                return refused("PORCH_CQL_USER is set but PORCH_CQL_PASSWORD is not".into())
-            }
+            (Some(_), None) => return refused(NO_PASSWORD.into()),
             (None, Some(_)) => {
                 return refused("PORCH_CQL_PASSWORD is set but PORCH_CQL_USER is not".into())
             }
@@ -178,9 +179,7 @@ impl CqlConfig {
             .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()));
         if let Some(c) = &self.credentials {
             if c.password.is_empty() {
-                return Err(StoreError::Backend(
-                    "PORCH_CQL_USER is set but PORCH_CQL_PASSWORD is not".into(),
-                ));
+                return Err(StoreError::Backend(NO_PASSWORD.into()));
             }
             builder = builder.user(&c.user, &c.password);
         }

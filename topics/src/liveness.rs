@@ -29,6 +29,7 @@ use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{
     DeliveryResult, FutureProducer, FutureRecord, Producer, ProducerContext, PurgeConfig,
 };
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext};
 
 /// How often a watched client reports its statistics.
@@ -66,17 +67,18 @@ struct State {
     /// Once lost, always lost (a producer's waiting records may time out meanwhile, which
     /// must not make it look well again before it is replaced).
     lost: AtomicBool,
-    /// The client's last error report, and when (ms) it was last logged.
-    last_error: std::sync::Mutex<Option<(String, u64)>>,
-    /// The client's last error report that names a cause (an authentication or TLS failure,
-    /// a refused connection), for errors that otherwise say only "broker transport failure":
-    /// librdkafka's summary that all brokers are down does not replace it.
-    cause: std::sync::Mutex<Option<String>>,
+    errors: std::sync::Mutex<Errors>,
 }
 
-/// librdkafka's summary after the errors that say why ("1/1 brokers are down").
-fn is_summary(reason: &str) -> bool {
-    reason.ends_with("brokers are down")
+/// What the client reported last.
+#[derive(Default)]
+struct Errors {
+    /// The last error report, and when (ms) it was last logged.
+    logged: Option<(String, u64)>,
+    /// The last error report that names a cause (an authentication or TLS failure, a refused
+    /// connection), for errors that otherwise say only "broker transport failure": librdkafka's
+    /// summary that all brokers are down (AllBrokersDown) does not replace it.
+    cause: Option<String>,
 }
 
 /// How often the same error of a client is logged at error level: librdkafka reports a
@@ -214,23 +216,23 @@ impl Liveness {
     /// The same error again within [`REPEAT_ERROR_EVERY`] of its last logging is logged at
     /// debug level only.
     pub fn report_error(&self, error: KafkaError, reason: &str) {
-        if self.keep_error(reason, now_ms()) {
+        let summary = matches!(error, KafkaError::Global(RDKafkaErrorCode::AllBrokersDown));
+        if self.keep_error(reason, summary, now_ms()) {
             tracing::error!("librdkafka: {error}: {reason}");
         } else {
             tracing::debug!("librdkafka: {error}: {reason}");
         }
     }
 
-    /// Keeps `reason` as the last error; true if it is to be logged (not the same error as
-    /// one logged less than [`REPEAT_ERROR_EVERY`] before `at_ms`).
-    fn keep_error(&self, reason: &str, at_ms: u64) -> bool {
-        {
-            let mut cause = self.0.cause.lock().expect("cause lock");
-            if cause.is_none() || !is_summary(reason) {
-                *cause = Some(reason.to_string());
-            }
+    /// Keeps `reason` as the last error (as its cause too, unless it is a `summary` that all
+    /// brokers are down and a cause is known); true if it is to be logged (not the same error
+    /// as one logged less than [`REPEAT_ERROR_EVERY`] before `at_ms`).
+    fn keep_error(&self, reason: &str, summary: bool, at_ms: u64) -> bool {
+        let mut errors = self.0.errors.lock().expect("errors lock");
+        if errors.cause.is_none() || !summary {
+            errors.cause = Some(reason.to_string());
         }
-        let mut last = self.0.last_error.lock().expect("last error lock");
+        let last = &mut errors.logged;
         let repeated = last.as_ref().is_some_and(|(previous, logged_at)| {
             previous == reason && at_ms.saturating_sub(*logged_at) < ms(REPEAT_ERROR_EVERY)
         });
@@ -243,7 +245,7 @@ impl Liveness {
     /// The last error librdkafka reported for the client that says why, if any: a summary
     /// that all brokers are down only when nothing else was reported.
     pub fn last_error(&self) -> Option<String> {
-        self.0.cause.lock().expect("cause lock").clone()
+        self.0.errors.lock().expect("errors lock").cause.clone()
     }
 
     /// Takes in one statistics report of the client.
@@ -462,27 +464,28 @@ mod tests {
         let l = watched();
         let every = ms(REPEAT_ERROR_EVERY);
         assert_eq!(l.last_error(), None);
-        assert!(l.keep_error("connection refused", 1_000));
-        assert!(!l.keep_error("connection refused", 2_000));
-        assert!(l.keep_error("SASL authentication failed", 3_000));
+        assert!(l.keep_error("connection refused", false, 1_000));
+        assert!(!l.keep_error("connection refused", false, 2_000));
+        assert!(l.keep_error("SASL authentication failed", false, 3_000));
         assert_eq!(
             l.last_error().as_deref(),
             Some("SASL authentication failed")
         );
-        assert!(!l.keep_error("SASL authentication failed", 3_000 + every - 1));
-        assert!(l.keep_error("SASL authentication failed", 3_000 + every));
+        assert!(!l.keep_error("SASL authentication failed", false, 3_000 + every - 1));
+        assert!(l.keep_error("SASL authentication failed", false, 3_000 + every));
     }
 
     #[test]
     fn the_summary_that_brokers_are_down_does_not_hide_why() {
         let l = watched();
-        assert!(l.keep_error("1/1 brokers are down", 1_000));
+        assert!(l.keep_error("1/1 brokers are down", true, 1_000));
         assert_eq!(l.last_error().as_deref(), Some("1/1 brokers are down"));
         l.keep_error(
             "Connect to ipv4#127.0.0.1:9 failed: Connection refused",
+            false,
             2_000,
         );
-        assert!(l.keep_error("1/1 brokers are down", 3_000));
+        assert!(l.keep_error("1/1 brokers are down", true, 3_000));
         assert_eq!(
             l.last_error().as_deref(),
             Some("Connect to ipv4#127.0.0.1:9 failed: Connection refused")
