@@ -78,7 +78,12 @@ const TARGET_RSS_MIB: f64 = 256.0;
 
 /// CPU seconds (user + system) a process has used, all threads.
 fn cpu_secs(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    stat_cpu_secs(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU seconds (user + system) in a `stat` file of /proc (a process's or a thread's).
+fn stat_cpu_secs(path: &str) -> f64 {
+    std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
             // Fields after the command name, which may hold spaces: state is field 3, utime 14.
@@ -89,6 +94,24 @@ fn cpu_secs(pid: u32) -> f64 {
             Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux
         })
         .unwrap_or(f64::NAN)
+}
+
+/// CPU seconds a JVM's just-in-time compiler threads have used (HotSpot names them
+/// "C1 CompilerThread0", "C2 CompilerThread0", ...). With two compiler threads, one of each
+/// kind, neither ever exits, so the sum only grows. Zero for a process that is no JVM.
+fn jit_secs(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return f64::NAN;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|c| c.starts_with("C1 Compiler") || c.starts_with("C2 Compiler"))
+        })
+        .map(|t| stat_cpu_secs(&t.path().join("stat").to_string_lossy()))
+        .filter(|s| !s.is_nan())
+        .sum()
 }
 
 /// The pid of a running engine, by a word of its command line (kafka.Kafka, CassandraDaemon).
@@ -126,6 +149,8 @@ fn machine_ticks() -> (f64, f64, f64) {
 struct Sample {
     at: Instant,
     procs: Vec<f64>,
+    /// Of `procs`, what each process's just-in-time compiler used (see [`jit_secs`]).
+    jit: Vec<f64>,
     machine: (f64, f64, f64),
     turns: Vec<(f64, f64)>,
     /// CQL requests of each role with a store, by kind and table.
@@ -163,6 +188,7 @@ async fn sample(
     Sample {
         at: Instant::now(),
         procs: watched.iter().map(|(_, pid)| cpu_secs(*pid)).collect(),
+        jit: watched.iter().map(|(_, pid)| jit_secs(*pid)).collect(),
         machine: machine_ticks(),
         turns,
         cql,
@@ -1084,7 +1110,7 @@ async fn main() -> anyhow::Result<()> {
     let s_accepted = sample().await;
     println!(
         "accepted: {} commands in {accept_secs:.2} s = {:.0} commands/s (concurrency {}; \
-         answer p50 {:.0} ms, p99 {:.0} ms; {} retries after 503 or a refused connection)",
+         answer p50 {:.0} ms, p99 {:.0} ms; {} retries after 503 (waiting its Retry-After) or a refused connection)",
         args.products,
         args.products as f64 / accept_secs,
         args.concurrency,
@@ -1489,7 +1515,7 @@ async fn main() -> anyhow::Result<()> {
     println!(
         "    offers sent at {}/s, accepted at {accepted_rate:.0}/s, all {m} answered at {achieved:.0}/s; \
          requests answered in p50 {:.0} ms, p99 {:.0} ms (the API answered {:.0} requests, \
-         inside it a mean {:.0} ms each; {} retries after 503 or a refused connection so far); per hop (log timestamps):",
+         inside it a mean {:.0} ms each; {} retries after 503 (waiting its Retry-After) or a refused connection so far); per hop (log timestamps):",
         args.rate,
         percentile(&offer_took, 0.5),
         percentile(&offer_took, 0.99),
@@ -1541,6 +1567,18 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         println!();
+        // A JVM engine's compiler works hardest in the first minutes after it starts.
+        if phases.iter().any(|(_, a, b)| b.jit[i] - a.jit[i] > 0.0) {
+            print!("{:<22}", "  of which JIT");
+            for (_, a, b) in &phases {
+                let jit = b.jit[i] - a.jit[i];
+                print!(
+                    " {:>20}",
+                    format!("{jit:.1} ({:.2})", jit / (b.at - a.at).as_secs_f64())
+                );
+            }
+            println!();
+        }
     }
     print!("{:<22}", "other processes");
     for (_, a, b) in &phases {

@@ -88,6 +88,21 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// How long to wait before sending a request answered 503 again: its Retry-After (in seconds;
+/// 1 s when missing), stretched by up to a quarter at random so that the requests shed together
+/// do not all come back in the same instant.
+fn retry_after(r: &reqwest::Response) -> Duration {
+    let secs: f64 = r
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u32>().ok())
+        .map_or(1.0, f64::from);
+    // A fresh std hasher's keys differ each time: enough randomness for a spread.
+    let random = std::hash::BuildHasher::build_hasher(&std::hash::RandomState::new());
+    let jitter = (std::hash::Hasher::finish(&random) % 1000) as f64 / 4000.0;
+    Duration::from_secs_f64(secs * (1.0 + jitter))
+}
+
 pub struct Client {
     pub http: reqwest::Client,
     pub base: String,
@@ -104,7 +119,8 @@ impl Client {
         }
     }
 
-    /// Sends a request until it is answered 2xx, again after each 503 or refused connection;
+    /// Sends a request until it is answered 2xx, again after each 503 (once its Retry-After has
+    /// passed) or refused connection;
     /// panics on anything else, with the error's causes.
     pub async fn send(
         &self,
@@ -125,7 +141,7 @@ impl Client {
                 Ok(r) if r.status().is_success() => return r.json().await.unwrap_or(Value::Null),
                 Ok(r) if r.status().as_u16() == 503 => {
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(Duration::from_millis(5)).await
+                    tokio::time::sleep(retry_after(&r)).await
                 }
                 Ok(r) => panic!(
                     "{path}: {} {}",
