@@ -114,7 +114,7 @@ fn jit_secs(pid: u32) -> f64 {
         .sum()
 }
 
-/// The pid of a running engine, by a word of its command line (kafka.Kafka, CassandraDaemon).
+/// The pid of a running engine, by a word of its command line (`-Dporch.engine=kafka`).
 fn engine_pid(needle: &str) -> Option<u32> {
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
         let pid: u32 = e.file_name().to_str()?.parse().ok()?;
@@ -1082,8 +1082,9 @@ async fn main() -> anyhow::Result<()> {
     // Who is watched for CPU: the roles, the engines and the benchmark itself.
     let mut watched: Vec<(String, u32)> = cluster.pids();
     for (name, needle) in [
-        ("kafka", "kafka.Kafka"),
-        ("cassandra", "org.apache.cassandra.service.CassandraDaemon"),
+        // The engine's own mark on its command line: the login node is a Cassandra too.
+        ("kafka", "-Dporch.engine=kafka"),
+        ("cassandra", "-Dporch.engine=cassandra"),
     ] {
         if let Some(pid) = engine_pid(needle) {
             watched.push((name.into(), pid));

@@ -15,7 +15,7 @@ use porch_ingest_api::{config::Config, AppState, Metrics};
 use porch_processors::distributed::{DistributedRuntime, Health};
 use porch_processors::distributed_api::{DistributedSink, KafkaTopics};
 use porch_processors::modules::{self, ComplianceConfig};
-use porch_processors::store::ProjectionStore;
+use porch_processors::store::{ProjectionStore, StoreError};
 use porch_processors::RuntimeConfig;
 use porch_schemas::{Codec, Event, RegistryClient};
 use porch_topics::kafka_admin::KafkaConfig;
@@ -139,6 +139,8 @@ async fn connect_store(cfg: &CqlConfig) -> anyhow::Result<Arc<CqlStore>> {
     loop {
         match CqlStore::connect(cfg).await {
             Ok(s) => return Ok(Arc::new(s)),
+            // A refused login stays refused: the role stops, saying why.
+            Err(e @ StoreError::Refused(_)) => return Err(e.into()),
             Err(e) => {
                 tracing::warn!(error = %e, "connecting to the store; retrying");
                 tokio::time::sleep(wait).await;
@@ -298,8 +300,9 @@ pub fn processor(
     // Settings first: a wrong one is refused before waiting on the registry or the store.
     let (kafka, cql) = (cluster.kafka()?, cluster.cql()?);
     let rt = runtime()?;
-    let codec = cluster.codec()?;
+    // The store before the registry: a refused login is told at once.
     let store = rt.block_on(connect_store(&cql))?;
+    let codec = cluster.codec()?;
     let health = Arc::new(Health::default());
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = DistributedRuntime {
@@ -337,8 +340,9 @@ pub fn ingest_api(
     let config = Arc::new(load_config(&config)?);
     let (kafka, cql) = (cluster.kafka()?, cluster.cql()?);
     let rt = runtime()?;
-    let codec = cluster.codec()?;
+    // The store before the registry: a refused login is told at once.
     let store = rt.block_on(connect_store(&cql))?;
+    let codec = cluster.codec()?;
     let catalogue = Catalogue::builtin();
     let topics = Arc::new(KafkaTopics::new(&kafka, codec.clone())?);
     let sink = Arc::new(DistributedSink::new(

@@ -70,12 +70,7 @@ fn porch(args: &[&str], env: &[(String, String)]) -> Output {
             c.env_remove(k);
         }
     }
-    for k in [
-        "PORCH_CQL_USER",
-        "PORCH_CQL_PASSWORD",
-        "PORCH_CQL_TLS",
-        "PORCH_CQL_TLS_CA",
-    ] {
+    for k in CQL_SECURITY_VARS {
         c.env_remove(k);
     }
     c.args(args)
@@ -83,16 +78,6 @@ fn porch(args: &[&str], env: &[(String, String)]) -> Output {
         .env("PORCH_LOG", "warn")
         .output()
         .expect("run porch")
-}
-
-/// The line of a failed `porch` that gives its error (after whatever it logged before).
-fn error_line(out: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    stderr
-        .lines()
-        .find(|l| l.starts_with("Error: "))
-        .unwrap_or_else(|| panic!("no error line: {stderr}"))
-        .to_string()
 }
 
 fn prefix() -> String {

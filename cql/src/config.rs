@@ -4,6 +4,10 @@ use porch_processors::store::StoreError;
 use scylla::client::execution_profile::ExecutionProfile;
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
+use scylla::errors::{
+    ConnectionError, ConnectionPoolError, ConnectionSetupRequestErrorKind, DbError, MetadataError,
+    NewSessionError,
+};
 use scylla::policies::timestamp_generator::MonotonicTimestampGenerator;
 use scylla::statement::Consistency;
 use std::fmt;
@@ -198,11 +202,34 @@ impl CqlConfig {
             ),
         };
         builder.build().await.map_err(|e| {
-            StoreError::Backend(format!(
-                "connecting to CQL at {:?}{security}: {e}",
-                self.nodes
-            ))
+            let at = format!("connecting to CQL at {:?}{security}: {e}", self.nodes);
+            match login_refused(&e) {
+                Some(why) => StoreError::Refused(format!("{at} ({why})")),
+                None => StoreError::Backend(at),
+            }
         })
+    }
+}
+
+/// Why a session could not be made, when the cluster refused its login or asked for one it
+/// was not given; None for every other failure (a node down, say), which may pass.
+fn login_refused(e: &NewSessionError) -> Option<&'static str> {
+    let NewSessionError::MetadataError(MetadataError::ConnectionPoolError(
+        ConnectionPoolError::Broken {
+            last_connection_error: ConnectionError::ConnectionSetupRequestError(setup),
+        },
+    )) = e
+    else {
+        return None;
+    };
+    match setup.get_error() {
+        ConnectionSetupRequestErrorKind::MissingAuthentication => {
+            Some("the cluster asks for a login: set PORCH_CQL_USER and PORCH_CQL_PASSWORD")
+        }
+        ConnectionSetupRequestErrorKind::DbError(DbError::AuthenticationError, _) => {
+            Some("the cluster refused the login of PORCH_CQL_USER and PORCH_CQL_PASSWORD")
+        }
+        _ => None,
     }
 }
 

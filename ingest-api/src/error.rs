@@ -283,7 +283,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             // The database or the broker did not answer: nothing was decided, retry later.
-            StoreError::Backend(_) | StoreError::Closed => ApiError::unavailable(&e),
+            StoreError::Backend(_) | StoreError::Refused(_) | StoreError::Closed => {
+                ApiError::unavailable(&e)
+            }
             StoreError::Corrupt { .. } => ApiError::internal(&e),
         }
     }

@@ -16,6 +16,10 @@ pub type Rows = Vec<(String, Vec<u8>)>;
 pub enum StoreError {
     #[error("store: {0}")]
     Backend(String),
+    /// The store refused this client's login, or asked for one it was not given: trying
+    /// again with the same settings cannot help.
+    #[error("store: {0}")]
+    Refused(String),
     #[error("row {table}/{key} does not decode: {reason}")]
     Corrupt {
         table: String,

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Is a CQL server answering? Standard library only.
 
-Speaks the CQL native protocol v4: STARTUP, then QUERY "SELECT release_version FROM
-system.local", and expects a ROWS result. Prints the release version and exits 0 if so;
-prints why not to stderr and exits 1 otherwise.
+Speaks the CQL native protocol v4: STARTUP (and, given a user and password, a SASL PLAIN
+login when the server asks for one), then QUERY "SELECT release_version FROM system.local",
+and expects a ROWS result. Prints the release version and exits 0 if so; prints why not to
+stderr and exits 1 otherwise.
 
-usage: cql_ping.py [host] [port] [timeout_seconds]
+usage: cql_ping.py [host] [port] [timeout_seconds] [user password]
 """
 import socket
 import struct
@@ -13,6 +14,7 @@ import sys
 
 VERSION = 0x04  # request frames, protocol v4
 OP_ERROR, OP_STARTUP, OP_READY, OP_AUTHENTICATE, OP_QUERY, OP_RESULT = 0x00, 0x01, 0x02, 0x03, 0x07, 0x08
+OP_AUTH_RESPONSE, OP_AUTH_SUCCESS = 0x0F, 0x10
 RESULT_ROWS = 0x0002
 CONSISTENCY_ONE = 0x0001
 
@@ -112,15 +114,23 @@ def first_value_of_rows(body):
     return value.decode() if value is not None else None
 
 
-def ping(host, port, timeout):
+def ping(host, port, timeout, login=None):
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.settimeout(timeout)
         opcode, body = request(sock, 1, OP_STARTUP, struct.pack(">H", 1) + string("CQL_VERSION") + string("3.0.0"))
         if opcode == OP_ERROR:
             raise ConnectionError(error_text(body))
         if opcode == OP_AUTHENTICATE:
-            raise ConnectionError("server requires authentication")
-        if opcode != OP_READY:
+            if login is None:
+                raise ConnectionError("server requires authentication")
+            user, password = login
+            token = b"\0" + user.encode() + b"\0" + password.encode()
+            opcode, body = request(sock, 3, OP_AUTH_RESPONSE, struct.pack(">i", len(token)) + token)
+            if opcode == OP_ERROR:
+                raise ConnectionError(error_text(body))
+            if opcode != OP_AUTH_SUCCESS:
+                raise ConnectionError(f"unexpected reply to AUTH_RESPONSE (opcode {opcode:#x})")
+        elif opcode != OP_READY:
             raise ConnectionError(f"unexpected reply to STARTUP (opcode {opcode:#x})")
         query = long_string("SELECT release_version FROM system.local") + struct.pack(">HB", CONSISTENCY_ONE, 0)
         opcode, body = request(sock, 2, OP_QUERY, query)
@@ -135,8 +145,9 @@ def main():
     host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 9042
     timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 5.0
+    login = (sys.argv[4], sys.argv[5]) if len(sys.argv) > 5 else None
     try:
-        version = ping(host, port, timeout)
+        version = ping(host, port, timeout, login)
     except (OSError, ValueError, struct.error) as e:
         print(f"cql {host}:{port}: {e}", file=sys.stderr)
         return 1

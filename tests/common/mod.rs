@@ -50,6 +50,24 @@ fn config_toml() -> String {
     s
 }
 
+/// porch's CQL security settings: a test that sets its own drops the caller's.
+pub const CQL_SECURITY_VARS: [&str; 4] = [
+    "PORCH_CQL_USER",
+    "PORCH_CQL_PASSWORD",
+    "PORCH_CQL_TLS",
+    "PORCH_CQL_TLS_CA",
+];
+
+/// The line of a failed `porch` that gives its error (after whatever it logged before).
+pub fn error_line(out: &std::process::Output) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    stderr
+        .lines()
+        .find(|l| l.starts_with("Error: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"))
+        .to_string()
+}
+
 /// The processors, each its own process in the distributed mode.
 pub const PROCESSORS: [&str; 7] = [
     "product",

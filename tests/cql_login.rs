@@ -1,0 +1,299 @@
+//! porch on a CQL cluster that asks every client for a login, as a secured ScyllaDB does: the
+//! `cassandra-login` node of `scripts/engines` (PasswordAuthenticator, permissions checked by
+//! CassandraAuthorizer). The test starts it, and stops it afterwards unless it was already
+//! running. porch logs in as a role of its own that may only create keyspaces (Cassandra grants
+//! a keyspace's creator every permission on it), as an operator would set it up.
+
+mod common;
+
+use common::{error_line, CQL_SECURITY_VARS};
+use porch_cql::{CqlConfig, CqlStore, Credentials};
+use porch_processors::store::{tables, ProjectionStore, StoreError};
+use scylla::client::session::Session;
+use scylla::client::session_builder::SessionBuilder;
+use std::collections::HashMap;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const ENGINES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/engines");
+
+/// The login node, up for as long as this lives.
+struct LoginNode {
+    /// `host:port` of its CQL port.
+    node: String,
+    superuser: String,
+    password: String,
+    started_here: bool,
+}
+
+impl LoginNode {
+    fn up() -> Self {
+        let was_up = Command::new(ENGINES)
+            .args(["status", "cassandra-login"])
+            .output()
+            .expect("run scripts/engines status")
+            .status
+            .success();
+        let out = Command::new(ENGINES)
+            .args(["up", "cassandra-login"])
+            .output()
+            .expect("run scripts/engines up cassandra-login");
+        assert!(
+            out.status.success(),
+            "scripts/engines up cassandra-login failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let settings: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let setting = |name: &str| {
+            settings
+                .get(name)
+                .unwrap_or_else(|| panic!("scripts/engines up cassandra-login printed no {name}"))
+                .clone()
+        };
+        LoginNode {
+            node: setting("PORCH_CQL_LOGIN"),
+            superuser: setting("PORCH_CQL_LOGIN_USER"),
+            password: setting("PORCH_CQL_LOGIN_PASSWORD"),
+            started_here: !was_up,
+        }
+    }
+
+    async fn superuser_session(&self) -> Session {
+        SessionBuilder::new()
+            .known_node(&self.node)
+            .user(&self.superuser, &self.password)
+            .build()
+            .await
+            .expect("the superuser's session")
+    }
+
+    fn config(&self, keyspace: &str, login: Option<(&str, &str)>) -> CqlConfig {
+        CqlConfig {
+            nodes: vec![self.node.clone()],
+            keyspace: keyspace.to_string(),
+            replication_factor: 1,
+            request_timeout: Duration::from_secs(10),
+            credentials: login.map(|(user, password)| Credentials {
+                user: user.to_string(),
+                password: password.to_string(),
+            }),
+            tls: None,
+        }
+    }
+
+    /// `porch <args>` against this node, logged in as `login` if given; a run that has not
+    /// ended within a minute is killed, and its output ends with a line that says so.
+    fn porch(&self, args: &[&str], keyspace: &str, login: Option<(&str, &str)>) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_porch"));
+        for k in CQL_SECURITY_VARS {
+            c.env_remove(k);
+        }
+        if let Some((user, password)) = login {
+            c.env("PORCH_CQL_USER", user)
+                .env("PORCH_CQL_PASSWORD", password);
+        }
+        // Output to files: a role that keeps trying logs on while it is waited for.
+        let dir = std::env::temp_dir().join(format!("porch-cql-login-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch folder");
+        let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
+        let file = |p: &std::path::Path| std::fs::File::create(p).expect("an output file");
+        let mut child = c
+            .args(args)
+            .env("PORCH_CQL", &self.node)
+            .env("PORCH_CQL_KEYSPACE", keyspace)
+            // Nothing listens here: a role that went past its store would wait, not fail.
+            .env("PORCH_REGISTRY_URL", "http://127.0.0.1:9")
+            .env("PORCH_LOG", "warn")
+            .stdout(file(&out_path))
+            .stderr(file(&err_path))
+            .spawn()
+            .expect("run porch");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for porch") {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let stdout = std::fs::read(&out_path).unwrap_or_default();
+        let mut stderr = std::fs::read(&err_path).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        let status = status.unwrap_or_else(|| {
+            stderr.extend_from_slice(b"\n(still running after a minute: killed)\n");
+            // What a killed process reports.
+            child.wait().expect("the killed porch's status")
+        });
+        Output {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+impl Drop for LoginNode {
+    fn drop(&mut self) {
+        if self.started_here {
+            let _ = Command::new(ENGINES)
+                .args(["down", "cassandra-login"])
+                .output();
+        }
+    }
+}
+
+/// The users the node's client connections logged in as, each with its count.
+async fn logged_in(admin: &Session) -> HashMap<String, usize> {
+    let rows = admin
+        .query_unpaged("SELECT username FROM system_views.clients", ())
+        .await
+        .expect("system_views.clients")
+        .into_rows_result()
+        .expect("rows");
+    let mut users = HashMap::new();
+    for row in rows.rows::<(Option<String>,)>().expect("username") {
+        if let Ok((Some(user),)) = row {
+            *users.entry(user).or_default() += 1;
+        }
+    }
+    users
+}
+
+#[tokio::test]
+async fn porch_logs_in_to_a_cluster_that_asks_for_one_and_stops_at_a_refused_login() {
+    let login = LoginNode::up();
+    let admin = login.superuser_session().await;
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let id = &id[id.len() - 10..];
+    let (user, password) = (format!("porch_{id}"), format!("secret-{id}"));
+    let keyspace = format!("porch_login_{id}");
+    for cql in [
+        format!("CREATE ROLE {user} WITH PASSWORD = '{password}' AND LOGIN = true"),
+        format!("GRANT CREATE ON ALL KEYSPACES TO {user}"),
+    ] {
+        admin
+            .query_unpaged(cql.as_str(), ())
+            .await
+            .unwrap_or_else(|e| panic!("{cql}: {e}"));
+    }
+    let good = Some((user.as_str(), password.as_str()));
+
+    // The schema, migrated by porch logged in as its own user: the keyspace is porch's.
+    let out = login.porch(&["schema", "migrate"], &keyspace, good);
+    assert!(
+        out.status.success(),
+        "porch schema migrate as {user}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tables: Vec<String> = admin
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+            (&keyspace,),
+        )
+        .await
+        .expect("system_schema.tables")
+        .into_rows_result()
+        .expect("rows")
+        .rows::<(String,)>()
+        .expect("table_name")
+        .map(|row| row.expect("a name").0)
+        .collect();
+    assert!(
+        tables.iter().any(|t| t == "rows_by_key") && tables.iter().any(|t| t == "checkpoint"),
+        "the migration made {tables:?}"
+    );
+
+    // The store the roles use, logged in: a claim (a lightweight transaction), a write and the
+    // reads of both.
+    let store = CqlStore::connect(&login.config(&keyspace, good))
+        .await
+        .expect("the store, logged in");
+    assert_eq!(
+        store
+            .claim(tables::IDEMPOTENCY, "login/first", b"one".to_vec())
+            .await
+            .expect("a claim"),
+        None
+    );
+    assert_eq!(
+        store
+            .claim(tables::IDEMPOTENCY, "login/first", b"two".to_vec())
+            .await
+            .expect("a second claim"),
+        Some(b"one".to_vec()),
+        "the key was claimed once"
+    );
+    store
+        .save_checkpoint("login-group", 0, b"checkpoint".to_vec(), 1)
+        .await
+        .expect("a write");
+    assert_eq!(
+        store
+            .load_checkpoint("login-group", 0)
+            .await
+            .expect("a read"),
+        Some(b"checkpoint".to_vec())
+    );
+    let users = logged_in(&admin).await;
+    assert!(
+        users.get(&user).is_some_and(|n| *n >= 1),
+        "no connection of the node is logged in as {user}: {users:?}"
+    );
+    drop(store);
+
+    // A wrong password, or none, is refused at once, naming the settings, and the role stops
+    // instead of trying again; the password is never printed.
+    let wrong = format!("not-{password}");
+    for (login_given, told) in [
+        (Some((user.as_str(), wrong.as_str())), "refused the login"),
+        (None, "asks for a login"),
+    ] {
+        let Err(e) = CqlStore::connect(&login.config(&keyspace, login_given)).await else {
+            panic!("a session without a good login");
+        };
+        assert!(
+            matches!(&e, StoreError::Refused(m) if m.contains(told)),
+            "{e:?}"
+        );
+        for args in [
+            &["schema", "migrate"][..],
+            &["processor", "product", "--listen", "127.0.0.1:0"][..],
+        ] {
+            let started = Instant::now();
+            let out = login.porch(args, &keyspace, login_given);
+            let took = started.elapsed();
+            assert!(!out.status.success(), "porch {args:?} ran without a login");
+            let line = error_line(&out);
+            assert!(
+                line.contains(told)
+                    && line.contains("PORCH_CQL_USER")
+                    && line.contains("PORCH_CQL_PASSWORD"),
+                "porch {args:?}: {line}"
+            );
+            assert!(
+                !String::from_utf8_lossy(&out.stderr).contains(&wrong),
+                "porch {args:?} printed the password"
+            );
+            assert!(
+                took < Duration::from_secs(30),
+                "porch {args:?} took {took:?} to stop"
+            );
+        }
+    }
+    admin
+        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
+        .await
+        .expect("drop the keyspace");
+    admin
+        .query_unpaged(format!("DROP ROLE {user}"), ())
+        .await
+        .expect("drop the role");
+}
