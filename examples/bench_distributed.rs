@@ -97,8 +97,10 @@ fn stat_cpu_secs(path: &str) -> f64 {
 }
 
 /// CPU seconds a JVM's just-in-time compiler threads have used (HotSpot names them
-/// "C1 CompilerThread0", "C2 CompilerThread0", ...). With two compiler threads, one of each
-/// kind, neither ever exits, so the sum only grows. Zero for a process that is no JVM.
+/// "C1 CompilerThread0", "C2 CompilerThread0", ...). Zero for a process that is no JVM. HotSpot
+/// keeps the first thread of each kind; on a machine with more cores it adds threads when there
+/// is much to compile and drops them when idle, taking their time out of the sum: a phase in
+/// which the sum fell is printed as n/a.
 fn jit_secs(pid: u32) -> f64 {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return f64::NAN;
@@ -1573,10 +1575,12 @@ async fn main() -> anyhow::Result<()> {
             print!("{:<22}", "  of which JIT");
             for (_, a, b) in &phases {
                 let jit = b.jit[i] - a.jit[i];
-                print!(
-                    " {:>20}",
+                let shown = if jit < 0.0 {
+                    "n/a".to_string()
+                } else {
                     format!("{jit:.1} ({:.2})", jit / (b.at - a.at).as_secs_f64())
-                );
+                };
+                print!(" {shown:>20}");
             }
             println!();
         }

@@ -134,14 +134,27 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// How long a store's refusals of the login are taken for passing before a role stops: a node
+/// answers a login it cannot check yet (its auth tables still loading, their replicas away) with
+/// the same error as a wrong password, and with several nodes only the last one tried is heard.
+const REFUSED_FOR: Duration = Duration::from_secs(10);
+
+/// Connects to the store, waiting for it while it is away; stops when the login has been
+/// refused three times over at least [`REFUSED_FOR`].
 async fn connect_store(cfg: &CqlConfig) -> anyhow::Result<Arc<CqlStore>> {
     let mut wait = Duration::from_millis(200);
+    let mut refused: Option<(std::time::Instant, u32)> = None;
     loop {
         match CqlStore::connect(cfg).await {
             Ok(s) => return Ok(Arc::new(s)),
-            // A refused login stays refused: the role stops, saying why.
-            Err(e @ StoreError::Refused(_)) => return Err(e.into()),
             Err(e) => {
+                if let StoreError::Refused(_) = e {
+                    let (since, times) = refused.get_or_insert((std::time::Instant::now(), 0));
+                    *times += 1;
+                    if *times >= 3 && since.elapsed() >= REFUSED_FOR {
+                        return Err(e.into());
+                    }
+                }
                 tracing::warn!(error = %e, "connecting to the store; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(2));

@@ -28,12 +28,13 @@ struct LoginNode {
 
 impl LoginNode {
     fn up() -> Self {
-        let was_up = Command::new(ENGINES)
+        // Running, answering or not yet: another run's node still starting is not ours to stop.
+        let status = Command::new(ENGINES)
             .args(["status", "cassandra-login"])
             .output()
-            .expect("run scripts/engines status")
-            .status
-            .success();
+            .expect("run scripts/engines status");
+        let was_up =
+            String::from_utf8_lossy(&status.stdout).starts_with("cassandra-login: running");
         let out = Command::new(ENGINES)
             .args(["up", "cassandra-login"])
             .output()
@@ -89,6 +90,11 @@ impl LoginNode {
     /// ended within a minute is killed, and its output ends with a line that says so.
     fn porch(&self, args: &[&str], keyspace: &str, login: Option<(&str, &str)>) -> Output {
         let mut c = Command::new(env!("CARGO_BIN_EXE_porch"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("PORCH_KAFKA_CONFIG_") {
+                c.env_remove(k);
+            }
+        }
         for k in CQL_SECURITY_VARS {
             c.env_remove(k);
         }
@@ -97,7 +103,7 @@ impl LoginNode {
                 .env("PORCH_CQL_PASSWORD", password);
         }
         // Output to files: a role that keeps trying logs on while it is waited for.
-        let dir = std::env::temp_dir().join(format!("porch-cql-login-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("porch-{keyspace}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a scratch folder");
         let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
         let file = |p: &std::path::Path| std::fs::File::create(p).expect("an output file");
@@ -167,7 +173,7 @@ async fn logged_in(admin: &Session) -> HashMap<String, usize> {
     users
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn porch_logs_in_to_a_cluster_that_asks_for_one_and_stops_at_a_refused_login() {
     let login = LoginNode::up();
     let admin = login.superuser_session().await;
@@ -249,8 +255,9 @@ async fn porch_logs_in_to_a_cluster_that_asks_for_one_and_stops_at_a_refused_log
     );
     drop(store);
 
-    // A wrong password, or none, is refused at once, naming the settings, and the role stops
-    // instead of trying again; the password is never printed.
+    // A wrong password, or none, is refused naming the settings: the migration stops at once,
+    // a role once the refusal has lasted (it waits out a cluster still loading its logins, never
+    // for good); the password is never printed.
     let wrong = format!("not-{password}");
     for (login_given, told) in [
         (Some((user.as_str(), wrong.as_str())), "refused the login"),
@@ -263,9 +270,23 @@ async fn porch_logs_in_to_a_cluster_that_asks_for_one_and_stops_at_a_refused_log
             matches!(&e, StoreError::Refused(m) if m.contains(told)),
             "{e:?}"
         );
+        let scratch = std::env::temp_dir().join(format!("porch-{keyspace}-api"));
+        let scratch = scratch.to_str().expect("a UTF-8 path");
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/porch.example.toml");
         for args in [
             &["schema", "migrate"][..],
             &["processor", "product", "--listen", "127.0.0.1:0"][..],
+            &[
+                "ingest-api",
+                "--config",
+                config,
+                "--listen",
+                "127.0.0.1:0",
+                "--search-dir",
+                scratch,
+                "--images-dir",
+                scratch,
+            ][..],
         ] {
             let started = Instant::now();
             let out = login.porch(args, &keyspace, login_given);
@@ -278,8 +299,9 @@ async fn porch_logs_in_to_a_cluster_that_asks_for_one_and_stops_at_a_refused_log
                     && line.contains("PORCH_CQL_PASSWORD"),
                 "porch {args:?}: {line}"
             );
+            // The good password is part of the wrong one: neither is printed.
             assert!(
-                !String::from_utf8_lossy(&out.stderr).contains(&wrong),
+                !String::from_utf8_lossy(&out.stderr).contains(&password),
                 "porch {args:?} printed the password"
             );
             assert!(
@@ -296,4 +318,5 @@ async fn porch_logs_in_to_a_cluster_that_asks_for_one_and_stops_at_a_refused_log
         .query_unpaged(format!("DROP ROLE {user}"), ())
         .await
         .expect("drop the role");
+    let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("porch-{keyspace}-api")));
 }

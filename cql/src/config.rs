@@ -183,7 +183,7 @@ impl CqlConfig {
             .timestamp_generator(Arc::new(MonotonicTimestampGenerator::new()));
         if let Some(c) = &self.credentials {
             if c.password.is_empty() {
-                return Err(StoreError::Backend(NO_PASSWORD.into()));
+                return Err(StoreError::Refused(NO_PASSWORD.into()));
             }
             builder = builder.user(&c.user, &c.password);
         }
@@ -212,7 +212,10 @@ impl CqlConfig {
 }
 
 /// Why a session could not be made, when the cluster refused its login or asked for one it
-/// was not given; None for every other failure (a node down, say), which may pass.
+/// was not given; None for every other failure (a node down, say), which may pass. Only the
+/// last node the driver tried is heard, and a node that cannot check a login yet answers as it
+/// does a wrong password: a caller that waits for the cluster takes a refusal for final only
+/// when it lasts.
 fn login_refused(e: &NewSessionError) -> Option<&'static str> {
     let NewSessionError::MetadataError(MetadataError::ConnectionPoolError(
         ConnectionPoolError::Broken {

@@ -89,8 +89,8 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 /// How long to wait before sending a request answered 503 again: its Retry-After (in seconds;
-/// 1 s when missing), stretched by up to a quarter at random so that the requests shed together
-/// do not all come back in the same instant.
+/// 1 s when missing, at least 5 ms), stretched by up to a quarter at random so that the requests
+/// shed together do not all come back in the same instant.
 fn retry_after(r: &reqwest::Response) -> Duration {
     let secs: f64 = r
         .headers()
@@ -100,7 +100,7 @@ fn retry_after(r: &reqwest::Response) -> Duration {
     // A fresh std hasher's keys differ each time: enough randomness for a spread.
     let random = std::hash::BuildHasher::build_hasher(&std::hash::RandomState::new());
     let jitter = (std::hash::Hasher::finish(&random) % 1000) as f64 / 4000.0;
-    Duration::from_secs_f64(secs * (1.0 + jitter))
+    Duration::from_secs_f64(secs.max(0.005) * (1.0 + jitter))
 }
 
 pub struct Client {
