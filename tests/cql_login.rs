@@ -2,7 +2,8 @@
 //! `cassandra-login` node of `scripts/engines` (PasswordAuthenticator, permissions checked by
 //! CassandraAuthorizer). The test starts it, and stops it afterwards unless it was already
 //! running. porch logs in as a role of its own that may only create keyspaces (Cassandra grants
-//! a keyspace's creator every permission on it), as an operator would set it up.
+//! a keyspace's creator every permission on it), and as one granted only a keyspace an operator
+//! made beforehand, as operators set them up.
 
 mod common;
 
@@ -156,6 +157,37 @@ impl Drop for LoginNode {
     }
 }
 
+/// Runs each statement as the superuser.
+async fn as_superuser(admin: &Session, statements: &[String]) {
+    for cql in statements {
+        admin
+            .query_unpaged(cql.as_str(), ())
+            .await
+            .unwrap_or_else(|e| panic!("{cql}: {e}"));
+    }
+}
+
+/// Asserts that porch's tables are in `keyspace`.
+async fn assert_migrated(admin: &Session, keyspace: &str) {
+    let tables: Vec<String> = admin
+        .query_unpaged(
+            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
+            (keyspace,),
+        )
+        .await
+        .expect("system_schema.tables")
+        .into_rows_result()
+        .expect("rows")
+        .rows::<(String,)>()
+        .expect("table_name")
+        .map(|row| row.expect("a name").0)
+        .collect();
+    assert!(
+        tables.iter().any(|t| t == "rows_by_key") && tables.iter().any(|t| t == "checkpoint"),
+        "the migration made {tables:?} in {keyspace}"
+    );
+}
+
 /// The users the node's client connections logged in as, each with its count.
 async fn logged_in(admin: &Session) -> HashMap<String, usize> {
     let rows = admin
@@ -181,15 +213,14 @@ async fn porch_logs_in_to_a_cluster_that_asks_for_one_and_stops_at_a_refused_log
     let id = &id[id.len() - 10..];
     let (user, password) = (format!("porch_{id}"), format!("secret-{id}"));
     let keyspace = format!("porch_login_{id}");
-    for cql in [
-        format!("CREATE ROLE {user} WITH PASSWORD = '{password}' AND LOGIN = true"),
-        format!("GRANT CREATE ON ALL KEYSPACES TO {user}"),
-    ] {
-        admin
-            .query_unpaged(cql.as_str(), ())
-            .await
-            .unwrap_or_else(|e| panic!("{cql}: {e}"));
-    }
+    as_superuser(
+        &admin,
+        &[
+            format!("CREATE ROLE {user} WITH PASSWORD = '{password}' AND LOGIN = true"),
+            format!("GRANT CREATE ON ALL KEYSPACES TO {user}"),
+        ],
+    )
+    .await;
     let good = Some((user.as_str(), password.as_str()));
 
     // The schema, migrated by porch logged in as its own user: the keyspace is porch's.
@@ -199,23 +230,34 @@ async fn porch_logs_in_to_a_cluster_that_asks_for_one_and_stops_at_a_refused_log
         "porch schema migrate as {user}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tables: Vec<String> = admin
-        .query_unpaged(
-            "SELECT table_name FROM system_schema.tables WHERE keyspace_name = ?",
-            (&keyspace,),
-        )
-        .await
-        .expect("system_schema.tables")
-        .into_rows_result()
-        .expect("rows")
-        .rows::<(String,)>()
-        .expect("table_name")
-        .map(|row| row.expect("a name").0)
-        .collect();
-    assert!(
-        tables.iter().any(|t| t == "rows_by_key") && tables.iter().any(|t| t == "checkpoint"),
-        "the migration made {tables:?}"
+    assert_migrated(&admin, &keyspace).await;
+
+    // A keyspace an operator made beforehand, and a login granted that keyspace alone: the
+    // migration fills it without the permission to create keyspaces.
+    let (narrow, narrow_keyspace) = (format!("narrow_{id}"), format!("porch_narrow_{id}"));
+    as_superuser(
+        &admin,
+        &[
+            format!(
+                "CREATE KEYSPACE {narrow_keyspace} WITH replication = \
+                 {{'class': 'SimpleStrategy', 'replication_factor': 1}}"
+            ),
+            format!("CREATE ROLE {narrow} WITH PASSWORD = '{password}' AND LOGIN = true"),
+            format!("GRANT ALL PERMISSIONS ON KEYSPACE {narrow_keyspace} TO {narrow}"),
+        ],
+    )
+    .await;
+    let out = login.porch(
+        &["schema", "migrate"],
+        &narrow_keyspace,
+        Some((narrow.as_str(), password.as_str())),
     );
+    assert!(
+        out.status.success(),
+        "porch schema migrate as {narrow}, granted only {narrow_keyspace}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_migrated(&admin, &narrow_keyspace).await;
 
     // The store the roles use, logged in: a claim (a lightweight transaction), a write and the
     // reads of both.
@@ -310,13 +352,15 @@ async fn porch_logs_in_to_a_cluster_that_asks_for_one_and_stops_at_a_refused_log
             );
         }
     }
-    admin
-        .query_unpaged(format!("DROP KEYSPACE {keyspace}"), ())
-        .await
-        .expect("drop the keyspace");
-    admin
-        .query_unpaged(format!("DROP ROLE {user}"), ())
-        .await
-        .expect("drop the role");
+    as_superuser(
+        &admin,
+        &[
+            format!("DROP KEYSPACE {keyspace}"),
+            format!("DROP KEYSPACE {narrow_keyspace}"),
+            format!("DROP ROLE {user}"),
+            format!("DROP ROLE {narrow}"),
+        ],
+    )
+    .await;
     let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("porch-{keyspace}-api")));
 }

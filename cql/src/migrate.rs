@@ -138,8 +138,9 @@ pub async fn drop_keyspace(config: &CqlConfig) -> Result<(), StoreError> {
 }
 
 /// Creates the keyspace if absent (SimpleStrategy with the configured replication factor; an
-/// operator may create it beforehand with NetworkTopologyStrategy) and applies the migrations
-/// not yet applied, in order. Returns the files applied now, `["0001_store", …]`.
+/// operator may create it beforehand with NetworkTopologyStrategy, and then grant porch's login
+/// only that keyspace's permissions) and applies the migrations not yet applied, in order.
+/// Returns the files applied now, `["0001_store", …]`.
 ///
 /// Fails without applying anything when an applied migration's statements have changed since.
 /// Run it from one process at a time (a deploy step or `porch` start-up), not from every
@@ -147,15 +148,31 @@ pub async fn drop_keyspace(config: &CqlConfig) -> Result<(), StoreError> {
 pub async fn migrate(config: &CqlConfig) -> Result<Vec<String>, StoreError> {
     let ks = config.keyspace()?;
     let session = config.open().await?;
-    run(
-        &session,
-        &format!(
-            "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = \
-             {{'class': 'SimpleStrategy', 'replication_factor': {}}}",
-            config.replication_factor.max(1)
-        ),
-    )
-    .await?;
+    // Not even IF NOT EXISTS for a keyspace that is there: the cluster checks the permission to
+    // create keyspaces before it looks, and a login granted only this keyspace has none.
+    let present = session
+        .query_unpaged(
+            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
+            // The name unquoted in CQL, as the cluster keeps it.
+            (ks.to_ascii_lowercase(),),
+        )
+        .await
+        .map_err(|e| failed("reading system_schema.keyspaces", e))?
+        .into_rows_result()
+        .map_err(|e| failed("reading system_schema.keyspaces", e))?
+        .rows_num()
+        > 0;
+    if !present {
+        run(
+            &session,
+            &format!(
+                "CREATE KEYSPACE IF NOT EXISTS {ks} WITH replication = \
+                 {{'class': 'SimpleStrategy', 'replication_factor': {}}}",
+                config.replication_factor.max(1)
+            ),
+        )
+        .await?;
+    }
     run(
         &session,
         &format!(
