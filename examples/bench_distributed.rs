@@ -78,11 +78,11 @@ const TARGET_RSS_MIB: f64 = 256.0;
 
 /// CPU seconds (user + system) a process has used, all threads.
 fn cpu_secs(pid: u32) -> f64 {
-    stat_cpu_secs(&format!("/proc/{pid}/stat"))
+    stat_cpu_secs(format!("/proc/{pid}/stat"))
 }
 
 /// CPU seconds (user + system) in a `stat` file of /proc (a process's or a thread's).
-fn stat_cpu_secs(path: &str) -> f64 {
+fn stat_cpu_secs(path: impl AsRef<std::path::Path>) -> f64 {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|s| {
@@ -111,7 +111,7 @@ fn jit_secs(pid: u32) -> f64 {
             std::fs::read_to_string(t.path().join("comm"))
                 .is_ok_and(|c| c.starts_with("C1 Compiler") || c.starts_with("C2 Compiler"))
         })
-        .map(|t| stat_cpu_secs(&t.path().join("stat").to_string_lossy()))
+        .map(|t| stat_cpu_secs(t.path().join("stat")))
         .filter(|s| !s.is_nan())
         .sum()
 }

@@ -12,7 +12,6 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -101,33 +100,20 @@ fn python_venv() -> PathBuf {
 
 /// Runs the script to completion (killing it after `limit`); its exit status and stdout.
 fn run_script(python: &Path, env: &[(&str, String)], limit: Duration) -> (bool, String) {
-    let mut child = Command::new(python)
-        .arg(Path::new(PYTHON_DIR).join("confluent_interop.py"))
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the python script");
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stdout.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for the script") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the python script did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    (status.success(), reader.join().unwrap())
+    let (out, killed) = output_within(
+        Command::new(python)
+            .arg(Path::new(PYTHON_DIR).join("confluent_interop.py"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit()),
+        limit,
+    );
+    assert!(!killed, "the python script did not finish within {limit:?}");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

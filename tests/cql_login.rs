@@ -7,13 +7,13 @@
 
 mod common;
 
-use common::{error_line, CQL_SECURITY_VARS};
+use common::{error_line, output_within, porch_command};
 use porch_cql::{CqlConfig, CqlStore, Credentials};
 use porch_processors::store::{tables, ProjectionStore, StoreError};
 use scylla::client::session::Session;
 use scylla::client::session_builder::SessionBuilder;
 use std::collections::HashMap;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const ENGINES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/engines");
@@ -90,60 +90,24 @@ impl LoginNode {
     /// `porch <args>` against this node, logged in as `login` if given; a run that has not
     /// ended within a minute is killed, and its output ends with a line that says so.
     fn porch(&self, args: &[&str], keyspace: &str, login: Option<(&str, &str)>) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_porch"));
-        for (k, _) in std::env::vars() {
-            if k.starts_with("PORCH_KAFKA_CONFIG_") {
-                c.env_remove(k);
-            }
-        }
-        for k in CQL_SECURITY_VARS {
-            c.env_remove(k);
-        }
+        let mut c = porch_command();
         if let Some((user, password)) = login {
             c.env("PORCH_CQL_USER", user)
                 .env("PORCH_CQL_PASSWORD", password);
         }
-        // Output to files: a role that keeps trying logs on while it is waited for.
-        let dir = std::env::temp_dir().join(format!("porch-{keyspace}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a scratch folder");
-        let (out_path, err_path) = (dir.join("stdout"), dir.join("stderr"));
-        let file = |p: &std::path::Path| std::fs::File::create(p).expect("an output file");
-        let mut child = c
-            .args(args)
+        c.args(args)
             .env("PORCH_CQL", &self.node)
             .env("PORCH_CQL_KEYSPACE", keyspace)
             // Nothing listens here: a role that went past its store would wait, not fail.
             .env("PORCH_REGISTRY_URL", "http://127.0.0.1:9")
-            .env("PORCH_LOG", "warn")
-            .stdout(file(&out_path))
-            .stderr(file(&err_path))
-            .spawn()
-            .expect("run porch");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for porch") {
-                break Some(status);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let stdout = std::fs::read(&out_path).unwrap_or_default();
-        let mut stderr = std::fs::read(&err_path).unwrap_or_default();
-        let _ = std::fs::remove_dir_all(&dir);
-        let status = status.unwrap_or_else(|| {
-            stderr.extend_from_slice(b"\n(still running after a minute: killed)\n");
-            // What a killed process reports.
-            child.wait().expect("the killed porch's status")
-        });
-        Output {
-            status,
-            stdout,
-            stderr,
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let (mut out, killed) = output_within(&mut c, Duration::from_secs(60));
+        if killed {
+            out.stderr
+                .extend_from_slice(b"\n(still running after a minute: killed)\n");
         }
+        out
     }
 }
 

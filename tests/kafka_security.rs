@@ -64,18 +64,9 @@ fn secured_env(password: &str) -> Vec<(String, String)> {
 /// `porch <args>` with `env`, and nothing of the caller's Kafka client properties or CQL
 /// security settings.
 fn porch(args: &[&str], env: &[(String, String)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_porch"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("PORCH_KAFKA_CONFIG_") {
-            c.env_remove(k);
-        }
-    }
-    for k in CQL_SECURITY_VARS {
-        c.env_remove(k);
-    }
-    c.args(args)
+    porch_command()
+        .args(args)
         .envs(env.iter().cloned())
-        .env("PORCH_LOG", "warn")
         .output()
         .expect("run porch")
 }

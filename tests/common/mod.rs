@@ -51,12 +51,64 @@ fn config_toml() -> String {
 }
 
 /// porch's CQL security settings: a test that sets its own drops the caller's.
-pub const CQL_SECURITY_VARS: [&str; 4] = [
+const CQL_SECURITY_VARS: [&str; 4] = [
     "PORCH_CQL_USER",
     "PORCH_CQL_PASSWORD",
     "PORCH_CQL_TLS",
     "PORCH_CQL_TLS_CA",
 ];
+
+/// The built `porch`, logging warnings, with nothing of the caller's Kafka client properties
+/// (`PORCH_KAFKA_CONFIG_*`) or CQL security settings: for a test that gives its own.
+pub fn porch_command() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_porch"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PORCH_KAFKA_CONFIG_") {
+            c.env_remove(k);
+        }
+    }
+    for k in CQL_SECURITY_VARS {
+        c.env_remove(k);
+    }
+    c.env("PORCH_LOG", "warn");
+    c
+}
+
+/// Runs `command` until it ends, or for `limit` at most and then kills it; returns its status
+/// and what it wrote where the caller piped its stdout or stderr (read while it runs, so a
+/// process that writes much never blocks), and whether it had to be killed.
+pub fn output_within(command: &mut Command, limit: Duration) -> (std::process::Output, bool) {
+    fn drain<R: std::io::Read + Send + 'static>(
+        pipe: Option<R>,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    }
+    let mut child = command.spawn().expect("start the process");
+    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
+    let deadline = Instant::now() + limit;
+    let (status, killed) = loop {
+        if let Some(status) = child.try_wait().expect("wait for the process") {
+            break (status, false);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break (child.wait().expect("wait for the killed process"), true);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let output = std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    (output, killed)
+}
 
 /// The line of a failed `porch` that gives its error (after whatever it logged before).
 pub fn error_line(out: &std::process::Output) -> String {
