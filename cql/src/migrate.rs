@@ -2,8 +2,11 @@
 //! each and recorded in `<keyspace>.schema_migrations` with a checksum of their statements.
 
 use crate::config::CqlConfig;
+use crate::store::rows_of;
 use porch_processors::store::StoreError;
 use scylla::client::session::Session;
+use scylla::deserialize::row::DeserializeRow;
+use scylla::serialize::row::SerializeRow;
 use std::collections::BTreeMap;
 
 /// Every migration, in order. A new one is appended here with the next number; an applied one
@@ -120,6 +123,23 @@ async fn run(session: &Session, statement: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Runs a query that is not prepared (migrate reads the schema once) and returns its rows.
+async fn select<R>(
+    session: &Session,
+    what: &str,
+    statement: &str,
+    values: impl SerializeRow,
+) -> Result<Vec<R>, StoreError>
+where
+    R: for<'f, 'm> DeserializeRow<'f, 'm>,
+{
+    let answer = session
+        .query_unpaged(statement, values)
+        .await
+        .map_err(|e| failed(what, e))?;
+    rows_of(answer, what)
+}
+
 async fn agree(session: &Session) -> Result<(), StoreError> {
     session
         .await_schema_agreement()
@@ -150,19 +170,15 @@ pub async fn migrate(config: &CqlConfig) -> Result<Vec<String>, StoreError> {
     let session = config.open().await?;
     // Not even IF NOT EXISTS for a keyspace that is there: the cluster checks the permission to
     // create keyspaces before it looks, and a login granted only this keyspace has none.
-    let present = session
-        .query_unpaged(
-            "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
-            // The name unquoted in CQL, as the cluster keeps it.
-            (ks.to_ascii_lowercase(),),
-        )
-        .await
-        .map_err(|e| failed("reading system_schema.keyspaces", e))?
-        .into_rows_result()
-        .map_err(|e| failed("reading system_schema.keyspaces", e))?
-        .rows_num()
-        > 0;
-    if !present {
+    let present: Vec<(String,)> = select(
+        &session,
+        "reading system_schema.keyspaces",
+        "SELECT keyspace_name FROM system_schema.keyspaces WHERE keyspace_name = ?",
+        // The name unquoted in CQL, as the cluster keeps it.
+        (ks.to_ascii_lowercase(),),
+    )
+    .await?;
+    if present.is_empty() {
         run(
             &session,
             &format!(
@@ -187,17 +203,16 @@ pub async fn migrate(config: &CqlConfig) -> Result<Vec<String>, StoreError> {
         .await
         .map_err(|e| failed(format!("using keyspace {ks}"), e))?;
 
-    let applied: BTreeMap<i32, String> = session
-        .query_unpaged("SELECT version, checksum FROM schema_migrations", ())
-        .await
-        .map_err(|e| failed("reading schema_migrations", e))?
-        .into_rows_result()
-        .map_err(|e| failed("reading schema_migrations", e))?
-        .rows::<(i32, Option<String>)>()
-        .map_err(|e| failed("reading schema_migrations", e))?
-        .map(|row| row.map(|(v, sum)| (v, sum.unwrap_or_default())))
-        .collect::<Result<_, _>>()
-        .map_err(|e| failed("reading schema_migrations", e))?;
+    let applied: BTreeMap<i32, String> = select::<(i32, Option<String>)>(
+        &session,
+        "reading schema_migrations",
+        "SELECT version, checksum FROM schema_migrations",
+        (),
+    )
+    .await?
+    .into_iter()
+    .map(|(v, sum)| (v, sum.unwrap_or_default()))
+    .collect();
 
     let all = migrations();
     for m in &all {

@@ -8,6 +8,7 @@ use prometheus::core::Collector;
 use prometheus::{Counter, CounterVec, IntCounterVec, Opts};
 use scylla::client::session::Session;
 use scylla::deserialize::row::DeserializeRow;
+use scylla::response::query_result::QueryResult;
 use scylla::serialize::row::{RowSerializationContext, SerializeRow};
 use scylla::serialize::writers::RowWriter;
 use scylla::serialize::SerializationError;
@@ -514,6 +515,21 @@ fn failed(st: &PreparedStatement, e: impl fmt::Display) -> StoreError {
     StoreError::Backend(format!("{}: {e}", st.get_statement()))
 }
 
+/// The rows of an answer; an error names `what` was asked.
+pub(crate) fn rows_of<R>(answer: QueryResult, what: &str) -> Result<Vec<R>, StoreError>
+where
+    R: for<'f, 'm> DeserializeRow<'f, 'm>,
+{
+    let fail = |e: &dyn fmt::Display| StoreError::Backend(format!("{what}: {e}"));
+    answer
+        .into_rows_result()
+        .map_err(|e| fail(&e))?
+        .rows::<R>()
+        .map_err(|e| fail(&e))?
+        .collect::<Result<Vec<R>, _>>()
+        .map_err(|e| fail(&e))
+}
+
 fn cql_limit(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
@@ -631,20 +647,13 @@ impl CqlStore {
     where
         R: for<'f, 'm> DeserializeRow<'f, 'm>,
     {
-        let result = self
+        let answer = self
             .inner
             .session
             .execute_unpaged(st, values)
             .await
-            .map_err(|e| failed(st, e))?
-            .into_rows_result()
             .map_err(|e| failed(st, e))?;
-        let rows = result
-            .rows::<R>()
-            .map_err(|e| failed(st, e))?
-            .collect::<Result<Vec<R>, _>>()
-            .map_err(|e| failed(st, e))?;
-        Ok(rows)
+        rows_of(answer, st.get_statement())
     }
 
     async fn blob(
