@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::runtime::Runtime;
 
 /// Where the Kafka cluster is and how to talk to it: settings of every role, the registry's
 /// included.
@@ -119,6 +120,18 @@ impl Cluster {
         }
         Ok(codec)
     }
+
+    /// What a role that reads and writes both the log and the store starts with: its runtime,
+    /// Kafka's settings, the store and the codec. Settings first, so a wrong one is refused
+    /// before any waiting; then the store, so a refused login is told at once; then the
+    /// registry, which may take a while to come up.
+    fn connect(&self) -> anyhow::Result<(Runtime, KafkaConfig, Arc<CqlStore>, Arc<Codec>)> {
+        let (kafka, cql) = (self.kafka()?, self.cql()?);
+        let rt = runtime()?;
+        let store = rt.block_on(connect_store(&cql))?;
+        let codec = self.codec()?;
+        Ok((rt, kafka, store, codec))
+    }
 }
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {
@@ -127,7 +140,7 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
     Config::from_toml(&text).with_context(|| format!("in {}", path.display()))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+fn runtime() -> anyhow::Result<Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -240,6 +253,11 @@ async fn metrics(State(p): State<Probe>) -> String {
             "Tasks (partition numbers) owned.",
             h.tasks.load(Ordering::Relaxed),
         ),
+        (
+            "porch_producer_fenced_total",
+            "Times another producer took this member's transactional id.",
+            h.fenced.load(Ordering::Relaxed),
+        ),
     ] {
         out.push_str(&format!(
             "# HELP {name} {help}\n# TYPE {name} {}\n{name}{{role=\"{role}\"}} {v}\n",
@@ -310,12 +328,7 @@ pub fn processor(
                     .join(", ")
             )
         })?;
-    // Settings first: a wrong one is refused before waiting on the registry or the store.
-    let (kafka, cql) = (cluster.kafka()?, cluster.cql()?);
-    let rt = runtime()?;
-    // The store before the registry: a refused login is told at once.
-    let store = rt.block_on(connect_store(&cql))?;
-    let codec = cluster.codec()?;
+    let (rt, kafka, store, codec) = cluster.connect()?;
     let health = Arc::new(Health::default());
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = DistributedRuntime {
@@ -351,11 +364,7 @@ pub fn ingest_api(
     cluster: Cluster,
 ) -> anyhow::Result<()> {
     let config = Arc::new(load_config(&config)?);
-    let (kafka, cql) = (cluster.kafka()?, cluster.cql()?);
-    let rt = runtime()?;
-    // The store before the registry: a refused login is told at once.
-    let store = rt.block_on(connect_store(&cql))?;
-    let codec = cluster.codec()?;
+    let (rt, kafka, store, codec) = cluster.connect()?;
     let catalogue = Catalogue::builtin();
     let topics = Arc::new(KafkaTopics::new(&kafka, codec.clone())?);
     let sink = Arc::new(DistributedSink::new(

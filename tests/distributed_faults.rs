@@ -1,8 +1,8 @@
 //! DESIGN §5 on the real engines: loads of 5,000+ commands while a processor is SIGKILLed, the
-//! Kafka broker restarts or Cassandra is away for 30 s, and two members of one group share and
-//! hand over partitions. Afterwards every command is APPLIED, on its topic once, its events
-//! once each (read_committed), and, once every processor has consumed its inputs, every
-//! projection row equals the replay of its changelog.
+//! Kafka broker restarts or Cassandra is away for 30 s, two members of one group share and
+//! hand over partitions, and two members run under one instance id. Afterwards every command
+//! is APPLIED, on its topic once, its events once each (read_committed), and, once every
+//! processor has consumed its inputs, every projection row equals the replay of its changelog.
 //! Needs `scripts/engines up` (the README's test command runs it).
 
 mod common;
@@ -149,6 +149,53 @@ async fn two_members_split_the_partitions_and_one_takes_over_when_the_other_dies
     p.eventually("the survivor owns every task", 120, || async {
         (p.role_metric("offer", "porch_tasks").await? == 8.0).then_some(())
     })
+    .await;
+    finish(&p, &sent).await;
+}
+
+/// A second process of one processor started under the first one's instance id (a copied
+/// setting, or `--scale` of one compose service): each new producer of one fences the other's.
+/// Both count the fences and the one fenced twice reports not ready; nothing is lost or
+/// doubled; once the copy is stopped, the other owns every task and is ready again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_members_under_one_instance_id_say_so_and_lose_and_double_nothing() {
+    let _serial = SERIAL.lock().await;
+    let mut p = Porch::start_distributed().await;
+    p.start_processor_as("offer-copy", "offer", "offer");
+    let sent = run_load(&mut p, TENANTS, PRODUCTS, async |p: &mut Porch| {
+        let members = ["offer", "offer-copy"];
+        let (fenced, name) = p
+            .eventually("a member fenced twice", 60, || async {
+                let mut fenced = Vec::new();
+                for name in members {
+                    fenced.push(p.role_metric(name, "porch_producer_fenced_total").await?);
+                }
+                let i = (0..2).find(|&i| fenced[i] >= 2.0)?;
+                Some((fenced, members[i]))
+            })
+            .await;
+        println!("offer members fenced {fenced:?} times");
+        // Not ready throughout, not only in the moments after each fence: the turns in
+        // between go through.
+        for _ in 0..25 {
+            assert_eq!(
+                p.role_ready(name).await,
+                Some(false),
+                "{name}, fenced twice, reports ready"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    p.kill_role("offer-copy");
+    p.eventually(
+        "the remaining member owns every task, ready again",
+        150,
+        || async {
+            let tasks = p.role_metric("offer", "porch_tasks").await?;
+            (tasks == 8.0 && p.role_ready("offer").await?).then_some(())
+        },
+    )
     .await;
     finish(&p, &sent).await;
 }

@@ -62,6 +62,50 @@ pub struct Health {
     pub failures: AtomicU64,
     pub recoveries: AtomicU64,
     pub tasks: AtomicU64,
+    /// Times another producer took this member's transactional id (see [`Fences`]).
+    pub fenced: AtomicU64,
+}
+
+/// How close together two fences of a member's producer must come to be taken for a second
+/// process under the same transactional id, and how long the member then reports not ready.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(60);
+
+/// When another producer took this member's transactional id. Once is a zombie's lot (this
+/// process paused past its transaction and was replaced) or a one-off; twice within
+/// [`DUPLICATE_WINDOW`] is a second process started under the same instance id: each new
+/// producer of one fences the other's, both make progress between fences (exactly-once holds),
+/// and neither can settle until one of them goes. Such a member says so and is not ready.
+#[derive(Default)]
+struct Fences {
+    last: Option<Instant>,
+    repeated: bool,
+    told: Option<Instant>,
+}
+
+impl Fences {
+    /// A fence at `now`; true when it is to be told (repeated, and not told within the window).
+    fn fenced(&mut self, now: Instant) -> bool {
+        self.repeated = self
+            .last
+            .is_some_and(|t| now.duration_since(t) < DUPLICATE_WINDOW);
+        self.last = Some(now);
+        let tell = self.repeated
+            && self
+                .told
+                .is_none_or(|t| now.duration_since(t) >= DUPLICATE_WINDOW);
+        if tell {
+            self.told = Some(now);
+        }
+        tell
+    }
+
+    /// Fenced repeatedly, the last time within the window.
+    fn duplicate(&self, now: Instant) -> bool {
+        self.repeated
+            && self
+                .last
+                .is_some_and(|t| now.duration_since(t) < DUPLICATE_WINDOW)
+    }
 }
 
 /// Rows a task read or wrote, by (table, key); `None` is a row known to be absent. A task's
@@ -390,6 +434,7 @@ impl DistributedRuntime {
         // went unanswered). Until a new one can be made (its coordinator still loading, say),
         // no turn runs.
         let mut replace_producer = false;
+        let mut fences = Fences::default();
         tracing::info!(processor = p.name(), group = %group, "joining the consumer group");
         while !self.stop.load(Ordering::Relaxed) {
             // Twice in a row (a minute) without an answer from the coordinator: librdkafka can
@@ -402,6 +447,23 @@ impl DistributedRuntime {
             replace_producer |=
                 self.replace_lost(&group, &refs, &mut consumer, &producer, &mut tasks, stuck);
             if replace_producer {
+                if let Some((RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced, _)) =
+                    producer.client().fatal_error()
+                {
+                    self.health.fenced.fetch_add(1, Ordering::Relaxed);
+                    if fences.fenced(Instant::now()) {
+                        tracing::error!(
+                            processor = p.name(),
+                            transactional_id = format!("{group}-{}", self.instance),
+                            "another producer took this member's transactional id twice within \
+                             a minute: a second process runs this processor under the same \
+                             instance id (--instance / PORCH_INSTANCE = {:?}). Each takes the id \
+                             from the other in turn; neither reports ready until one is stopped \
+                             or given an instance id of its own",
+                            self.instance
+                        );
+                    }
+                }
                 // A new producer, under the same transactional id, aborts what the old one
                 // left open; every task recovers on it.
                 match self.producer(&group) {
@@ -453,7 +515,9 @@ impl DistributedRuntime {
             // Tasks still to recover (after a failure, or newly assigned) are recovered even when
             // nothing new arrives: recovery seeks back to what is not committed yet.
             if records.is_empty() && !timers_due && tasks.values().all(|t| t.recovered) {
-                self.health.ready.store(true, Ordering::Relaxed);
+                self.health
+                    .ready
+                    .store(!fences.duplicate(Instant::now()), Ordering::Relaxed);
                 continue;
             }
             match self.turn(
@@ -468,7 +532,9 @@ impl DistributedRuntime {
                 Ok(()) => {
                     unanswered = 0;
                     backoff = Duration::from_millis(100);
-                    self.health.ready.store(true, Ordering::Relaxed);
+                    self.health
+                        .ready
+                        .store(!fences.duplicate(Instant::now()), Ordering::Relaxed);
                 }
                 Err(e) => {
                     self.health.ready.store(false, Ordering::Relaxed);
@@ -1415,6 +1481,24 @@ mod tests {
             .create_with_context(Liveness::default())
             .expect("producer");
         Arc::new(producer)
+    }
+
+    #[test]
+    fn a_second_fence_within_the_window_is_a_duplicate_told_once_a_window() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut f = Fences::default();
+        assert!(!f.duplicate(t0), "never fenced");
+        assert!(!f.fenced(at(0)), "one fence is not told");
+        assert!(!f.duplicate(at(1)), "one fence is not a duplicate");
+        assert!(f.fenced(at(10)), "a second within the window is told");
+        assert!(f.duplicate(at(11)));
+        assert!(!f.fenced(at(20)), "told once a window");
+        assert!(f.duplicate(at(79)), "not ready until the window has passed");
+        assert!(!f.duplicate(at(80)), "ready a window after the last fence");
+        assert!(!f.fenced(at(200)), "a fence long after is a one-off again");
+        assert!(!f.duplicate(at(201)));
+        assert!(f.fenced(at(230)), "and a repeat is told again");
     }
 
     #[test]

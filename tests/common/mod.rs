@@ -279,6 +279,12 @@ impl Porch {
     /// Starts a processor process under `name` (e.g. "offer" or "offer-2" for a second member;
     /// the name is also its instance id in the group).
     pub fn start_processor(&mut self, name: &str, processor: &str) {
+        self.start_processor_as(name, processor, name);
+    }
+
+    /// Starts a processor process under `name` with the instance id `instance` (part of its
+    /// transactional id).
+    pub fn start_processor_as(&mut self, name: &str, processor: &str, instance: &str) {
         let config = self.dir.join("porch.toml");
         let port = *self
             .role_ports
@@ -290,7 +296,7 @@ impl Porch {
                 "processor",
                 processor,
                 "--instance",
-                name,
+                instance,
                 "--config",
                 config.to_str().unwrap(),
                 "--listen",
