@@ -12,7 +12,7 @@ use axum::Router;
 use porch_connectors::search::{IndexChange, SearchIndex};
 use porch_cql::{CqlConfig, CqlStore};
 use porch_ingest_api::{config::Config, AppState, Metrics};
-use porch_processors::distributed::{DistributedRuntime, Health};
+use porch_processors::distributed::{self, DistributedRuntime, Health};
 use porch_processors::distributed_api::{DistributedSink, KafkaTopics};
 use porch_processors::modules::{self, ComplianceConfig};
 use porch_processors::store::{ProjectionStore, StoreError};
@@ -329,6 +329,7 @@ pub fn processor(
             )
         })?;
     let (rt, kafka, store, codec) = cluster.connect()?;
+    let late_after = rt.block_on(late_after(&kafka, &format!("{}{name}", kafka.topic_prefix)));
     let health = Arc::new(Health::default());
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = DistributedRuntime {
@@ -341,7 +342,7 @@ pub fn processor(
         stop: stop.clone(),
         health: health.clone(),
         instance,
-        late_after: porch_processors::distributed::LATE_AFTER,
+        late_after,
     };
     let worker = std::thread::Builder::new()
         .name(format!("porch-{name}"))
@@ -353,6 +354,38 @@ pub fn processor(
         .join()
         .map_err(|_| anyhow::anyhow!("processor thread panicked"))?;
     served.and(ran)
+}
+
+/// How long a turn's transaction may be open when it comes to save (see
+/// [`distributed::late_after`]), from the group's session timeout and heartbeat interval as
+/// the cluster reports them; [`distributed::LATE_AFTER`] when it does not say.
+async fn late_after(kafka: &KafkaConfig, group: &str) -> Duration {
+    match porch_topics::kafka_admin::group_liveness(kafka, group).await {
+        Ok((session, heartbeat)) => {
+            let late = distributed::late_after(session, heartbeat);
+            if late < distributed::LATE_AFTER {
+                tracing::warn!(
+                    group,
+                    session_ms = session.as_millis() as u64,
+                    heartbeat_ms = heartbeat.as_millis() as u64,
+                    late_after_ms = late.as_millis() as u64,
+                    "the group drops a silent member soon after its last heartbeat: a turn \
+                     whose transaction is open longer than late_after_ms when it comes to save \
+                     gives up"
+                );
+            }
+            late
+        }
+        Err(e) => {
+            tracing::warn!(
+                group,
+                error = %e,
+                "cannot read the group's session timeout; taking a turn open for {} ms for late",
+                distributed::LATE_AFTER.as_millis()
+            );
+            distributed::LATE_AFTER
+        }
+    }
 }
 
 /// `porch ingest-api`: the HTTP API over Kafka and the store.

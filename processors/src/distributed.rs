@@ -47,10 +47,23 @@ const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a turn's transaction may have been open when it comes to save its checkpoints; a
-/// turn later than that saves and writes nothing (see [`DistributedRuntime::finish`]). Below
-/// the group's session timeout less its heartbeat interval (10 s and 2 s on the engines' Kafka,
-/// 45 s and 5 s by Kafka's default), and far above a turn's usual second.
+/// turn later than that saves and writes nothing (see [`DistributedRuntime::finish`]). Far
+/// above a turn's usual second, and below the group's session timeout less its heartbeat
+/// interval (10 s and 2 s on the engines' Kafka, 45 s and 5 s by Kafka's default); a group
+/// that drops its members sooner gets a shorter bound ([`late_after`]).
 pub const LATE_AFTER: Duration = Duration::from_secs(5);
+
+/// The lateness bound of a member of a group whose coordinator drops a silent member after
+/// `session` and hears from members every `heartbeat`: [`LATE_AFTER`], or a second less than
+/// the earliest another member could be given a task (`session - heartbeat`) when that is
+/// sooner, but never under a second (a group that drops members that fast gives turns no room;
+/// the role warns).
+pub fn late_after(session: Duration, heartbeat: Duration) -> Duration {
+    session
+        .saturating_sub(heartbeat)
+        .saturating_sub(Duration::from_secs(1))
+        .clamp(Duration::from_secs(1), LATE_AFTER)
+}
 
 /// What a role reports on /readyz and /metrics.
 #[derive(Default)]
@@ -398,7 +411,7 @@ pub struct DistributedRuntime {
     /// This member's stable name within its group: its transactional id is `<group>-<instance>`,
     /// so a restarted member fences its predecessor and aborts what it left open at once.
     pub instance: String,
-    /// How long a turn's transaction may be open before it saves ([`LATE_AFTER`]).
+    /// How long a turn's transaction may be open before it saves ([`late_after`]).
     pub late_after: Duration,
 }
 
@@ -974,7 +987,7 @@ impl DistributedRuntime {
     /// earlier than any id of the member given the task after the coordinator dropped this
     /// one (so after it took these offsets): its checkpoint and its rows lose to that member's.
     /// Those rows would be stray, though, where that member's decision wrote other keys. So a
-    /// member that finds its transaction open for [`LATE_AFTER`] when it comes to save (a
+    /// member that finds its transaction open for `late_after` when it comes to save (a
     /// pause, a coordinator slow to answer) aborts instead: another member can decide the
     /// batch only once the group has given it the task, after this member's session lapsed,
     /// which is at least the session timeout less a heartbeat interval after it took these
@@ -1481,6 +1494,17 @@ mod tests {
             .create_with_context(Liveness::default())
             .expect("producer");
         Arc::new(producer)
+    }
+
+    #[test]
+    fn a_turn_is_late_a_second_before_the_group_could_give_its_tasks_away() {
+        let s = Duration::from_secs;
+        // The engines' Kafka: 10 s and 2 s; Kafka's defaults: 45 s and 5 s.
+        assert_eq!(late_after(s(10), s(2)), LATE_AFTER);
+        assert_eq!(late_after(s(45), s(5)), LATE_AFTER);
+        assert_eq!(late_after(s(6), s(2)), s(3));
+        assert_eq!(late_after(s(6), s(5)), s(1), "never under a second");
+        assert_eq!(late_after(s(2), s(5)), s(1));
     }
 
     #[test]

@@ -242,6 +242,86 @@ pub enum AdminError {
     ReplicationFactor(i32),
     #[error("metadata lookup did not finish: {0}")]
     Join(String),
+    #[error("configs of {of}: {what}")]
+    Configs { of: String, what: String },
+}
+
+/// How the coordinator of consumer group `group` (the consumer protocol, KIP-848) judges its
+/// members alive: the session timeout after which a silent member's partitions go to others,
+/// and the interval at which members heartbeat. The group's own `consumer.session.timeout.ms`
+/// and `consumer.heartbeat.interval.ms`, which default to the brokers' `group.consumer.*`.
+/// rdkafka cannot read a group's configs once the group has settings of its own (their source,
+/// GROUP_CONFIG, is unknown to it): then the least a broker allows any group, its
+/// `group.consumer.min.session.timeout.ms` and `group.consumer.max.heartbeat.interval.ms`.
+pub async fn group_liveness(
+    cfg: &KafkaConfig,
+    group: &str,
+) -> Result<(Duration, Duration), AdminError> {
+    let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(cfg.client_config().create()?);
+    let own = liveness_configs(
+        &admin,
+        ResourceSpecifier::Group(group),
+        [
+            "consumer.session.timeout.ms",
+            "consumer.heartbeat.interval.ms",
+        ],
+    )
+    .await;
+    if own.is_ok() {
+        return own;
+    }
+    // Metadata requests block the calling thread.
+    let broker = tokio::task::spawn_blocking({
+        let admin = Arc::clone(&admin);
+        move || {
+            let md = admin.inner().fetch_metadata(None, ADMIN_TIMEOUT)?;
+            Ok::<_, KafkaError>(md.brokers().first().map(|b| b.id()))
+        }
+    })
+    .await
+    .map_err(|e| AdminError::Join(e.to_string()))??
+    .ok_or_else(|| AdminError::Configs {
+        of: format!("group {group}"),
+        what: "no broker in the metadata".into(),
+    })?;
+    liveness_configs(
+        &admin,
+        ResourceSpecifier::Broker(broker),
+        [
+            "group.consumer.min.session.timeout.ms",
+            "group.consumer.max.heartbeat.interval.ms",
+        ],
+    )
+    .await
+}
+
+/// Two durations in milliseconds from a resource's configs: a session timeout and a heartbeat
+/// interval.
+async fn liveness_configs(
+    admin: &AdminClient<DefaultClientContext>,
+    resource: ResourceSpecifier<'_>,
+    keys: [&str; 2],
+) -> Result<(Duration, Duration), AdminError> {
+    let opts = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
+    let failed = |what: String| AdminError::Configs {
+        of: format!("{resource:?}"),
+        what,
+    };
+    let described = admin
+        .describe_configs([&resource], &opts)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| failed("no answer".into()))?
+        .map_err(|code| failed(code.to_string()))?;
+    let ms = |key: &str| {
+        let value = described.get(key).and_then(|e| e.value.as_deref());
+        value
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_millis)
+            .ok_or_else(|| failed(format!("{key} is {value:?}")))
+    };
+    Ok((ms(keys[0])?, ms(keys[1])?))
 }
 
 /// A topic apply created.

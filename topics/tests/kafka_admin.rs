@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use porch_topics::kafka_admin::DeletePrefixOnDrop;
+use porch_topics::kafka_admin::{group_liveness, DeletePrefixOnDrop};
 use porch_topics::kafka_read::{end_offsets, offsets_for_time, read_partition};
 use porch_topics::{apply_topics, Catalogue, KafkaConfig, TopicReader};
 use rdkafka::admin::{
@@ -78,6 +78,23 @@ async fn topic_config(cfg: &KafkaConfig, physical: &str, key: &str, want: &str) 
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A group's liveness settings are the brokers' (the engines' server.properties) until the
+/// group has its own; those rdkafka cannot read, and the least any group may have is told
+/// instead (the engines' minimum session timeout, Kafka's default maximum heartbeat interval).
+#[tokio::test]
+async fn a_groups_session_timeout_and_heartbeat_are_the_brokers_unless_its_own() {
+    let cfg = fresh_cluster();
+    let group = format!("{}liveness", cfg.topic_prefix);
+    let s = Duration::from_secs;
+    assert_eq!(group_liveness(&cfg, &group).await.unwrap(), (s(10), s(2)));
+    let mut own = AlterConfig::new(ResourceSpecifier::Group(&group));
+    own = own.set("consumer.session.timeout.ms", "20000");
+    for r in admin(&cfg).alter_configs([&own], &opts()).await.unwrap() {
+        r.unwrap_or_else(|(_, code)| panic!("alter the group's configs: {code}"));
+    }
+    assert_eq!(group_liveness(&cfg, &group).await.unwrap(), (s(6), s(15)));
 }
 
 #[tokio::test]
