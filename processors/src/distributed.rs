@@ -83,8 +83,10 @@ pub struct Health {
 /// process under the same transactional id, and how long the member then reports not ready.
 const DUPLICATE_WINDOW: Duration = Duration::from_secs(60);
 
-/// When another producer took this member's transactional id. Once is a zombie's lot (this
-/// process paused past its transaction and was replaced) or a one-off; twice within
+/// When another producer took this member's transactional id (a fence after a turn longer than
+/// the transaction timeout is not counted: the coordinator aborting the transaction fences the
+/// producer too). Once is a zombie's lot (this process paused and was replaced) or a one-off;
+/// twice within
 /// [`DUPLICATE_WINDOW`] is a second process started under the same instance id: each new
 /// producer of one fences the other's, both make progress between fences (exactly-once holds),
 /// and neither can settle until one of them goes. Such a member says so and is not ready.
@@ -448,6 +450,12 @@ impl DistributedRuntime {
         // no turn runs.
         let mut replace_producer = false;
         let mut fences = Fences::default();
+        // The producer's fence has been looked at (once per producer, however many tries its
+        // replacement takes).
+        let mut fence_seen = false;
+        // How long the last failed turn took: a transaction open past the transaction timeout
+        // is aborted by its coordinator, which fences its producer as another process would.
+        let mut failed_turn_took = Duration::ZERO;
         tracing::info!(processor = p.name(), group = %group, "joining the consumer group");
         while !self.stop.load(Ordering::Relaxed) {
             // Twice in a row (a minute) without an answer from the coordinator: librdkafka can
@@ -459,10 +467,23 @@ impl DistributedRuntime {
             }
             replace_producer |=
                 self.replace_lost(&group, &refs, &mut consumer, &producer, &mut tasks, stuck);
-            if replace_producer {
-                if let Some((RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced, _)) =
-                    producer.client().fatal_error()
-                {
+            if replace_producer && !fence_seen {
+                fence_seen = true;
+                let fenced = matches!(
+                    producer.client().fatal_error(),
+                    Some((
+                        RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced,
+                        _
+                    ))
+                );
+                if fenced && failed_turn_took >= TRANSACTION_TIMEOUT {
+                    tracing::warn!(
+                        processor = p.name(),
+                        turn_ms = failed_turn_took.as_millis() as u64,
+                        "the producer was fenced after a turn longer than the transaction \
+                         timeout: its coordinator aborted the transaction"
+                    );
+                } else if fenced {
                     self.health.fenced.fetch_add(1, Ordering::Relaxed);
                     if fences.fenced(Instant::now()) {
                         tracing::error!(
@@ -483,6 +504,7 @@ impl DistributedRuntime {
                     Ok(np) => {
                         producer = Arc::new(np);
                         replace_producer = false;
+                        fence_seen = false;
                         for t in tasks.values_mut() {
                             t.recovered = false;
                         }
@@ -533,6 +555,7 @@ impl DistributedRuntime {
                     .store(!fences.duplicate(Instant::now()), Ordering::Relaxed);
                 continue;
             }
+            let turn_started = Instant::now();
             match self.turn(
                 &consumer,
                 &producer,
@@ -550,6 +573,7 @@ impl DistributedRuntime {
                         .store(!fences.duplicate(Instant::now()), Ordering::Relaxed);
                 }
                 Err(e) => {
+                    failed_turn_took = turn_started.elapsed();
                     self.health.ready.store(false, Ordering::Relaxed);
                     self.health.failures.fetch_add(1, Ordering::Relaxed);
                     tracing::error!(processor = p.name(), error = %e, "turn failed; tasks will recover and retry");

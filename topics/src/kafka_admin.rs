@@ -246,6 +246,10 @@ pub enum AdminError {
     Configs { of: String, what: String },
 }
 
+/// How long each of [`group_liveness`]'s requests may take: a processor starting serves its
+/// probes once it has the answer or has given up on it.
+const LIVENESS_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How the coordinator of consumer group `group` (the consumer protocol, KIP-848) judges its
 /// members alive: the session timeout after which a silent member's partitions go to others,
 /// and the interval at which members heartbeat. The group's own `consumer.session.timeout.ms`
@@ -267,32 +271,45 @@ pub async fn group_liveness(
         ],
     )
     .await;
-    if own.is_ok() {
-        return own;
-    }
+    let own_error = match own {
+        Ok(liveness) => return Ok(liveness),
+        Err(e) => e,
+    };
     // Metadata requests block the calling thread.
     let broker = tokio::task::spawn_blocking({
         let admin = Arc::clone(&admin);
         move || {
-            let md = admin.inner().fetch_metadata(None, ADMIN_TIMEOUT)?;
+            let md = admin.inner().fetch_metadata(None, LIVENESS_TIMEOUT)?;
             Ok::<_, KafkaError>(md.brokers().first().map(|b| b.id()))
         }
     })
     .await
-    .map_err(|e| AdminError::Join(e.to_string()))??
-    .ok_or_else(|| AdminError::Configs {
+    .map_err(|e| AdminError::Join(e.to_string()))?
+    .map_err(AdminError::from)
+    .and_then(|id| {
+        id.ok_or_else(|| AdminError::Configs {
+            of: format!("group {group}"),
+            what: "no broker in the metadata".into(),
+        })
+    });
+    let least = match broker {
+        Ok(broker) => {
+            liveness_configs(
+                &admin,
+                ResourceSpecifier::Broker(broker),
+                [
+                    "group.consumer.min.session.timeout.ms",
+                    "group.consumer.max.heartbeat.interval.ms",
+                ],
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    least.map_err(|e| AdminError::Configs {
         of: format!("group {group}"),
-        what: "no broker in the metadata".into(),
-    })?;
-    liveness_configs(
-        &admin,
-        ResourceSpecifier::Broker(broker),
-        [
-            "group.consumer.min.session.timeout.ms",
-            "group.consumer.max.heartbeat.interval.ms",
-        ],
-    )
-    .await
+        what: format!("{own_error}; then the brokers' least: {e}"),
+    })
 }
 
 /// Two durations in milliseconds from a resource's configs: a session timeout and a heartbeat
@@ -302,7 +319,7 @@ async fn liveness_configs(
     resource: ResourceSpecifier<'_>,
     keys: [&str; 2],
 ) -> Result<(Duration, Duration), AdminError> {
-    let opts = AdminOptions::new().request_timeout(Some(ADMIN_TIMEOUT));
+    let opts = AdminOptions::new().request_timeout(Some(LIVENESS_TIMEOUT));
     let failed = |what: String| AdminError::Configs {
         of: format!("{resource:?}"),
         what,
@@ -314,6 +331,12 @@ async fn liveness_configs(
         .next()
         .ok_or_else(|| failed("no answer".into()))?
         .map_err(|code| failed(code.to_string()))?;
+    if described.entries.is_empty() {
+        // rdkafka does not pass on an error about one resource: an empty answer is one.
+        return Err(failed(
+            "no configs in the answer (not authorised to describe them?)".into(),
+        ));
+    }
     let ms = |key: &str| {
         let value = described.get(key).and_then(|e| e.value.as_deref());
         value
