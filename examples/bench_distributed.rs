@@ -560,7 +560,7 @@ impl Probe {
         let groups = modules::all(ComplianceConfig::default())
             .iter()
             .map(|p| {
-                let group = format!("{}{}", cfg.topic_prefix, p.name());
+                let group = porch_processors::distributed::group_of(cfg, p.name());
                 Ok((
                     p.name().to_string(),
                     p.inputs(),

@@ -329,7 +329,7 @@ pub fn processor(
             )
         })?;
     let (rt, kafka, store, codec) = cluster.connect()?;
-    let late_after = rt.block_on(late_after(&kafka, &format!("{}{name}", kafka.topic_prefix)));
+    let late_after = rt.block_on(late_after(&kafka, &distributed::group_of(&kafka, name)));
     let health = Arc::new(Health::default());
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = DistributedRuntime {

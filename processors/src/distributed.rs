@@ -65,6 +65,12 @@ pub fn late_after(session: Duration, heartbeat: Duration) -> Duration {
         .clamp(Duration::from_secs(1), LATE_AFTER)
 }
 
+/// The consumer group of a processor (its name under the cluster's topic prefix): what its
+/// members join, and whose settings they read.
+pub fn group_of(kafka: &KafkaConfig, processor: &str) -> String {
+    format!("{}{processor}", kafka.topic_prefix)
+}
+
 /// What a role reports on /readyz and /metrics.
 #[derive(Default)]
 pub struct Health {
@@ -432,7 +438,7 @@ struct Task {
 
 impl DistributedRuntime {
     pub fn run(&self, p: Arc<dyn Processor>) -> anyhow::Result<()> {
-        let group = format!("{}{}", self.kafka.topic_prefix, p.name());
+        let group = group_of(&self.kafka, p.name());
         let inputs = p.inputs();
         let mut consumer = self.consumer(&group)?;
         let physical: Vec<String> = inputs.iter().map(|t| self.kafka.physical(t)).collect();
