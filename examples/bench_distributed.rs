@@ -28,6 +28,9 @@
 //! 7. where the time goes: CPU seconds per role, per engine (Kafka, Cassandra), for the rest of
 //!    the machine and per phase; each processor's turns and records per turn; the latency of
 //!    each hop of an offer (offer → activation → search) from the log timestamps
+//! 8. what the targets would take here: the machine's CPU per record in the baseline, the
+//!    pipeline and the backlog (and per offer in the latency phase), split into Kafka, Cassandra
+//!    and the rest, times the target's rate: the cores that rate needs, beside the cores there are
 //!
 //! On exit it kills the roles, deletes the run's topics and drops its keyspace.
 
@@ -114,6 +117,43 @@ fn jit_secs(pid: u32) -> f64 {
         .map(|t| stat_cpu_secs(t.path().join("stat")))
         .filter(|s| !s.is_nan())
         .sum()
+}
+
+/// CPU seconds the machine spent between two samples: the engines' own work with their
+/// just-in-time compilers (a start-up cost) left out, the compilers', and the rest (the roles,
+/// the benchmark, everything else the machine ran). Read from the machine's ticks and the
+/// engines' processes only, so that it holds across roles that were restarted in between.
+struct Spent {
+    kafka: f64,
+    cassandra: f64,
+    jit: f64,
+    rest: f64,
+}
+
+impl Spent {
+    fn between(watched: &[(String, u32)], a: &Sample, b: &Sample) -> Spent {
+        let of = |name: &str| {
+            watched
+                .iter()
+                .position(|(n, _)| n == name)
+                .map(|i| (b.procs[i] - a.procs[i], (b.jit[i] - a.jit[i]).max(0.0)))
+                .unwrap_or((0.0, 0.0))
+        };
+        let (kafka, kafka_jit) = of("kafka");
+        let (cassandra, cassandra_jit) = of("cassandra");
+        let busy = (b.machine.0 - a.machine.0) / 100.0; // ticks of USER_HZ
+        Spent {
+            kafka: kafka - kafka_jit,
+            cassandra: cassandra - cassandra_jit,
+            jit: kafka_jit + cassandra_jit,
+            rest: busy - kafka - cassandra,
+        }
+    }
+
+    /// All but the compilers.
+    fn total(&self) -> f64 {
+        self.kafka + self.cassandra + self.rest
+    }
 }
 
 /// The pid of a running engine, by a word of its command line (`-Dporch.engine=kafka`).
@@ -1235,6 +1275,9 @@ async fn main() -> anyhow::Result<()> {
         move || probe.ends(false)
     })
     .await?;
+    // The processors are new processes from here: of this phase's CPU only the machine's and
+    // the engines' are read (see `Spent`).
+    let s4 = sample().await;
     let restarted = Instant::now();
     for (p, port) in &stopped {
         start_processor(&mut cluster, p, *port);
@@ -1245,6 +1288,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await?;
     let backlog_drained_secs = restarted.elapsed().as_secs_f64();
+    let s5 = sample().await;
     cluster.check_alive();
 
     // Every record the pipeline wrote, read back once: the figures and the baseline's input.
@@ -1413,11 +1457,13 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let scratch_topics: Vec<String> = scratch.values().cloned().collect();
     create_topics(&kafka, &scratch_topics, partitions).await?;
+    let s6 = sample().await;
     let base = blocking({
         let (kafka, recs, scratch) = (kafka.clone(), recs.clone(), scratch.clone());
         move || baseline(&kafka, &recs, &scratch)
     })
     .await?;
+    let s7 = sample().await;
     let total_records = recs.len();
     let total_bytes: usize = recs.iter().map(Rec::size).sum();
     anyhow::ensure!(
@@ -1609,6 +1655,58 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!();
+    println!();
+
+    // What the targets would take here: each phase's CPU per record, times the target's rate.
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get() as f64)
+        .unwrap_or(f64::NAN);
+    let target_rate = TARGET_RATIO * baseline_rate;
+    println!(
+        "CPU per 1,000 records, and the cores it would take at {:.0}% of the baseline ({target_rate:.0} records/s); \
+         this machine has {cores:.0} (the engines' JIT compilers, a start-up cost, left out):",
+        TARGET_RATIO * 100.0
+    );
+    println!(
+        "  {:<36} {:>8} {:>8} {:>10} {:>11} {:>8} {:>14} {:>18}",
+        "",
+        "records",
+        "kafka",
+        "cassandra",
+        "roles+rest",
+        "total",
+        "cores needed",
+        "engines' alone"
+    );
+    for (name, a, b, records) in [
+        ("baseline (produce + consume only)", &s6, &s7, total_records),
+        ("pipeline (accept + drain)", &s0, &s1, phase2_records),
+        ("backlog (processors alone)", &s4, &s5, backlog_records),
+    ] {
+        let spent = Spent::between(&watched, a, b);
+        let per = |cpu: f64| cpu * 1000.0 / records as f64;
+        println!(
+            "  {name:<36} {records:>8} {:>8.3} {:>10.3} {:>11.3} {:>8.3} {:>14.1} {:>18.1}",
+            per(spent.kafka),
+            per(spent.cassandra),
+            per(spent.rest),
+            per(spent.total()),
+            spent.total() / records as f64 * target_rate,
+            (spent.kafka + spent.cassandra) / records as f64 * target_rate,
+        );
+    }
+    let spent = Spent::between(&watched, &s2, &s3);
+    let per_offer = |cpu: f64| cpu * 1000.0 / m as f64;
+    println!(
+        "CPU per offer made visible (latency): kafka {:.2} ms, cassandra {:.2} ms, roles+rest {:.2} ms \
+         (JIT {:.2} ms more); at 1000 offers/s that is {:.1} cores, the engines' alone {:.1}; this machine has {cores:.0}",
+        per_offer(spent.kafka),
+        per_offer(spent.cassandra),
+        per_offer(spent.rest),
+        per_offer(spent.jit),
+        spent.total() / m as f64 * 1000.0,
+        (spent.kafka + spent.cassandra) / m as f64 * 1000.0,
+    );
     println!();
     print!("{:<22}", "turns (records/turn)");
     for (name, _, _) in &phases {
