@@ -262,7 +262,9 @@ fn label(series: &str, name: &str) -> Option<String> {
 /// The CQL requests each role sent between two samples, per unit of work, by kind and table,
 /// each with the mean time it took; a role that sent none is left out.
 fn print_cql_requests(per: &str, roles: &[(String, u16)], a: &Sample, b: &Sample, units: usize) {
-    println!("CQL requests per {per}, by role, kind and table (mean time of one):");
+    println!(
+        "CQL requests per {per}, by role, kind and table (mean time of one), and rows written by table:"
+    );
     for (i, (name, _)) in roles.iter().enumerate() {
         let sent: Vec<(&String, f64, f64)> = b.cql[i]
             .iter()
@@ -277,15 +279,29 @@ fn print_cql_requests(per: &str, roles: &[(String, u16)], a: &Sample, b: &Sample
             })
             .filter(|(_, per_unit, _)| *per_unit >= 0.005)
             .collect();
-        if sent.is_empty() {
-            continue;
+        let (rows, sent): (Vec<_>, Vec<_>) = sent
+            .into_iter()
+            .partition(|(k, _, _)| k.starts_with("wrote "));
+        if !sent.is_empty() {
+            let total: f64 = sent.iter().map(|(_, v, _)| v).sum();
+            let parts: Vec<String> = sent
+                .iter()
+                .map(|(k, v, ms)| format!("{k} {v:.2} ({ms:.1} ms)"))
+                .collect();
+            println!("  {name:<20} {total:>6.2}   {}", parts.join(", "));
         }
-        let total: f64 = sent.iter().map(|(_, v, _)| v).sum();
-        let parts: Vec<String> = sent
-            .iter()
-            .map(|(k, v, ms)| format!("{k} {v:.2} ({ms:.1} ms)"))
-            .collect();
-        println!("  {name:<20} {total:>6.2}   {}", parts.join(", "));
+        if !rows.is_empty() {
+            let total: f64 = rows.iter().map(|(_, v, _)| v).sum();
+            let parts: Vec<String> = rows
+                .iter()
+                .map(|(k, v, _)| format!("{} {v:.2}", &k["wrote ".len()..]))
+                .collect();
+            println!(
+                "  {:<20} {total:>6.2}   rows written: {}",
+                "",
+                parts.join(", ")
+            );
+        }
     }
 }
 
@@ -484,6 +500,13 @@ fn value(series: &[(String, f64)], metric: &str) -> Option<f64> {
 fn cql_requests(series: &[(String, f64)]) -> BTreeMap<String, (f64, f64)> {
     let mut out: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for (s, v) in series {
+        // Rows written (or deleted) by table, under "wrote <table>", beside the requests.
+        if s.starts_with("porch_cql_rows_written_total{") {
+            if let Some(table) = label(s, "table") {
+                out.entry(format!("wrote {table}")).or_default().0 = *v;
+            }
+            continue;
+        }
         let seconds = s.starts_with("porch_cql_request_seconds_total{");
         if !seconds && !s.starts_with("porch_cql_requests_total{") {
             continue;
