@@ -1,5 +1,6 @@
 //! The one `porch` binary: parse, build, run.
 
+mod instance;
 mod roles;
 mod tap;
 mod up;
@@ -54,10 +55,12 @@ enum Cmd {
     /// member of its consumer group; start more to share its partitions.
     Processor {
         name: String,
-        /// This member's stable name in its group (one per running copy; a restarted copy
-        /// keeps its name).
-        #[arg(long, env = "PORCH_INSTANCE", default_value = "0")]
-        instance: String,
+        /// This member's name in its group, the end of its transactional id: one per running
+        /// copy, kept by a restarted one. Unset, a copy takes `<host>-<n>` for the least `n`
+        /// no other copy on this machine holds; a name another process on this machine holds
+        /// is refused.
+        #[arg(long, env = "PORCH_INSTANCE")]
+        instance: Option<String>,
         /// Tenants, regions and compliance rules (the compliance processor needs them).
         #[arg(long, env = "PORCH_CONFIG")]
         config: Option<PathBuf>,

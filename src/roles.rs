@@ -302,7 +302,7 @@ async fn serve_probe(listen: SocketAddr, probe: Probe) -> anyhow::Result<()> {
 /// `porch processor <name>`: one processor as a member of its consumer group.
 pub fn processor(
     name: &str,
-    instance: String,
+    instance: Option<String>,
     config: Option<PathBuf>,
     listen: SocketAddr,
     cluster: Cluster,
@@ -328,8 +328,21 @@ pub fn processor(
                     .join(", ")
             )
         })?;
+    // The instance id first: a copy that may not run stops before it connects to anything.
+    let group = distributed::group_of(&cluster.kafka()?, name);
+    let instance = crate::instance::claim(
+        &crate::instance::lock_dir(),
+        &group,
+        instance.as_deref(),
+        crate::instance::WAIT_FOR,
+    )?;
+    tracing::info!(
+        "processor {name} runs as instance {} of group {group} (transactional id {group}-{})",
+        instance.id,
+        instance.id
+    );
     let (rt, kafka, store, codec) = cluster.connect()?;
-    let late_after = rt.block_on(late_after(&kafka, &distributed::group_of(&kafka, name)));
+    let late_after = rt.block_on(late_after(&kafka, &group));
     let health = Arc::new(Health::default());
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = DistributedRuntime {
@@ -341,18 +354,29 @@ pub fn processor(
         partitions: Catalogue::builtin().partitions,
         stop: stop.clone(),
         health: health.clone(),
-        instance,
+        instance: instance.id.clone(),
         late_after,
     };
     let worker = std::thread::Builder::new()
         .name(format!("porch-{name}"))
         .spawn(move || runtime.run(processor))?;
     let probe = Probe::new("processor", health, Some(store))?;
+    let info = prometheus::IntGaugeVec::new(
+        prometheus::Opts::new(
+            "porch_instance_info",
+            "This member's instance id in its group (1).",
+        ),
+        &["instance"],
+    )?;
+    info.with_label_values(&[instance.id.as_str()]).set(1);
+    probe.registry.register(Box::new(info))?;
     let served = rt.block_on(serve_probe(listen, probe));
     stop.store(true, Ordering::Relaxed);
     let ran = worker
         .join()
         .map_err(|_| anyhow::anyhow!("processor thread panicked"))?;
+    // Held to here: the id is this process's until it ends.
+    drop(instance);
     served.and(ran)
 }
 

@@ -59,13 +59,24 @@ async fn finish(p: &Porch, sent: &[Sent]) {
 async fn a_processor_killed_with_sigkill_and_restarted_loses_and_doubles_nothing() {
     let _serial = SERIAL.lock().await;
     let mut p = Porch::start_distributed().await;
+    let before = instance_of(&p, "activation").await;
     let sent = run_load(&mut p, TENANTS, PRODUCTS, async |p: &mut Porch| {
         p.kill_role("activation");
         tokio::time::sleep(Duration::from_millis(500)).await;
         p.start_processor("activation", "activation");
     })
     .await;
+    // The restarted copy took its predecessor's instance id, and with it its transactional id.
+    assert_eq!(instance_of(&p, "activation").await, before);
     finish(&p, &sent).await;
+}
+
+/// A processor's instance id, once it answers /metrics.
+async fn instance_of(p: &Porch, name: &str) -> String {
+    p.eventually(&format!("{name}'s instance id"), 60, || {
+        p.role_instance(name)
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -133,6 +144,7 @@ fn inputs_of(processor: &str) -> String {
 async fn two_members_split_the_partitions_and_one_takes_over_when_the_other_dies() {
     let _serial = SERIAL.lock().await;
     let mut p = Porch::start_distributed().await;
+    // Both started without an instance id, as a second copy beside the first would be.
     p.start_processor("offer-2", "offer");
     let split = p
         .eventually("both offer members own tasks", 90, || async {
@@ -142,6 +154,30 @@ async fn two_members_split_the_partitions_and_one_takes_over_when_the_other_dies
         })
         .await;
     println!("offer members own {} and {} tasks", split.0, split.1);
+    // Each took a number of this machine of its own.
+    let ids = [
+        instance_of(&p, "offer").await,
+        instance_of(&p, "offer-2").await,
+    ];
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let mut expected = [0, 1].map(|n| format!("{}-{n}", host.trim()));
+    let mut sorted = ids.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "instance ids of the two offer members");
+    // A third copy on this machine under one of their ids is refused before it connects.
+    let (status, stderr) = p.processor_refused("offer", &ids[1]);
+    assert!(
+        !status.success(),
+        "a copy under a held id exited with {status}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "another process on this machine runs as instance {:?}",
+            ids[1]
+        )),
+        "its error: {stderr}"
+    );
     let sent = run_load(&mut p, TENANTS, PRODUCTS, async |p: &mut Porch| {
         p.kill_role("offer-2");
     })
@@ -153,15 +189,17 @@ async fn two_members_split_the_partitions_and_one_takes_over_when_the_other_dies
     finish(&p, &sent).await;
 }
 
-/// A second process of one processor started under the first one's instance id (a copied
-/// setting, or `--scale` of one compose service): each new producer of one fences the other's.
-/// Both count the fences and the one fenced twice reports not ready; nothing is lost or
-/// doubled; once the copy is stopped, the other owns every task and is ready again.
+/// A second process of one processor started under the first one's instance id on another
+/// machine (a copied setting), where the first one's lock cannot be seen: each new producer of
+/// one fences the other's. Both count the fences and the one fenced twice reports not ready;
+/// nothing is lost or doubled; once the copy is stopped, the other owns every task and is ready
+/// again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_members_under_one_instance_id_say_so_and_lose_and_double_nothing() {
     let _serial = SERIAL.lock().await;
     let mut p = Porch::start_distributed().await;
-    p.start_processor_as("offer-copy", "offer", "offer");
+    let id = instance_of(&p, "offer").await;
+    p.start_processor_elsewhere_as("offer-copy", "offer", &id);
     let sent = run_load(&mut p, TENANTS, PRODUCTS, async |p: &mut Porch| {
         let members = ["offer", "offer-copy"];
         let (fenced, name) = p

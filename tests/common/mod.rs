@@ -15,7 +15,7 @@ pub use ports::free_port;
 
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub const OPERATOR_KEY: &str = "operator-test-key";
@@ -271,38 +271,89 @@ impl Porch {
 
     /// Starts one role process (replacing a dead one of the same name).
     pub fn start_role(&mut self, name: &str, args: &[&str]) {
-        let child = self.porch().args(args).spawn().expect("start a porch role");
+        let mut command = self.porch();
+        command.args(args);
+        self.start_command(name, command);
+    }
+
+    fn start_command(&mut self, name: &str, mut command: Command) {
+        let child = command.spawn().expect("start a porch role");
         self.roles.retain(|(n, _)| n != name);
         self.roles.push((name.to_string(), child));
     }
 
-    /// Starts a processor process under `name` (e.g. "offer" or "offer-2" for a second member;
-    /// the name is also its instance id in the group).
+    /// Starts a processor process under `name` (e.g. "offer", or "offer-2" for a second member)
+    /// without an instance id: it takes the first free `<host>-<n>` of its group.
     pub fn start_processor(&mut self, name: &str, processor: &str) {
-        self.start_processor_as(name, processor, name);
+        let command = self.processor_command(name, processor, &[]);
+        self.start_command(name, command);
     }
 
-    /// Starts a processor process under `name` with the instance id `instance` (part of its
-    /// transactional id).
-    pub fn start_processor_as(&mut self, name: &str, processor: &str, instance: &str) {
+    /// Starts a processor process under `name` with the instance id `instance` (the end of its
+    /// transactional id), as if on another machine: its instance locks live in a temporary
+    /// directory of its own, so that it does not see this machine's processes.
+    pub fn start_processor_elsewhere_as(&mut self, name: &str, processor: &str, instance: &str) {
+        let elsewhere = self.dir.join(format!("tmp-{name}"));
+        std::fs::create_dir_all(&elsewhere).expect("a temporary directory");
+        let mut command = self.processor_command(name, processor, &["--instance", instance]);
+        command.env("TMPDIR", &elsewhere);
+        self.start_command(name, command);
+    }
+
+    /// Runs a processor with the instance id `instance` on this machine, expecting it to refuse
+    /// to start: its exit status and standard error, or a panic if it still runs after 60 s.
+    pub fn processor_refused(&mut self, processor: &str, instance: &str) -> (ExitStatus, String) {
+        let mut command = self.processor_command("refused", processor, &["--instance", instance]);
+        let mut child = command
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start a porch processor");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for porch") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("porch processor {processor} --instance {instance} still runs after 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
+            .expect("read its standard error");
+        (status, stderr)
+    }
+
+    /// The command of a processor role under `name`, on its own port.
+    fn processor_command(&mut self, name: &str, processor: &str, extra: &[&str]) -> Command {
         let config = self.dir.join("porch.toml");
         let port = *self
             .role_ports
             .entry(name.to_string())
             .or_insert_with(free_port);
-        self.start_role(
-            name,
-            &[
+        let mut command = self.porch();
+        command
+            .args([
                 "processor",
                 processor,
-                "--instance",
-                instance,
                 "--config",
                 config.to_str().unwrap(),
                 "--listen",
                 &format!("127.0.0.1:{port}"),
-            ],
-        );
+            ])
+            .args(extra);
+        command
+    }
+
+    /// A role's instance id, from its `porch_instance_info` on /metrics.
+    pub async fn role_instance(&self, name: &str) -> Option<String> {
+        let text = self.role_metrics(name).await?;
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("porch_instance_info{"))?;
+        let (_, rest) = line.split_once("instance=\"")?;
+        Some(rest.split_once('"')?.0.to_string())
     }
 
     /// The text of a role's /metrics, or None while it does not answer.
