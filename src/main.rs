@@ -56,9 +56,9 @@ enum Cmd {
     Processor {
         name: String,
         /// This member's name in its group, the end of its transactional id: one per running
-        /// copy, kept by a restarted one. Unset, a copy takes `<host>-<n>` for the least `n`
-        /// no other copy on this machine holds; a name another process on this machine holds
-        /// is refused.
+        /// copy, kept by a restarted one. Unset (or blank), a copy takes
+        /// `<host>-<machine id>-<n>` for the least `n` no other copy on this machine holds; a
+        /// name another process on this machine holds is refused.
         #[arg(long, env = "PORCH_INSTANCE")]
         instance: Option<String>,
         /// Tenants, regions and compliance rules (the compliance processor needs them).

@@ -330,10 +330,14 @@ pub fn processor(
         })?;
     // The instance id first: a copy that may not run stops before it connects to anything.
     let group = distributed::group_of(&cluster.kafka()?, name);
-    let instance = crate::instance::claim(
-        &crate::instance::lock_dir(),
+    let claims = crate::instance::Claims {
+        cluster: cluster.kafka.bootstrap.clone(),
+        scope: std::env::var("PORCH_INSTANCE_SCOPE").unwrap_or_default(),
+    };
+    let instance = claims.claim(
         &group,
         instance.as_deref(),
+        &crate::instance::machine_name(),
         crate::instance::WAIT_FOR,
     )?;
     tracing::info!(
@@ -342,7 +346,21 @@ pub fn processor(
         instance.id
     );
     let (rt, kafka, store, codec) = cluster.connect()?;
-    let late_after = rt.block_on(late_after(&kafka, &group));
+    // The lateness bound follows the group's settings, read in the background: until the
+    // first read answers, turns are held to the longest bound, as they were before it.
+    let late_after = Arc::new(distributed::LateBound::new(distributed::LATE_AFTER));
+    rt.spawn(distributed::watch_late_bound(
+        group.clone(),
+        late_after.clone(),
+        distributed::LATE_BOUND_REFRESH,
+        {
+            let (kafka, group) = (kafka.clone(), group.clone());
+            move || {
+                let (kafka, group) = (kafka.clone(), group.clone());
+                async move { porch_topics::kafka_admin::group_liveness(&kafka, &group).await }
+            }
+        },
+    ));
     let health = Arc::new(Health::default());
     let stop = Arc::new(AtomicBool::new(false));
     let runtime = DistributedRuntime {
@@ -375,41 +393,7 @@ pub fn processor(
     let ran = worker
         .join()
         .map_err(|_| anyhow::anyhow!("processor thread panicked"))?;
-    // Held to here: the id is this process's until it ends.
-    drop(instance);
     served.and(ran)
-}
-
-/// How long a turn's transaction may be open when it comes to save (see
-/// [`distributed::late_after`]), from the group's session timeout and heartbeat interval as
-/// the cluster reports them; [`distributed::LATE_AFTER`] when it does not say.
-async fn late_after(kafka: &KafkaConfig, group: &str) -> Duration {
-    match porch_topics::kafka_admin::group_liveness(kafka, group).await {
-        Ok((session, heartbeat)) => {
-            let late = distributed::late_after(session, heartbeat);
-            if late < distributed::LATE_AFTER {
-                tracing::warn!(
-                    group,
-                    session_ms = session.as_millis() as u64,
-                    heartbeat_ms = heartbeat.as_millis() as u64,
-                    late_after_ms = late.as_millis() as u64,
-                    "the group drops a silent member soon after its last heartbeat: a turn \
-                     whose transaction is open longer than late_after_ms when it comes to save \
-                     gives up"
-                );
-            }
-            late
-        }
-        Err(e) => {
-            tracing::warn!(
-                group,
-                error = %e,
-                "cannot read the group's session timeout; taking a turn open for {} ms for late",
-                distributed::LATE_AFTER.as_millis()
-            );
-            distributed::LATE_AFTER
-        }
-    }
 }
 
 /// `porch ingest-api`: the HTTP API over Kafka and the store.

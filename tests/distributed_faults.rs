@@ -154,17 +154,25 @@ async fn two_members_split_the_partitions_and_one_takes_over_when_the_other_dies
         })
         .await;
     println!("offer members own {} and {} tasks", split.0, split.1);
-    // Each took a number of this machine of its own.
+    // Each took a number of this machine of its own: `<host>[-<machine id>]-0` and `-1`.
     let ids = [
         instance_of(&p, "offer").await,
         instance_of(&p, "offer-2").await,
     ];
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
-    let mut expected = [0, 1].map(|n| format!("{}-{n}", host.trim()));
-    let mut sorted = ids.clone();
-    sorted.sort();
-    expected.sort();
-    assert_eq!(sorted, expected, "instance ids of the two offer members");
+    let mut numbers: Vec<&str> = ids
+        .iter()
+        .map(|id| {
+            assert!(id.starts_with(host.trim()), "instance id {id}");
+            id.rsplit_once('-').unwrap().1
+        })
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, ["0", "1"], "instance ids {ids:?}");
+    assert_eq!(
+        ids[0].rsplit_once('-').unwrap().0,
+        ids[1].rsplit_once('-').unwrap().0
+    );
     // A third copy on this machine under one of their ids is refused before it connects.
     let (status, stderr) = p.processor_refused("offer", &ids[1]);
     assert!(

@@ -65,6 +65,92 @@ pub fn late_after(session: Duration, heartbeat: Duration) -> Duration {
         .clamp(Duration::from_secs(1), LATE_AFTER)
 }
 
+/// A member's lateness bound ([`late_after`]), shared so that it follows the group's settings
+/// while the member runs ([`watch_late_bound`]).
+#[derive(Debug)]
+pub struct LateBound(AtomicU64);
+
+impl LateBound {
+    pub fn new(bound: Duration) -> Self {
+        LateBound(AtomicU64::new(bound.as_millis() as u64))
+    }
+
+    pub fn get(&self) -> Duration {
+        Duration::from_millis(self.0.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, bound: Duration) {
+        self.0.store(bound.as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+/// How often a member reads its group's session timeout and heartbeat interval again: a change
+/// (`kafka-configs --alter --entity-type groups`) applies to the group's members as they next
+/// join or heartbeat, and to the bound within this.
+pub const LATE_BOUND_REFRESH: Duration = Duration::from_secs(60);
+
+/// Keeps `bound` at [`late_after`] of the group's settings as `read` gives them, reading them
+/// now and then every `every`. A read that fails keeps the bound it had ([`LATE_AFTER`] before
+/// the first that succeeds). Tells what it found when that changes: a bound below
+/// [`LATE_AFTER`] as a warning, a failure as one.
+pub async fn watch_late_bound<R, F, E>(
+    group: String,
+    bound: Arc<LateBound>,
+    every: Duration,
+    mut read: R,
+) where
+    R: FnMut() -> F,
+    F: std::future::Future<Output = Result<(Duration, Duration), E>>,
+    E: std::fmt::Display,
+{
+    let mut told: Option<Result<(Duration, Duration), String>> = None;
+    loop {
+        let found = read().await.map_err(|e| e.to_string());
+        if told.as_ref() != Some(&found) {
+            match &found {
+                Ok((session, heartbeat)) => {
+                    let late = late_after(*session, *heartbeat);
+                    let (session_ms, heartbeat_ms, late_after_ms) = (
+                        session.as_millis() as u64,
+                        heartbeat.as_millis() as u64,
+                        late.as_millis() as u64,
+                    );
+                    if late < LATE_AFTER {
+                        tracing::warn!(
+                            group,
+                            session_ms,
+                            heartbeat_ms,
+                            late_after_ms,
+                            "the group drops a silent member soon after its last heartbeat: a \
+                             turn whose transaction is open longer than late_after_ms when it \
+                             comes to save gives up"
+                        );
+                    } else {
+                        tracing::info!(
+                            group,
+                            session_ms,
+                            heartbeat_ms,
+                            late_after_ms,
+                            "the group's session settings"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    group,
+                    error = %e,
+                    "cannot read the group's session timeout; keeping a turn open for {} ms for late",
+                    bound.get().as_millis()
+                ),
+            }
+            told = Some(found.clone());
+        }
+        if let Ok((session, heartbeat)) = found {
+            bound.set(late_after(session, heartbeat));
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 /// The consumer group of a processor (its name under the cluster's topic prefix): what its
 /// members join, and whose settings they read.
 pub fn group_of(kafka: &KafkaConfig, processor: &str) -> String {
@@ -420,7 +506,7 @@ pub struct DistributedRuntime {
     /// so a restarted member fences its predecessor and aborts what it left open at once.
     pub instance: String,
     /// How long a turn's transaction may be open before it saves ([`late_after`]).
-    pub late_after: Duration,
+    pub late_after: Arc<LateBound>,
 }
 
 /// A task's state in this member.
@@ -497,9 +583,10 @@ impl DistributedRuntime {
                             transactional_id = format!("{group}-{}", self.instance),
                             "another producer took this member's transactional id twice within \
                              a minute: a second process runs this processor under the same \
-                             instance id (--instance / PORCH_INSTANCE = {:?}). Each takes the id \
-                             from the other in turn; neither reports ready until one is stopped \
-                             or given an instance id of its own",
+                             instance id {:?}, on another machine (or one with the same host \
+                             name and machine id). Each takes the id from the other in turn; \
+                             neither reports ready until one is stopped or given an instance id \
+                             of its own (--instance / PORCH_INSTANCE)",
                             self.instance
                         );
                     }
@@ -1045,13 +1132,14 @@ impl DistributedRuntime {
         }
         let sent_at = started.elapsed();
         let open_for = opened.elapsed();
-        if save_in.is_some() && open_for >= self.late_after {
+        let late_after = self.late_after.get();
+        if save_in.is_some() && open_for >= late_after {
             let late = TurnError {
                 message: format!(
                     "late: the transaction was open {} ms before its checkpoints could be \
                      saved (at most {} ms); nothing was saved",
                     open_for.as_millis(),
-                    self.late_after.as_millis()
+                    late_after.as_millis()
                 ),
                 fatal_producer: false,
                 coordinator_unanswered: false,
@@ -1538,6 +1626,46 @@ mod tests {
     }
 
     #[test]
+    fn the_bound_follows_the_groups_settings_and_keeps_the_last_through_failed_reads() {
+        let s = Duration::from_secs;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        // What each read finds, in turn: the brokers' defaults, a read that fails, a group
+        // altered to drop members after 6 s, then one that fails again.
+        let answers: Vec<Result<(Duration, Duration), String>> = vec![
+            Ok((s(10), s(2))),
+            Err("coordinator away".into()),
+            Ok((s(6), s(2))),
+            Err("coordinator away".into()),
+        ];
+        let bound = Arc::new(LateBound::new(LATE_AFTER));
+        let every = Duration::from_secs(60);
+        let seen = rt.block_on(async {
+            let next = Arc::new(Mutex::new(answers.into_iter()));
+            let watch = tokio::spawn(watch_late_bound("g".into(), bound.clone(), every, {
+                let next = next.clone();
+                move || {
+                    let answer = next.lock().unwrap().next();
+                    async move { answer.unwrap_or(Ok((s(45), s(5)))) }
+                }
+            }));
+            let mut seen = Vec::new();
+            for _ in 0..5 {
+                // Halfway between two reads.
+                tokio::time::sleep(every / 2).await;
+                seen.push(bound.get());
+                tokio::time::sleep(every / 2).await;
+            }
+            watch.abort();
+            seen
+        });
+        assert_eq!(seen, vec![LATE_AFTER, LATE_AFTER, s(3), s(3), LATE_AFTER]);
+    }
+
+    #[test]
     fn a_second_fence_within_the_window_is_a_duplicate_told_once_a_window() {
         let t0 = Instant::now();
         let at = |s: u64| t0 + Duration::from_secs(s);
@@ -1935,7 +2063,7 @@ mod tests {
             stop: Arc::default(),
             health: Arc::default(),
             instance: "0".into(),
-            late_after,
+            late_after: Arc::new(LateBound::new(late_after)),
         };
         Fixture {
             rt,

@@ -290,20 +290,21 @@ impl Porch {
     }
 
     /// Starts a processor process under `name` with the instance id `instance` (the end of its
-    /// transactional id), as if on another machine: its instance locks live in a temporary
-    /// directory of its own, so that it does not see this machine's processes.
+    /// transactional id), as if on another machine: in an instance scope of its own
+    /// (`PORCH_INSTANCE_SCOPE`), it does not see the ids this machine's processes hold.
     pub fn start_processor_elsewhere_as(&mut self, name: &str, processor: &str, instance: &str) {
-        let elsewhere = self.dir.join(format!("tmp-{name}"));
-        std::fs::create_dir_all(&elsewhere).expect("a temporary directory");
         let mut command = self.processor_command(name, processor, &["--instance", instance]);
-        command.env("TMPDIR", &elsewhere);
+        command.env("PORCH_INSTANCE_SCOPE", format!("elsewhere {name}"));
         self.start_command(name, command);
     }
 
     /// Runs a processor with the instance id `instance` on this machine, expecting it to refuse
     /// to start: its exit status and standard error, or a panic if it still runs after 60 s.
+    /// Its store is an address nothing answers, where a processor waits for the store for
+    /// ever: it must refuse before it connects.
     pub fn processor_refused(&mut self, processor: &str, instance: &str) -> (ExitStatus, String) {
         let mut command = self.processor_command("refused", processor, &["--instance", instance]);
+        command.env("PORCH_CQL", "127.0.0.1:1");
         let mut child = command
             .stderr(Stdio::piped())
             .spawn()
