@@ -35,12 +35,12 @@ pub struct Instance {
     _held: Option<std::os::unix::net::UnixListener>,
 }
 
-/// Where ids are claimed: the Kafka cluster (its bootstrap servers, as given) and the scope
-/// (`PORCH_INSTANCE_SCOPE`: processes of one machine see each other's ids only within one
-/// scope, empty by default; the tests use it to stand for another machine).
+/// Where ids are claimed: the Kafka cluster (its bootstrap servers, in any order and case) and
+/// the scope (`PORCH_INSTANCE_SCOPE`: processes of one machine see each other's ids only within
+/// one scope, empty by default; the tests use it to stand for another machine).
 pub struct Claims {
-    pub cluster: String,
-    pub scope: String,
+    cluster: String,
+    scope: String,
 }
 
 /// This machine's name: the host name, and the start of /etc/machine-id where there is one.
@@ -65,6 +65,20 @@ fn machine_id() -> Option<String> {
 }
 
 impl Claims {
+    pub fn new(bootstrap: &str, scope: &str) -> Self {
+        let mut servers: Vec<String> = bootstrap
+            .split(',')
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+            .collect();
+        servers.sort();
+        servers.dedup();
+        Claims {
+            cluster: servers.join(","),
+            scope: scope.into(),
+        }
+    }
+
     /// Takes this process's instance id in `group` (see the module's text): `given`, waiting
     /// up to `wait` while another process on this machine holds it, or else the first free
     /// `<machine>-<n>`. A blank `given` counts as none.
@@ -191,10 +205,10 @@ mod tests {
 
     /// Claims of a scope of their own, so that tests running at once do not meet.
     fn claims(test: &str) -> Claims {
-        Claims {
-            cluster: "127.0.0.1:9092".into(),
-            scope: format!("test {} {test}", std::process::id()),
-        }
+        Claims::new(
+            "127.0.0.1:9092",
+            &format!("test {} {test}", std::process::id()),
+        )
     }
 
     #[test]
@@ -239,20 +253,20 @@ mod tests {
             .unwrap();
         c.claim("offer", Some("east-2"), "vm", Duration::ZERO)
             .unwrap();
-        let other_cluster = Claims {
-            cluster: "10.0.0.1:9092".into(),
-            scope: c.scope.clone(),
-        };
-        other_cluster
+        Claims::new("10.0.0.1:9092", &c.scope)
             .claim("offer", Some("east-1"), "vm", Duration::ZERO)
             .unwrap();
-        let other_scope = Claims {
-            cluster: c.cluster.clone(),
-            scope: format!("{} elsewhere", c.scope),
-        };
-        other_scope
+        Claims::new("127.0.0.1:9092", &format!("{} elsewhere", c.scope))
             .claim("offer", Some("east-1"), "vm", Duration::ZERO)
             .unwrap();
+        // The same cluster named in another order or case is the same cluster.
+        let held = Claims::new(" LOCALHOST:9093 ,127.0.0.1:9092", &c.scope)
+            .claim("offer", Some("west-1"), "vm", Duration::ZERO)
+            .unwrap();
+        Claims::new("127.0.0.1:9092,localhost:9093", &c.scope)
+            .claim("offer", Some("west-1"), "vm", Duration::ZERO)
+            .unwrap_err();
+        drop(held);
         // A predecessor that exits while the next one waits hands the id over.
         let (waiting, waiter) = {
             let c = claims("given");

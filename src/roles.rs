@@ -330,10 +330,10 @@ pub fn processor(
         })?;
     // The instance id first: a copy that may not run stops before it connects to anything.
     let group = distributed::group_of(&cluster.kafka()?, name);
-    let claims = crate::instance::Claims {
-        cluster: cluster.kafka.bootstrap.clone(),
-        scope: std::env::var("PORCH_INSTANCE_SCOPE").unwrap_or_default(),
-    };
+    let claims = crate::instance::Claims::new(
+        &cluster.kafka.bootstrap,
+        &std::env::var("PORCH_INSTANCE_SCOPE").unwrap_or_default(),
+    );
     let instance = claims.claim(
         &group,
         instance.as_deref(),
@@ -346,18 +346,20 @@ pub fn processor(
         instance.id
     );
     let (rt, kafka, store, codec) = cluster.connect()?;
-    // The lateness bound follows the group's settings, read in the background: until the
-    // first read answers, turns are held to the longest bound, as they were before it.
+    // The lateness bound follows the group's settings, read in the background on one admin
+    // client; the first turn waits for the first read (see `LateBound::wait_first_read`).
     let late_after = Arc::new(distributed::LateBound::new(distributed::LATE_AFTER));
+    let first_read = late_after.clone();
+    let reader = Arc::new(porch_topics::kafka_admin::LivenessReader::new(&kafka)?);
     rt.spawn(distributed::watch_late_bound(
         group.clone(),
         late_after.clone(),
         distributed::LATE_BOUND_REFRESH,
         {
-            let (kafka, group) = (kafka.clone(), group.clone());
+            let group = group.clone();
             move || {
-                let (kafka, group) = (kafka.clone(), group.clone());
-                async move { porch_topics::kafka_admin::group_liveness(&kafka, &group).await }
+                let (reader, group) = (reader.clone(), group.clone());
+                async move { reader.read(&group).await }
             }
         },
     ));
@@ -377,7 +379,16 @@ pub fn processor(
     };
     let worker = std::thread::Builder::new()
         .name(format!("porch-{name}"))
-        .spawn(move || runtime.run(processor))?;
+        .spawn(move || {
+            if !first_read.wait_first_read(distributed::LATE_BOUND_FIRST_WAIT) {
+                tracing::warn!(
+                    "the group's session settings did not come in {} s; turns start under the \
+                     longest lateness bound",
+                    distributed::LATE_BOUND_FIRST_WAIT.as_secs()
+                );
+            }
+            runtime.run(processor)
+        })?;
     let probe = Probe::new("processor", health, Some(store))?;
     let info = prometheus::IntGaugeVec::new(
         prometheus::Opts::new(
@@ -393,6 +404,10 @@ pub fn processor(
     let ran = worker
         .join()
         .map_err(|_| anyhow::anyhow!("processor thread panicked"))?;
+    // A read of the group's settings under way is not waited for: the instance id, let go
+    // below, is what a successor waits for.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    drop(instance);
     served.and(ran)
 }
 

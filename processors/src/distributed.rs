@@ -67,22 +67,51 @@ pub fn late_after(session: Duration, heartbeat: Duration) -> Duration {
 
 /// A member's lateness bound ([`late_after`]), shared so that it follows the group's settings
 /// while the member runs ([`watch_late_bound`]).
-#[derive(Debug)]
-pub struct LateBound(AtomicU64);
+#[derive(Debug, Default)]
+pub struct LateBound {
+    millis: AtomicU64,
+    /// Whether the group's settings have been read once (or the read has failed).
+    read: Mutex<bool>,
+    first_read: std::sync::Condvar,
+}
 
 impl LateBound {
     pub fn new(bound: Duration) -> Self {
-        LateBound(AtomicU64::new(bound.as_millis() as u64))
+        let b = LateBound::default();
+        b.set(bound);
+        b
     }
 
     pub fn get(&self) -> Duration {
-        Duration::from_millis(self.0.load(Ordering::Relaxed))
+        Duration::from_millis(self.millis.load(Ordering::Relaxed))
     }
 
     fn set(&self, bound: Duration) {
-        self.0.store(bound.as_millis() as u64, Ordering::Relaxed);
+        self.millis
+            .store(bound.as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn mark_read(&self) {
+        *self.read.lock().expect("late bound") = true;
+        self.first_read.notify_all();
+    }
+
+    /// Waits until the group's settings have been read once, or the read has failed, for at
+    /// most `limit`: whether they have. A member waits for it before its first turn, so that
+    /// no turn of a group that drops members fast runs under the longest bound.
+    pub fn wait_first_read(&self, limit: Duration) -> bool {
+        let read = self.read.lock().expect("late bound");
+        let (read, _) = self
+            .first_read
+            .wait_timeout_while(read, limit, |read| !*read)
+            .expect("late bound");
+        *read
     }
 }
+
+/// How long a member waits for its group's settings before its first turn: two reads' time
+/// ([`porch_topics::kafka_admin::group_liveness`] waits 10 s for each request).
+pub const LATE_BOUND_FIRST_WAIT: Duration = Duration::from_secs(25);
 
 /// How often a member reads its group's session timeout and heartbeat interval again: a change
 /// (`kafka-configs --alter --entity-type groups`) applies to the group's members as they next
@@ -147,6 +176,7 @@ pub async fn watch_late_bound<R, F, E>(
         if let Ok((session, heartbeat)) = found {
             bound.set(late_after(session, heartbeat));
         }
+        bound.mark_read();
         tokio::time::sleep(every).await;
     }
 }
@@ -1633,23 +1663,23 @@ mod tests {
             .start_paused(true)
             .build()
             .unwrap();
-        // What each read finds, in turn: the brokers' defaults, a read that fails, a group
-        // altered to drop members after 6 s, then one that fails again.
-        let answers: Vec<Result<(Duration, Duration), String>> = vec![
-            Ok((s(10), s(2))),
-            Err("coordinator away".into()),
-            Ok((s(6), s(2))),
-            Err("coordinator away".into()),
-        ];
+        // What each read finds, in turn: a failure (the first read), a group that drops
+        // members after 6 s, a failure, the brokers' defaults, a failure.
+        let away = || Err::<(Duration, Duration), String>("coordinator away".into());
+        let answers = vec![away(), Ok((s(6), s(2))), away(), Ok((s(10), s(2))), away()];
         let bound = Arc::new(LateBound::new(LATE_AFTER));
         let every = Duration::from_secs(60);
+        assert!(
+            !bound.wait_first_read(Duration::ZERO),
+            "read before any read"
+        );
         let seen = rt.block_on(async {
             let next = Arc::new(Mutex::new(answers.into_iter()));
             let watch = tokio::spawn(watch_late_bound("g".into(), bound.clone(), every, {
                 let next = next.clone();
                 move || {
                     let answer = next.lock().unwrap().next();
-                    async move { answer.unwrap_or(Ok((s(45), s(5)))) }
+                    async move { answer.expect("five reads") }
                 }
             }));
             let mut seen = Vec::new();
@@ -1662,7 +1692,9 @@ mod tests {
             watch.abort();
             seen
         });
-        assert_eq!(seen, vec![LATE_AFTER, LATE_AFTER, s(3), s(3), LATE_AFTER]);
+        // A failed first read counts as read: the member goes on under the longest bound.
+        assert!(bound.wait_first_read(Duration::ZERO));
+        assert_eq!(seen, vec![LATE_AFTER, s(3), s(3), LATE_AFTER, LATE_AFTER]);
     }
 
     #[test]

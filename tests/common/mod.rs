@@ -309,6 +309,15 @@ impl Porch {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start a porch processor");
+        // Read as it comes, so that the child never waits on a full pipe.
+        let stderr = {
+            let mut pipe = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+                text
+            })
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         let status = loop {
             if let Some(status) = child.try_wait().expect("wait for porch") {
@@ -316,14 +325,12 @@ impl Porch {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
+                let _ = child.wait();
                 panic!("porch processor {processor} --instance {instance} still runs after 60 s");
             }
             std::thread::sleep(Duration::from_millis(100));
         };
-        let mut stderr = String::new();
-        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr)
-            .expect("read its standard error");
-        (status, stderr)
+        (status, stderr.join().expect("its standard error"))
     }
 
     /// The command of a processor role under `name`, on its own port.

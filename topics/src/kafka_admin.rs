@@ -261,9 +261,34 @@ pub async fn group_liveness(
     cfg: &KafkaConfig,
     group: &str,
 ) -> Result<(Duration, Duration), AdminError> {
-    let admin: Arc<AdminClient<DefaultClientContext>> = Arc::new(cfg.client_config().create()?);
+    LivenessReader::new(cfg)?.read(group).await
+}
+
+/// Reads groups' session timeouts and heartbeat intervals ([`group_liveness`]) again and again
+/// on one admin client, its connections kept between reads.
+pub struct LivenessReader {
+    admin: Arc<AdminClient<DefaultClientContext>>,
+}
+
+impl LivenessReader {
+    pub fn new(cfg: &KafkaConfig) -> Result<Self, AdminError> {
+        Ok(LivenessReader {
+            admin: Arc::new(cfg.client_config().create()?),
+        })
+    }
+
+    /// See [`group_liveness`].
+    pub async fn read(&self, group: &str) -> Result<(Duration, Duration), AdminError> {
+        read_liveness(&self.admin, group).await
+    }
+}
+
+async fn read_liveness(
+    admin: &Arc<AdminClient<DefaultClientContext>>,
+    group: &str,
+) -> Result<(Duration, Duration), AdminError> {
     let own = liveness_configs(
-        &admin,
+        admin,
         ResourceSpecifier::Group(group),
         [
             "consumer.session.timeout.ms",
@@ -277,7 +302,7 @@ pub async fn group_liveness(
     };
     // Metadata requests block the calling thread.
     let broker = tokio::task::spawn_blocking({
-        let admin = Arc::clone(&admin);
+        let admin = Arc::clone(admin);
         move || {
             let md = admin.inner().fetch_metadata(None, LIVENESS_TIMEOUT)?;
             Ok::<_, KafkaError>(md.brokers().first().map(|b| b.id()))
@@ -295,7 +320,7 @@ pub async fn group_liveness(
     let least = match broker {
         Ok(broker) => {
             liveness_configs(
-                &admin,
+                admin,
                 ResourceSpecifier::Broker(broker),
                 [
                     "group.consumer.min.session.timeout.ms",
