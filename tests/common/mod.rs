@@ -283,7 +283,7 @@ impl Porch {
     }
 
     /// Starts a processor process under `name` (e.g. "offer", or "offer-2" for a second member)
-    /// without an instance id: it takes the first free `<host>-<n>` of its group.
+    /// without an instance id: it takes the first free `<host>-<machine>-<n>` of its group.
     pub fn start_processor(&mut self, name: &str, processor: &str) {
         let command = self.processor_command(name, processor, &[]);
         self.start_command(name, command);
@@ -304,33 +304,18 @@ impl Porch {
     /// ever: it must refuse before it connects.
     pub fn processor_refused(&mut self, processor: &str, instance: &str) -> (ExitStatus, String) {
         let mut command = self.processor_command("refused", processor, &["--instance", instance]);
-        command.env("PORCH_CQL", "127.0.0.1:1");
-        let mut child = command
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start a porch processor");
-        // Read as it comes, so that the child never waits on a full pipe.
-        let stderr = {
-            let mut pipe = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                let mut text = String::new();
-                let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
-                text
-            })
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait for porch") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("porch processor {processor} --instance {instance} still runs after 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        (status, stderr.join().expect("its standard error"))
+        command
+            .env("PORCH_CQL", "127.0.0.1:1")
+            .stderr(Stdio::piped());
+        let (out, killed) = output_within(&mut command, Duration::from_secs(60));
+        assert!(
+            !killed,
+            "porch processor {processor} --instance {instance} still runs after 60 s"
+        );
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// The command of a processor role under `name`, on its own port.
