@@ -39,7 +39,7 @@ mod common;
 mod ports;
 
 use common::*;
-use porch_processors::modules::{self, ComplianceConfig};
+use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
 use porch_schemas::{Codec, Event, RegistryClient};
 use porch_topics::{Catalogue, KafkaConfig};
 use ports::free_port;
@@ -59,7 +59,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const PROCESSORS: [&str; 7] = [
+const PROCESSORS: [&str; 8] = [
     "product",
     "variant",
     "offer",
@@ -67,6 +67,7 @@ const PROCESSORS: [&str; 7] = [
     "compliance",
     "activation",
     "search",
+    "channel",
 ];
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 const MIB: f64 = 1024.0 * 1024.0;
@@ -620,7 +621,7 @@ impl Probe {
                 .create()?)
         };
         let reader_group = format!("{}bench-probe", cfg.topic_prefix);
-        let groups = modules::all(ComplianceConfig::default())
+        let groups = modules::all(ComplianceConfig::default(), ChannelConfig::default())
             .iter()
             .map(|p| {
                 let group = porch_processors::distributed::group_of(cfg, p.name());

@@ -1,5 +1,6 @@
 //! The one `porch` binary: parse, build, run.
 
+mod connector_ops;
 mod instance;
 mod roles;
 mod tap;
@@ -45,7 +46,9 @@ enum Cmd {
         /// The search index that `porch connector search` writes (read here).
         #[arg(long, env = "PORCH_SEARCH_DIR", default_value = "porch-search")]
         search_dir: PathBuf,
-        /// Where uploaded images are kept.
+        /// Where uploaded images are kept when no S3 bucket is set (PORCH_S3_BUCKET,
+        /// PORCH_S3_ENDPOINT, PORCH_S3_REGION or the config's [media.s3]); images are linked
+        /// under PORCH_MEDIA_PUBLIC_URL (default http://<listen>/media).
         #[arg(long, env = "PORCH_IMAGES_DIR", default_value = "porch-images")]
         images_dir: PathBuf,
         #[command(flatten)]
@@ -127,6 +130,47 @@ enum ConnectorCmd {
         #[command(flatten)]
         cluster: roles::Cluster,
     },
+    /// Publishes listings to Meta catalogs (Facebook and Instagram shops); start more to share
+    /// the partitions of channel.events.
+    Meta {
+        /// The `[connectors.meta]` settings (Graph API URL, batching); PORCH_META_GRAPH_URL wins.
+        #[arg(long, env = "PORCH_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, env = "PORCH_LISTEN", default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        cluster: roles::Cluster,
+    },
+    /// A connector's state, lag, last error and counts (all connectors without a name).
+    Status {
+        name: Option<String>,
+        #[command(flatten)]
+        api: connector_ops::ApiArgs,
+    },
+    /// Stops every call of a connector until it is resumed.
+    Pause {
+        name: String,
+        #[command(flatten)]
+        api: connector_ops::ApiArgs,
+    },
+    Resume {
+        name: String,
+        #[command(flatten)]
+        api: connector_ops::ApiArgs,
+    },
+    /// Drops a connector's work under way and reads again from its committed positions (and
+    /// runs a FAILED connector again).
+    Restart {
+        name: String,
+        #[command(flatten)]
+        api: connector_ops::ApiArgs,
+    },
+    /// Feeds a connector's dead-letter topic back to it, up to its end now.
+    Redrive {
+        name: String,
+        #[command(flatten)]
+        api: connector_ops::ApiArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -182,14 +226,23 @@ fn main() -> anyhow::Result<()> {
             listen,
             cluster,
         } => roles::processor(&name, instance, config, listen, cluster),
-        Cmd::Connector {
-            which:
-                ConnectorCmd::Search {
-                    search_dir,
-                    listen,
-                    cluster,
-                },
-        } => roles::connector_search(search_dir, listen, cluster),
+        Cmd::Connector { which } => match which {
+            ConnectorCmd::Search {
+                search_dir,
+                listen,
+                cluster,
+            } => roles::connector_search(search_dir, listen, cluster),
+            ConnectorCmd::Meta {
+                config,
+                listen,
+                cluster,
+            } => roles::connector_meta(config, listen, cluster),
+            ConnectorCmd::Status { name, api } => connector_ops::status(&api, name.as_deref()),
+            ConnectorCmd::Pause { name, api } => connector_ops::act(&api, &name, "pause"),
+            ConnectorCmd::Resume { name, api } => connector_ops::act(&api, &name, "resume"),
+            ConnectorCmd::Restart { name, api } => connector_ops::act(&api, &name, "restart"),
+            ConnectorCmd::Redrive { name, api } => connector_ops::act(&api, &name, "redrive"),
+        },
         Cmd::Registry {
             listen,
             kafka,

@@ -9,18 +9,21 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use porch_connectors::search::{IndexChange, SearchIndex};
+use porch_connectors::meta;
+use porch_connectors::search::sink::{self as search_sink, SearchSink};
+use porch_connectors::search::SearchIndex;
+use porch_connectors::sink::kafka::{KafkaPort, StoreRows};
+use porch_connectors::sink::{ConnectorStatus, RowStore, CHANNEL_EVENTS};
 use porch_cql::{CqlConfig, CqlStore};
-use porch_ingest_api::{config::Config, AppState, Metrics};
+use porch_ingest_api::{config::Config, AppState, Media, MediaSettings, Metrics};
 use porch_processors::distributed::{self, DistributedRuntime, Health};
 use porch_processors::distributed_api::{DistributedSink, KafkaTopics};
-use porch_processors::modules::{self, ComplianceConfig};
+use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
 use porch_processors::store::{ProjectionStore, StoreError};
 use porch_processors::RuntimeConfig;
-use porch_schemas::{Codec, Event, RegistryClient};
+use porch_schemas::{Codec, RegistryClient};
 use porch_topics::kafka_admin::KafkaConfig;
-use porch_topics::kafka_read::TopicReader as KafkaReader;
-use porch_topics::{events_topic, Catalogue};
+use porch_topics::Catalogue;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -315,13 +318,20 @@ pub fn processor(
         tenant_regions: config.tenant_regions(),
         rules: config.compliance.clone(),
     };
-    let processor = modules::all(compliance)
+    let channels = ChannelConfig {
+        media_base: if name == "channel" {
+            media_base(&config)?
+        } else {
+            String::new()
+        },
+    };
+    let processor = modules::all(compliance, channels)
         .into_iter()
         .find(|p| p.name() == name)
         .with_context(|| {
             format!(
                 "no processor named {name}; one of: {}",
-                modules::all(ComplianceConfig::default())
+                modules::all(ComplianceConfig::default(), ChannelConfig::default())
                     .iter()
                     .map(|p| p.name())
                     .collect::<Vec<_>>()
@@ -411,7 +421,8 @@ pub fn processor(
     served.and(ran)
 }
 
-/// `porch ingest-api`: the HTTP API over Kafka and the store.
+/// `porch ingest-api`: the HTTP API over Kafka and the store. Images go to the S3 bucket the
+/// media settings name, or else to `images_dir`.
 pub fn ingest_api(
     config: PathBuf,
     listen: SocketAddr,
@@ -420,6 +431,8 @@ pub fn ingest_api(
     cluster: Cluster,
 ) -> anyhow::Result<()> {
     let config = Arc::new(load_config(&config)?);
+    // Refused before anything connects: bad media settings name themselves.
+    let media_settings = MediaSettings::from_env(&config.media)?;
     let (rt, kafka, store, codec) = cluster.connect()?;
     let catalogue = Catalogue::builtin();
     let topics = Arc::new(KafkaTopics::new(&kafka, codec.clone())?);
@@ -430,23 +443,12 @@ pub fn ingest_api(
         catalogue.partitions,
     )?);
     std::fs::create_dir_all(&search_dir)?;
-    std::fs::create_dir_all(&images_dir)?;
     let search = Arc::new(SearchIndex::open_read_only(&search_dir)?);
     let ready = Arc::new(AtomicBool::new(false));
     let metrics = Arc::new(Metrics::new());
     for c in store.collectors() {
         metrics.registry().register(c)?;
     }
-    let state = AppState {
-        store: sink.clone(),
-        sink,
-        topics,
-        search,
-        config,
-        images_dir,
-        metrics,
-        ready: ready.clone(),
-    };
     rt.block_on(async move {
         // Ready while the store answers.
         let probe_store = store.clone();
@@ -460,7 +462,25 @@ pub fn ingest_api(
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;
-        println!("porch ingest-api at http://{}", listener.local_addr()?);
+        let addr = listener.local_addr()?;
+        // The default public base URL is this API's own /media, at the address it got.
+        let media = Media::open(&media_settings, &images_dir, addr)?;
+        println!("porch ingest-api at http://{addr}");
+        println!("images: {}", media.describe());
+        let state = AppState {
+            store: sink.clone(),
+            sink,
+            topics,
+            search,
+            config,
+            media: Arc::new(media),
+            metrics,
+            ready: ready.clone(),
+        };
+        // Every replica does this at start; the second finds nothing changed.
+        porch_ingest_api::apply_configured_connections(&state)
+            .await
+            .map_err(anyhow::Error::msg)?;
         axum::serve(listener, porch_ingest_api::app(state))
             .with_graceful_shutdown(crate::up::shutdown_signal())
             .await?;
@@ -475,126 +495,106 @@ pub fn connector_search(
     listen: SocketAddr,
     cluster: Cluster,
 ) -> anyhow::Result<()> {
-    let kafka = cluster.kafka()?;
-    let rt = runtime()?;
-    let codec = cluster.codec()?;
+    let (rt, kafka, store, codec) = cluster.connect()?;
     std::fs::create_dir_all(&search_dir)?;
-    let index = SearchIndex::open(&search_dir)?;
+    let index = Arc::new(SearchIndex::open(&search_dir)?);
+    let status = Arc::new(ConnectorStatus::new(search_sink::NAME));
+    let sink = SearchSink {
+        index,
+        codec,
+        partitions: Catalogue::builtin().partitions,
+        instance: connector_instance(),
+        rows: Arc::new(StoreRows(store.clone() as Arc<dyn ProjectionStore>)),
+        status: status.clone(),
+    };
     let health = Arc::new(Health::default());
+    health.ready.store(true, Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
-    let (h, s) = (health.clone(), stop.clone());
-    let worker = std::thread::Builder::new()
-        .name("porch-search".into())
-        .spawn(move || feed_index(&kafka, &codec, &index, &h, &s))?;
-    let probe = Probe::new("connector-search", health, None)?;
+    let running = rt.spawn(sink.run(
+        Box::new(search_sink::KafkaReader::new(&kafka)),
+        stop.clone(),
+    ));
+    let probe = Probe::new("connector-search", health, Some(store))?;
+    for c in porch_connectors::sink::status::collectors() {
+        probe.registry.register(c)?;
+    }
     let served = rt.block_on(serve_probe(listen, probe));
     stop.store(true, Ordering::Relaxed);
-    let fed = worker
-        .join()
-        .map_err(|_| anyhow::anyhow!("search thread panicked"))?;
-    served.and(fed)
+    let _ = rt.block_on(running);
+    served
 }
 
-fn feed_index(
-    kafka: &KafkaConfig,
-    codec: &Codec,
-    index: &SearchIndex,
-    health: &Health,
-    stop: &AtomicBool,
+/// `porch connector meta`: a member of the Meta connector's group on channel.events; start more
+/// to share its partitions.
+pub fn connector_meta(
+    config: Option<PathBuf>,
+    listen: SocketAddr,
+    cluster: Cluster,
 ) -> anyhow::Result<()> {
-    let topic = events_topic("search");
-    let partitions = Catalogue::builtin().partitions as usize;
-    let mut reader = KafkaReader::watched(kafka)?;
-    let mut offsets: Vec<u64> = index
-        .checkpoint()
-        .and_then(|c| serde_json::from_str(&c).ok())
-        .filter(|o: &Vec<u64>| o.len() == partitions)
-        .unwrap_or_else(|| vec![0; partitions]);
-    let assign = |reader: &mut KafkaReader, offsets: &[u64]| {
-        let starts: Vec<(u32, u64)> = offsets
-            .iter()
-            .enumerate()
-            .map(|(p, o)| (p as u32, *o))
-            .collect();
-        reader.assign(&topic, &starts)
+    let mut config = match config {
+        Some(p) => load_config(&p)?,
+        None => Config::default(),
     };
-    assign(&mut reader, &offsets)?;
+    meta_from_env(&mut config.connectors.meta)?;
+    let (rt, kafka, store, codec) = cluster.connect()?;
+    let status = Arc::new(ConnectorStatus::new(meta::NAME));
+    let rows: Arc<dyn RowStore> = Arc::new(StoreRows(store.clone() as Arc<dyn ProjectionStore>));
+    let sink = meta::sink(
+        &config.connectors.meta,
+        &connector_instance(),
+        codec,
+        rows,
+        status.clone(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    // The consumer is a stream: it is made inside the runtime that polls it.
+    let _inside = rt.enter();
+    let port = KafkaPort::new(
+        &kafka,
+        meta::NAME,
+        CHANNEL_EVENTS,
+        Catalogue::builtin().partitions,
+    )?;
+    let health = Arc::new(Health::default());
     health.ready.store(true, Ordering::Relaxed);
-    while !stop.load(Ordering::Relaxed) {
-        let mut changes = Vec::new();
-        let mut moved = false;
-        // A reader that lost its cluster for good is replaced like one that failed.
-        let mut failed = reader.lost();
-        if failed {
-            tracing::error!(
-                "the search.events reader has no broker connection while the cluster answers; replacing it"
-            );
-        }
-        while !failed && changes.len() < 1024 {
-            let wait = if moved {
-                Duration::ZERO
-            } else {
-                Duration::from_millis(200)
-            };
-            let r = match reader.poll(wait) {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(e) => {
-                    // The broker went away: index what was read, then start a new reader at
-                    // the positions reached.
-                    tracing::warn!(error = %e, "reading search.events failed; reconnecting");
-                    failed = true;
-                    break;
-                }
-            };
-            moved = true;
-            offsets[r.partition as usize] = r.offset + 1;
-            match codec.decode_event(&r.value) {
-                Ok(rec) => match rec.event {
-                    Event::ListingVisible(v) => changes.push(IndexChange::Upsert {
-                        tenant: rec.envelope.tenant,
-                        listing: v.listing,
-                    }),
-                    Event::ListingHidden(h) => changes.push(IndexChange::Remove {
-                        tenant: rec.envelope.tenant,
-                        offer_id: h.offer_id,
-                    }),
-                    _ => {}
-                },
-                Err(e) => {
-                    tracing::warn!(partition = r.partition, offset = r.offset, error = %e, "skipping undecodable search event")
-                }
-            }
-        }
-        if failed {
-            health.ready.store(false, Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(500));
-            let fresh = KafkaReader::watched(kafka).and_then(|mut r| {
-                assign(&mut r, &offsets)?;
-                Ok(r)
-            });
-            match fresh {
-                Ok(r) => reader = r,
-                Err(e) => tracing::warn!(error = %e, "reconnecting to search.events"),
-            }
-        }
-        if !moved {
-            continue;
-        }
-        let checkpoint = serde_json::to_string(&offsets)?;
-        while let Err(e) = index.apply(&changes, &checkpoint) {
-            health.ready.store(false, Ordering::Relaxed);
-            health.failures.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "search index commit failed; retrying");
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        health.ready.store(true, Ordering::Relaxed);
-        health.batches.fetch_add(1, Ordering::Relaxed);
-        health
-            .records
-            .fetch_add(changes.len() as u64, Ordering::Relaxed);
+    let stop = Arc::new(AtomicBool::new(false));
+    let running = rt.spawn(sink.run(Box::new(port), stop.clone()));
+    let probe = Probe::new("connector-meta", health, Some(store))?;
+    for c in porch_connectors::sink::status::collectors() {
+        probe.registry.register(c)?;
     }
-    Ok(())
+    let served = rt.block_on(serve_probe(listen, probe));
+    stop.store(true, Ordering::Relaxed);
+    let _ = rt.block_on(running);
+    served
+}
+
+/// A connector instance's name in its status rows: the host and the process.
+fn connector_instance() -> String {
+    format!("{}-{}", crate::instance::machine_name(), std::process::id())
+}
+
+/// The Meta connector's settings with `PORCH_META_GRAPH_URL` over the file's, checked.
+pub fn meta_from_env(meta: &mut porch_connectors::meta::MetaConfig) -> anyhow::Result<()> {
+    if let Ok(url) = std::env::var("PORCH_META_GRAPH_URL") {
+        if !url.trim().is_empty() {
+            meta.graph_url = url.trim().to_string();
+        }
+    }
+    meta.validate().map_err(anyhow::Error::msg)
+}
+
+/// The public base URL of images for the channel processor: `PORCH_MEDIA_PUBLIC_URL` or the
+/// config's `[media] public_base_url`, else the ingest API's own default address.
+fn media_base(config: &Config) -> anyhow::Result<String> {
+    let settings = MediaSettings::from_env(&config.media)?;
+    Ok(settings.public_base_url.unwrap_or_else(|| {
+        let fallback = "http://127.0.0.1:8080/media".to_string();
+        tracing::warn!(
+            "no public base URL of images (PORCH_MEDIA_PUBLIC_URL or [media] public_base_url): channel payloads link under {fallback}"
+        );
+        fallback
+    }))
 }
 
 /// `porch topics apply`.

@@ -1,17 +1,20 @@
 //! `porch up`: every role in one process, on the embedded defaults.
 
 use anyhow::Context;
-use porch_connectors::search::{IndexChange, SearchIndex};
-use porch_ingest_api::{config::Config, AppState, Metrics};
-use porch_processors::modules::{self, ComplianceConfig};
+use porch_connectors::meta;
+use porch_connectors::search::sink::{self as search_sink, SearchSink};
+use porch_connectors::search::SearchIndex;
+use porch_connectors::sink::embedded::{EmbeddedPort, EmbeddedRows};
+use porch_connectors::sink::{ConnectorStatus, RowStore, CHANNEL_EVENTS};
+use porch_ingest_api::{config::Config, AppState, Media, MediaSettings, Metrics};
+use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
 use porch_processors::{EmbeddedBackend, EmbeddedRuntime, RuntimeConfig};
-use porch_schemas::{Codec, EmbeddedRegistry, Event};
-use porch_topics::{events_topic, Catalogue, EmbeddedLog};
+use porch_schemas::{Codec, EmbeddedRegistry};
+use porch_topics::{Catalogue, EmbeddedLog};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 pub struct UpArgs {
     pub config: Option<PathBuf>,
@@ -45,8 +48,19 @@ fn load_config(args: &UpArgs) -> anyhow::Result<(Config, Option<String>)> {
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let (config, dev_key) = load_config(&args)?;
+    let (mut config, dev_key) = load_config(&args)?;
+    // Refused before anything starts: bad media or connector settings name themselves.
+    let media_settings = MediaSettings::from_env(&config.media)?;
+    crate::roles::meta_from_env(&mut config.connectors.meta)?;
     let config = Arc::new(config);
+
+    // The address first: images are linked under it unless a public base URL is set, and the
+    // channel processor puts those links into channel payloads.
+    let listener = std::net::TcpListener::bind(args.listen)
+        .with_context(|| format!("listening on {}", args.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let media = Media::open(&media_settings, &args.data_dir.join("images"), addr)?;
 
     let catalogue = Catalogue::builtin();
     let registry = Arc::new(EmbeddedRegistry::open(&args.data_dir)?);
@@ -68,42 +82,75 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         tenant_regions: config.tenant_regions(),
         rules: config.compliance.clone(),
     };
-    let mut threads: Vec<_> = modules::all(compliance)
+    let channels = ChannelConfig {
+        media_base: media.public_base().to_string(),
+    };
+    let threads: Vec<_> = modules::all(compliance, channels)
         .into_iter()
         .map(|p| runtime.spawn(p))
         .collect();
     let stop = runtime.stop_flag();
-    threads.push(spawn_indexer(
-        log.clone(),
-        codec.clone(),
-        search.clone(),
-        stop.clone(),
-    ));
 
-    let images_dir = args.data_dir.join("images");
-    std::fs::create_dir_all(&images_dir)?;
     let ready = Arc::new(AtomicBool::new(true));
-    let state = AppState {
-        store: backend.clone(),
-        sink: backend.clone(),
-        topics: backend.clone(),
-        search,
-        config: config.clone(),
-        images_dir,
-        metrics: Arc::new(Metrics::new()),
-        ready: ready.clone(),
+    let serving = ready.clone();
+    let metrics = Arc::new(Metrics::new());
+    let rows: Arc<dyn RowStore> = Arc::new(EmbeddedRows(log.clone()));
+    let meta_status = Arc::new(ConnectorStatus::new(meta::NAME));
+    let search_status = Arc::new(ConnectorStatus::new(search_sink::NAME));
+    for c in porch_connectors::sink::status::collectors() {
+        metrics.registry().register(c)?;
+    }
+    let meta = meta::sink(
+        &config.connectors.meta,
+        "embedded",
+        codec.clone(),
+        rows.clone(),
+        meta_status,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let indexer = SearchSink {
+        index: search.clone(),
+        codec: codec.clone(),
+        partitions: catalogue.partitions,
+        instance: "embedded".into(),
+        rows,
+        status: search_status,
     };
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let connectors = vec![
+        rt.spawn(indexer.run(
+            Box::new(search_sink::EmbeddedReader::new(log.clone())),
+            stop.clone(),
+        )),
+        rt.spawn(meta.run(
+            Box::new(EmbeddedPort::new(log.clone(), meta::NAME, CHANNEL_EVENTS)),
+            stop.clone(),
+        )),
+    ];
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .with_context(|| format!("listening on {}", args.listen))?;
-        let addr = listener.local_addr()?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         println!("porch is up at http://{addr}");
         println!("data directory: {}", args.data_dir.display());
+        println!("images: {}", media.describe());
+        let state = AppState {
+            store: backend.clone(),
+            sink: backend.clone(),
+            topics: backend.clone(),
+            search,
+            config: config.clone(),
+            media: Arc::new(media),
+            metrics,
+            ready: serving,
+        };
+        let connected = porch_ingest_api::apply_configured_connections(&state)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        if connected > 0 {
+            println!("channel connections from the config: {connected} applied");
+        }
         if let Some(key) = &dev_key {
             println!("development tenant: dev");
             println!("admin API key: {key}");
@@ -116,6 +163,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     })?;
     ready.store(false, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
+    rt.block_on(async {
+        for c in connectors {
+            let _ = c.await;
+        }
+    });
     for t in threads {
         let _ = t.join();
     }
@@ -139,59 +191,4 @@ pub async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
-}
-
-/// Feeds search.events into the full-text index. Its position is the index's own commit
-/// payload, so the index and its checkpoint can never disagree after a crash.
-fn spawn_indexer(
-    log: Arc<EmbeddedLog>,
-    codec: Arc<Codec>,
-    index: Arc<SearchIndex>,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<()> {
-    std::thread::Builder::new()
-        .name("porch-search-index".into())
-        .spawn(move || {
-            let topic = events_topic("search");
-            let partitions = log.partitions() as usize;
-            while !stop.load(Ordering::Relaxed) {
-                let seen = log.commit_seq();
-                let mut offsets: Vec<u64> = index
-                    .checkpoint()
-                    .and_then(|c| serde_json::from_str(&c).ok())
-                    .filter(|o: &Vec<u64>| o.len() == partitions)
-                    .unwrap_or_else(|| vec![0; partitions]);
-                let mut changes = Vec::new();
-                for (p, offset) in offsets.iter_mut().enumerate() {
-                    let records = match log.read(&topic, p as u32, *offset, 512) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            tracing::error!(error = %e, "reading search.events");
-                            break;
-                        }
-                    };
-                    for r in records {
-                        *offset = r.offset + 1;
-                        match codec.decode_event(&r.value) {
-                            Ok(rec) => match rec.event {
-                                Event::ListingVisible(v) => changes.push(IndexChange::Upsert { tenant: rec.envelope.tenant, listing: v.listing }),
-                                Event::ListingHidden(h) => changes.push(IndexChange::Remove { tenant: rec.envelope.tenant, offer_id: h.offer_id }),
-                                _ => {}
-                            },
-                            Err(e) => tracing::warn!(partition = p, offset = r.offset, error = %e, "skipping undecodable search event"),
-                        }
-                    }
-                }
-                let checkpoint = serde_json::to_string(&offsets).unwrap_or_default();
-                if Some(&checkpoint) == index.checkpoint().as_ref() {
-                    log.wait_for_commit(seen, Duration::from_millis(500));
-                    continue;
-                }
-                if let Err(e) = index.apply(&changes, &checkpoint) {
-                    tracing::error!(error = %e, "search index commit failed; retrying");
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-            }
-        })
-        .expect("spawn search indexer")
 }

@@ -16,6 +16,9 @@ pub(crate) const DEADLINE_BUCKET_MICROS: i64 = 3_600_000_000;
 /// Activation's due timers, `<due micros, 20 digits>/<tenant>/<product>` (processors/modules.rs).
 pub(crate) const ACTIVATION_DEADLINE: &str = "activation_deadline";
 
+/// Connectors' status rows (porch-connectors' `sink::status::STATUS_TABLE`).
+const CONNECTOR_STATUS: &str = "connector_status";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
     ByProduct,
@@ -30,7 +33,12 @@ fn layout(table: &str) -> Layout {
         | tables::INVENTORY
         | tables::COMPLIANCE
         | tables::LISTING
-        | tables::HISTORY => Layout::ByProduct,
+        | tables::HISTORY
+        // `tenant/~p<partition>/product`: one partition per tenant and task, walked in pages.
+        | tables::CHANNEL_INDEX
+        // `~connectors/<connector>/<instance>` (porch-connectors' status rows): one partition per
+        // connector, listing its instances.
+        | CONNECTOR_STATUS => Layout::ByProduct,
         tables::PRODUCT => Layout::Product,
         ACTIVATION_DEADLINE => Layout::Timeline {
             width: DEADLINE_BUCKET_MICROS,

@@ -22,13 +22,18 @@ impl Caller {
         // A seller key of a single-brand tenant acts for the tenant's own seller.
         let bound_seller = seller.cloned().or_else(|| match role {
             Role::Seller => tenant.own_seller(),
-            Role::Admin | Role::Reader => None,
+            Role::Admin | Role::Reader | Role::Adapter => None,
         });
         Self {
             tenant: tenant.clone(),
             role,
             bound_seller,
         }
+    }
+
+    /// The tenant's admin, as the operator acts for it.
+    pub fn admin_of(tenant: &TenantConfig) -> Self {
+        Self::new(tenant, Role::Admin, None)
     }
 
     pub fn tenant(&self) -> &TenantId {
@@ -72,6 +77,34 @@ impl Caller {
     }
 }
 
+/// A key that may report channel outcomes: an adapter's or an admin's.
+#[derive(Debug, Clone)]
+pub struct Adapter(Caller);
+
+impl Adapter {
+    pub fn caller(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl FromRequestParts<AppState> for Adapter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match authenticate(parts, state)? {
+            Credential::Tenant(caller) if matches!(caller.role, Role::Adapter | Role::Admin) => {
+                Ok(Adapter(caller))
+            }
+            Credential::Tenant(_) => Err(ApiError::forbidden(
+                "only an adapter or admin key may report outcomes",
+            )),
+            Credential::Operator => Err(ApiError::forbidden(
+                "the operator key does not act for a tenant",
+            )),
+        }
+    }
+}
+
 /// A key that may write: an admin or seller key.
 #[derive(Debug, Clone)]
 pub struct Writer(pub Caller);
@@ -85,7 +118,7 @@ impl Writer {
     pub fn require_admin(&self) -> Result<(), ApiError> {
         match self.0.role {
             Role::Admin => Ok(()),
-            Role::Seller | Role::Reader => {
+            Role::Seller | Role::Reader | Role::Adapter => {
                 Err(ApiError::forbidden("only an admin key may do this"))
             }
         }
@@ -178,6 +211,9 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match authenticate(parts, state)? {
+            Credential::Tenant(caller) if caller.role == Role::Adapter => Err(ApiError::forbidden(
+                "an adapter key may only report outcomes",
+            )),
             Credential::Tenant(caller) => Ok(caller),
             Credential::Operator => Err(ApiError::forbidden(
                 "the operator key does not act for a tenant",
@@ -193,6 +229,9 @@ impl FromRequestParts<AppState> for Writer {
         let caller = Caller::from_request_parts(parts, state).await?;
         match caller.role {
             Role::Reader => Err(ApiError::forbidden("a reader key may only read")),
+            Role::Adapter => Err(ApiError::forbidden(
+                "an adapter key may only report outcomes",
+            )),
             Role::Admin | Role::Seller => Ok(Writer(caller)),
         }
     }

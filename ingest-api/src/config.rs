@@ -37,6 +37,54 @@ pub struct Config {
     pub compliance: BTreeMap<RegionCode, RegionRules>,
     #[serde(default)]
     pub http: HttpLimits,
+    /// Where product images are kept and the public URL they are linked under.
+    #[serde(default)]
+    pub media: MediaConfig,
+    /// How porch's own connectors reach their channels.
+    #[serde(default, skip_serializing_if = "ConnectorsConfig::is_default")]
+    pub connectors: ConnectorsConfig,
+}
+
+/// `[connectors.meta]`: the Meta connector's Graph API and batching.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorsConfig {
+    #[serde(default)]
+    pub meta: porch_connectors::meta::MetaConfig,
+}
+
+impl ConnectorsConfig {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// `[media]`: product images. `PORCH_MEDIA_PUBLIC_URL`, `PORCH_S3_BUCKET`, `PORCH_S3_ENDPOINT`
+/// and `PORCH_S3_REGION` win over these (`media::MediaSettings`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// The absolute http(s) URL images are linked under as `<base>/<tenant>/<product>/<name>`
+    /// (a CDN or the bucket's own URL); unset, the API's public `/media` route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_base_url: Option<String>,
+    /// `[media.s3]`: keep images in an S3-compatible bucket rather than a local directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Config>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// An S3-compatible server's URL; unset, AWS S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Plain HTTP to the endpoint; unset, allowed when the endpoint is http://.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_http: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +112,76 @@ pub struct TenantConfig {
     pub channels: Vec<Channel>,
     #[serde(default, rename = "key")]
     pub keys: Vec<ApiKeyConfig>,
+    /// `[[tenant.connection]]`: the tenant's accounts on its sales channels, per region (also
+    /// set through `PUT /v1/channels/{channel}/regions/{region}`).
+    #[serde(default, rename = "connection", skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<ConnectionConfig>,
+}
+
+/// A tenant's account on one channel in one region.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionConfig {
+    pub channel: Channel,
+    pub region: RegionCode,
+    /// Meta: the catalog id.
+    pub account: String,
+    /// The credential itself; prefer `access_token_env`, so the file holds no secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// The environment variable that holds the credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_env: Option<String>,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_template: Option<String>,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+// Never printed with its token.
+impl std::fmt::Debug for ConnectionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionConfig")
+            .field("channel", &self.channel)
+            .field("region", &self.region)
+            .field("account", &self.account)
+            .field("access_token", &self.access_token.as_ref().map(|_| "***"))
+            .field("access_token_env", &self.access_token_env)
+            .field("enabled", &self.enabled)
+            .field("link_template", &self.link_template)
+            .finish()
+    }
+}
+
+impl ConnectionConfig {
+    /// The connection with its credential, read from the environment where the file names a
+    /// variable.
+    pub fn account(&self) -> Result<porch_connectors::accounts::ChannelAccount, ConfigError> {
+        let token = match (&self.access_token, &self.access_token_env) {
+            (Some(t), _) => Some(t.clone()),
+            (None, Some(var)) => Some(std::env::var(var).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "the {} connection in {} names access_token_env = \"{var}\", which is not set",
+                    self.channel, self.region
+                ))
+            })?),
+            (None, None) => None,
+        };
+        Ok(porch_connectors::accounts::ChannelAccount {
+            connection: porch_schemas::ChannelConnection {
+                channel: self.channel,
+                region: self.region.clone(),
+                account: self.account.clone(),
+                enabled: self.enabled,
+                link_template: self.link_template.clone(),
+            },
+            access_token: token.map(porch_connectors::accounts::Secret::new),
+        })
+    }
 }
 
 fn all_channels() -> Vec<Channel> {
@@ -89,6 +207,8 @@ pub enum Role {
     Seller,
     /// Reads only.
     Reader,
+    /// An external channel adapter: reports outcomes for its channel, nothing else.
+    Adapter,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +294,7 @@ impl Config {
                     role: Role::Admin,
                     seller: None,
                 }],
+                connections: vec![],
             })
             .into_iter()
             .collect();
@@ -182,6 +303,8 @@ impl Config {
             tenants,
             compliance,
             http: HttpLimits::default(),
+            media: MediaConfig::default(),
+            connectors: ConnectorsConfig::default(),
         };
         (config, admin_key)
     }
@@ -254,6 +377,19 @@ impl Config {
             if tenant.regions.iter().collect::<HashSet<_>>().len() != tenant.regions.len() {
                 problems.push(format!("tenant '{id}' lists a region twice"));
             }
+            for c in &tenant.connections {
+                if c.channel == Channel::Storefront {
+                    problems.push(format!(
+                        "tenant '{id}': the storefront is not a channel to connect"
+                    ));
+                }
+                if !tenant.regions.contains(&c.region) || !tenant.channels.contains(&c.channel) {
+                    problems.push(format!(
+                        "tenant '{id}': a connection to {} in {} is outside its channels or regions",
+                        c.channel, c.region
+                    ));
+                }
+            }
             for key in &tenant.keys {
                 check_key(
                     &key.key,
@@ -277,6 +413,9 @@ impl Config {
                     }
                 }
             }
+        }
+        if let Err(e) = self.connectors.meta.validate() {
+            problems.push(e);
         }
         if problems.is_empty() {
             Ok(())

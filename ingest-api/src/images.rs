@@ -1,30 +1,34 @@
-//! Product images: uploaded as raw bodies, kept as local files under
-//! `images_dir/<tenant>/<product>/<name>`, and named in the product by an AddProductImage command.
+//! Product images: uploaded as raw bodies, kept in object storage (`media`) as
+//! `<tenant>/<product>/<name>`, and named in the product by an AddProductImage command. Served
+//! back to the tenant's keys, and publicly under `/media/…`, the URL channels fetch.
 
 use crate::auth::{Caller, Writer};
 use crate::commands::{submit, CommandAccepted, CommandMeta, NewCommand};
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiPath, RawBody, IMAGE_BODY_LIMIT};
+use crate::media::{content_type_for, MediaError};
 use crate::products::{checked_product, path_product};
 use crate::AppState;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::put;
+use axum::routing::{get, put};
 use axum::Router;
+use porch_schemas::media::image_key;
 use porch_schemas::{AddProductImage, ProductId, TenantId};
-use std::path::{Path, PathBuf};
 
 const MAX_NAME: usize = 100;
 const MAX_URL: usize = 2_048;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/v1/products/{id}/images/{name}",
-        put(upload_image)
-            .layer(DefaultBodyLimit::max(IMAGE_BODY_LIMIT))
-            .get(get_image),
-    )
+    Router::new()
+        .route(
+            "/v1/products/{id}/images/{name}",
+            put(upload_image)
+                .layer(DefaultBodyLimit::max(IMAGE_BODY_LIMIT))
+                .get(get_image),
+        )
+        .route("/media/{tenant}/{product}/{name}", get(public_image))
 }
 
 /// An image name: 1 to 100 of `[A-Za-z0-9._-]`, not starting with a dot (no hidden files, no
@@ -46,37 +50,6 @@ pub fn is_image_ref(image: &str) -> bool {
             && !image.chars().any(|c| c.is_whitespace() || c.is_control())
     } else {
         is_image_name(image)
-    }
-}
-
-/// The URL a client fetches an image at: uploaded names are served by the API, URLs are as given.
-pub fn image_url(product: &ProductId, image: &str) -> String {
-    if image.contains("://") {
-        image.to_string()
-    } else {
-        format!("/v1/products/{product}/images/{image}")
-    }
-}
-
-fn image_path(images_dir: &Path, tenant: &TenantId, product: &ProductId, name: &str) -> PathBuf {
-    images_dir
-        .join(tenant.as_str())
-        .join(product.as_str())
-        .join(name)
-}
-
-fn content_type_for(name: &str) -> &'static str {
-    let ext = name
-        .rsplit_once('.')
-        .map(|(_, e)| e.to_ascii_lowercase())
-        .unwrap_or_default();
-    match ext.as_str() {
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "gif" => "image/gif",
-        "webp" => "image/webp",
-        "avif" => "image/avif",
-        _ => "application/octet-stream",
     }
 }
 
@@ -132,15 +105,13 @@ pub async fn upload_image(
         return Err(ApiError::invalid("body", "the image is empty"));
     }
     let product_id = checked_product(&state, &writer, id).await?;
-    let path = image_path(
-        &state.images_dir,
-        writer.caller().tenant(),
-        &product_id,
-        &name,
-    );
-    write_atomically(&path, &body)
+    // The object is whole in the store before the product names it.
+    let key = image_key(writer.caller().tenant(), &product_id, &name);
+    state
+        .media
+        .put(&key, body.clone())
         .await
-        .map_err(|e| ApiError::internal(&format!("writing {}: {e}", path.display())))?;
+        .map_err(|e| media_error(&key, e))?;
     let command = NewCommand::new(
         AddProductImage {
             product_id: product_id.clone(),
@@ -149,25 +120,6 @@ pub async fn upload_image(
         product_id.as_str(),
     );
     submit(&state, &writer, &meta, &body, command).await
-}
-
-/// Writes beside the target and renames, so a reader never sees half an image.
-async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("image path has no folder"))?;
-    tokio::fs::create_dir_all(dir).await?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("image");
-    let temp = dir.join(format!(
-        ".{file_name}.{}.tmp",
-        uuid::Uuid::now_v7().simple()
-    ));
-    tokio::fs::write(&temp, bytes).await?;
-    if let Err(e) = tokio::fs::rename(&temp, path).await {
-        let _ = tokio::fs::remove_file(&temp).await;
-        return Err(e);
-    }
-    Ok(())
 }
 
 /// An uploaded image.
@@ -188,26 +140,63 @@ pub async fn get_image(
     ApiPath((id, name)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let product_id = path_product(id)?;
-    if !is_image_name(&name) {
+    serve_image(
+        &state,
+        caller.tenant(),
+        &product_id,
+        &name,
+        "private, max-age=300",
+    )
+    .await
+}
+
+/// An uploaded image, without a key: the absolute URL that product views and channel payloads
+/// carry when the public base URL is the API's own. Behind the same back-pressure as the rest
+/// of the API, as it reads the object store for every request.
+#[utoipa::path(
+    get,
+    path = "/media/{tenant}/{product}/{name}",
+    tag = "media",
+    params(
+        ("tenant" = String, Path, description = "tenant id"),
+        ("product" = String, Path, description = "product id"),
+        ("name" = String, Path, description = "image name"),
+    ),
+    responses(
+        (status = 200, body = Vec<u8>, content_type = "image/*"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn public_image(
+    State(state): State<AppState>,
+    ApiPath((tenant, product, name)): ApiPath<(String, String, String)>,
+) -> Result<Response, ApiError> {
+    let tenant = TenantId::parse_tenant(&tenant).map_err(|_| ApiError::not_found("image"))?;
+    let product_id = path_product(product).map_err(|_| ApiError::not_found("image"))?;
+    serve_image(&state, &tenant, &product_id, &name, "public, max-age=300").await
+}
+
+/// The image's bytes with its content type, or a 404 for a name that cannot be or is not there.
+async fn serve_image(
+    state: &AppState,
+    tenant: &TenantId,
+    product_id: &ProductId,
+    name: &str,
+    cache_control: &'static str,
+) -> Result<Response, ApiError> {
+    if !is_image_name(name) {
         return Err(ApiError::not_found("image"));
     }
-    let path = image_path(&state.images_dir, caller.tenant(), &product_id, &name);
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ApiError::not_found(format!("image '{name}'")))
-        }
-        Err(e) => {
-            return Err(ApiError::internal(&format!(
-                "reading {}: {e}",
-                path.display()
-            )))
-        }
+    let key = image_key(tenant, product_id, name);
+    let bytes = match state.media.get(&key).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(ApiError::not_found(format!("image '{name}'"))),
+        Err(e) => return Err(media_error(&key, e)),
     };
     let headers = [
         (
             header::CONTENT_TYPE,
-            HeaderValue::from_static(content_type_for(&name)),
+            HeaderValue::from_static(content_type_for(name)),
         ),
         (
             header::X_CONTENT_TYPE_OPTIONS,
@@ -215,10 +204,18 @@ pub async fn get_image(
         ),
         (
             header::CACHE_CONTROL,
-            HeaderValue::from_static("private, max-age=300"),
+            HeaderValue::from_static(cache_control),
         ),
     ];
     Ok((StatusCode::OK, headers, bytes).into_response())
+}
+
+/// A key that cannot name an object names none; the store not answering is worth a retry.
+fn media_error(key: &str, e: MediaError) -> ApiError {
+    match e {
+        MediaError::Key(_) => ApiError::not_found("image"),
+        e => ApiError::unavailable(&format!("object storage, {key}: {e}")),
+    }
 }
 
 #[cfg(test)]
@@ -237,12 +234,5 @@ mod tests {
         assert!(is_image_ref("https://cdn.example.com/x.png"));
         assert!(!is_image_ref("ftp://cdn.example.com/x.png"));
         assert!(!is_image_ref("javascript://x"));
-    }
-
-    #[test]
-    fn urls_resolve() {
-        let p = ProductId::parse("p1").unwrap();
-        assert_eq!(image_url(&p, "a.png"), "/v1/products/p1/images/a.png");
-        assert_eq!(image_url(&p, "https://x/y.png"), "https://x/y.png");
     }
 }

@@ -3,13 +3,16 @@
 //! one problem+json error type, keys that name the tenant, OpenAPI from the handlers' own types.
 
 mod auth;
+mod channels;
 mod commands;
 mod compliance;
 pub mod config;
+mod connectors;
 mod error;
 mod extract;
 mod images;
 mod inventory;
+mod media;
 mod metrics;
 mod offers;
 mod openapi;
@@ -25,10 +28,14 @@ mod variants;
 #[cfg(test)]
 mod tests;
 
+pub use channels::apply_configured as apply_configured_connections;
 pub use config::{
-    ApiKeyConfig, Config, ConfigError, HttpLimits, OperatorConfig, Role, TenantConfig, TenantMode,
+    ApiKeyConfig, Config, ConfigError, HttpLimits, MediaConfig, OperatorConfig, Role, S3Config,
+    TenantConfig, TenantMode,
 };
+pub use connectors::CONNECTORS;
 pub use error::{ApiError, FieldError, Problem};
+pub use media::{Media, MediaError, MediaSettings, S3Settings};
 pub use metrics::Metrics;
 pub use openapi::ApiDoc;
 
@@ -37,7 +44,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::{middleware, BoxError, Router};
 use porch_connectors::search::SearchIndex;
 use porch_processors::store::{CommandSink, Store, TopicReader};
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,8 +57,8 @@ pub struct AppState {
     pub topics: Arc<dyn TopicReader>,
     pub search: Arc<SearchIndex>,
     pub config: Arc<Config>,
-    /// Uploaded images live under `<images_dir>/<tenant>/<product>/<name>`.
-    pub images_dir: PathBuf,
+    /// Product images, as objects `<tenant>/<product>/<name>`, and their public base URL.
+    pub media: Arc<Media>,
     pub metrics: Arc<Metrics>,
     /// Set once the process serves requests; `/readyz` answers 503 until then.
     pub ready: Arc<AtomicBool>,
@@ -81,6 +87,8 @@ pub fn app(state: AppState) -> Router {
         .merge(search::router())
         .merge(commands::router())
         .merge(topics::router())
+        .merge(channels::router())
+        .merge(connectors::router())
         .layer(back_pressure);
     Router::new()
         .merge(api)

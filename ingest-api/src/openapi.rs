@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         products::product_history,
         images::upload_image,
         images::get_image,
+        images::public_image,
         variants::create_variants,
         variants::patch_variant,
         variants::discontinue_variant,
@@ -45,7 +46,8 @@ use utoipa::{Modify, OpenApi};
     modifiers(&BearerAuth),
     tags(
         (name = "products"), (name = "variants"), (name = "offers"), (name = "inventory"),
-        (name = "compliance"), (name = "search"), (name = "commands"), (name = "operations"),
+        (name = "compliance"), (name = "search"), (name = "commands"), (name = "media"),
+        (name = "operations"),
     )
 )]
 pub struct ApiDoc;

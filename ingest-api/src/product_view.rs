@@ -6,13 +6,14 @@ use crate::auth::Caller;
 use crate::commands::ReasonView;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiPath;
-use crate::images::image_url;
+use crate::media::Media;
 use crate::products::path_product;
 use crate::reads::{blocking, existing_product, product_prefix, scan_all};
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
 use porch_processors::domain::activation::{ActivationState, ActivationStatus};
+use porch_processors::domain::channel::{ChannelState, OfferChannels};
 use porch_processors::domain::compliance::{ComplianceState, ComplianceStatus};
 use porch_processors::domain::inventory::{InventoryState, StockStatus};
 use porch_processors::domain::listing::{ListingState, ListingStatus};
@@ -132,13 +133,21 @@ pub struct ListingView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ChannelListingView {
     pub channel: String,
-    /// PENDING, SUBMITTED, LIVE, REJECTED or UNPUBLISHED.
+    /// PENDING, BLOCKED, SUBMITTED, LIVE, REJECTED or UNPUBLISHED.
     pub status: String,
+    /// Why it is BLOCKED (the fields the channel needs) or REJECTED (the channel's issues).
+    pub issues: Vec<ReasonView>,
+    /// The latest request sent to the channel (0: none yet).
+    pub version: i64,
+    /// The channel's own id of the item, where it gave one.
+    pub channel_item_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ImageView {
+    /// As the product lists it: an uploaded name or an http(s) URL.
     pub name: String,
+    /// Absolute: an uploaded name under the public base URL, a URL as given.
     pub url: String,
 }
 
@@ -159,8 +168,9 @@ pub async fn get_product(
     let product_id = path_product(id)?;
     let tenant = caller.tenant().clone();
     let regions = caller.regions().to_vec();
+    let media = state.media.clone();
     let view = blocking(&state, move |store| {
-        build_view(store, &tenant, &product_id, &regions)
+        build_view(store, &media, &tenant, &product_id, &regions)
     })
     .await?;
     Ok(Json(view))
@@ -168,6 +178,7 @@ pub async fn get_product(
 
 fn build_view(
     store: &(dyn Store + 'static),
+    media: &Media,
     tenant: &TenantId,
     product_id: &ProductId,
     regions: &[RegionCode],
@@ -189,6 +200,7 @@ fn build_view(
             .collect();
     let stock: Vec<(String, InventoryState)> =
         scan_all(store, tables::INVENTORY, &prefix, MAX_ROWS)?;
+    let channels: ChannelState = store.get(tables::CHANNEL, &row_key)?.unwrap_or_default();
     let compliance: Vec<(String, ComplianceState)> =
         scan_all(store, tables::COMPLIANCE, &prefix, MAX_ROWS)?;
 
@@ -200,7 +212,7 @@ fn build_view(
                 .iter()
                 .map(|name| ImageView {
                     name: name.clone(),
-                    url: image_url(product_id, name),
+                    url: media.public_url(tenant, product_id, name),
                 })
                 .collect()
         })
@@ -219,7 +231,13 @@ fn build_view(
             .collect(),
         listings: offer_data
             .iter()
-            .map(|(d, _, _)| listing_view(d, listings.get(&d.offer_id)))
+            .map(|(d, _, _)| {
+                listing_view(
+                    d,
+                    listings.get(&d.offer_id),
+                    channels.offers.get(&d.offer_id),
+                )
+            })
             .collect(),
         availability: availability(stock),
         compliance: compliance_views(compliance, regions),
@@ -294,20 +312,38 @@ fn offer_view(
 }
 
 /// Per channel of the offer: the storefront is LIVE exactly when the search listing is VISIBLE
-/// (porch is its channel); other channels stay PENDING until their connector reports.
-fn listing_view(d: &OfferData, listing: Option<&ListingState>) -> ListingView {
+/// (porch is its channel); other channels as the channel processor holds them, PENDING until
+/// it has decided anything.
+fn listing_view(
+    d: &OfferData,
+    listing: Option<&ListingState>,
+    on_channels: Option<&OfferChannels>,
+) -> ListingView {
     let channels = d
         .channels
         .iter()
         .map(|c| {
-            let status = match (c, listing) {
-                (Channel::Storefront, Some(l)) if l.status == ListingStatus::Visible => "LIVE",
-                (Channel::Storefront, Some(l)) if l.version > 0 => "UNPUBLISHED",
-                _ => "PENDING",
+            let held = on_channels.and_then(|o| o.channels.get(c));
+            let (status, issues) = match (c, listing, held) {
+                (Channel::Storefront, Some(l), _) if l.status == ListingStatus::Visible => {
+                    ("LIVE", vec![])
+                }
+                (Channel::Storefront, Some(l), _) if l.version > 0 => ("UNPUBLISHED", vec![]),
+                (Channel::Storefront, _, _) | (_, _, None) => ("PENDING", vec![]),
+                (_, _, Some(h)) => {
+                    let (status, issues) = h.shown();
+                    (
+                        status.as_str(),
+                        issues.iter().cloned().map(ReasonView::from).collect(),
+                    )
+                }
             };
             ChannelListingView {
                 channel: c.to_string(),
                 status: status.to_string(),
+                issues,
+                version: held.map(|h| h.version).unwrap_or(0),
+                channel_item_id: held.and_then(|h| h.channel_item_id.clone()),
             }
         })
         .collect();

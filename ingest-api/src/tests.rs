@@ -1,7 +1,7 @@
 //! The API driven through `oneshot` against in-memory fakes of the store, the command sink and
 //! the topic reader.
 
-use crate::{app, AppState, Config, Metrics};
+use crate::{app, AppState, Config, Media, Metrics};
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
@@ -328,6 +328,9 @@ role = "seller"
 seller = "shop-1"
 "#;
 
+/// The public base URL of the harness's images.
+const MEDIA_BASE: &str = "http://porch.test/media";
+
 struct Harness {
     app: Router,
     store: Arc<FakeStore>,
@@ -378,13 +381,14 @@ fn harness_with(config: &str) -> Harness {
         "porch-ingest-test-{}",
         uuid::Uuid::now_v7().simple()
     ));
+    let media = Media::local(&images_dir, MEDIA_BASE).unwrap();
     let state = AppState {
         store: store.clone(),
         sink: sink.clone(),
         topics: Arc::new(FakeTopics),
         search: Arc::new(SearchIndex::open_in_ram().unwrap()),
         config: Arc::new(Config::from_toml(config).unwrap()),
-        images_dir: images_dir.clone(),
+        media: Arc::new(media),
         metrics: Arc::new(Metrics::new()),
         ready: ready.clone(),
     };
@@ -394,6 +398,12 @@ fn harness_with(config: &str) -> Harness {
         sink,
         ready,
         images_dir,
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.images_dir);
     }
 }
 
@@ -1296,9 +1306,15 @@ async fn the_product_view_joins_every_module() {
     assert_eq!(b["compliance"]["GB"]["status"], "PENDING");
     assert_eq!(
         b["listings"][0]["channels"],
-        json!([{"channel":"storefront","status":"LIVE"},{"channel":"meta","status":"PENDING"}])
+        json!([
+            {"channel":"storefront","status":"LIVE","issues":[],"version":0,"channel_item_id":null},
+            {"channel":"meta","status":"PENDING","issues":[],"version":0,"channel_item_id":null}
+        ])
     );
-    assert_eq!(b["images"][0]["url"], "/v1/products/p1/images/front.jpg");
+    assert_eq!(
+        b["images"][0]["url"],
+        "http://porch.test/media/acme/p1/front.jpg"
+    );
     assert_eq!(b["images"][1]["url"], "https://cdn.example.com/back.jpg");
 }
 
@@ -1552,7 +1568,65 @@ async fn images_are_stored_per_tenant_and_served_back() {
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
     assert_eq!(h.sink.count(), 2);
-    let _ = std::fs::remove_dir_all(&h.images_dir);
+}
+
+#[tokio::test]
+async fn an_uploaded_image_is_public_at_the_absolute_url_its_product_view_gives() {
+    let h = harness();
+    h.seed_product("acme", "p1");
+    let bytes = b"\xff\xd8\xff fake jpeg".to_vec();
+    let r = h
+        .send(
+            Request::put("/v1/products/p1/images/front.jpg")
+                .header(header::AUTHORIZATION, "Bearer acme-admin")
+                .header(header::CONTENT_TYPE, "image/jpeg")
+                .body(Body::from(bytes.clone()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+
+    let r = h
+        .call(Method::GET, "/v1/products/p1", Some("acme-reader"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let url = r.body["images"][0]["url"].as_str().unwrap().to_string();
+    assert_eq!(url, format!("{MEDIA_BASE}/acme/p1/front.jpg"));
+    let path = url.strip_prefix("http://porch.test").unwrap();
+
+    // No key: the URL a channel fetches.
+    let r = h.call(Method::GET, path, None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.bytes, bytes);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "image/jpeg");
+    assert_eq!(r.headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(r.headers[header::CACHE_CONTROL], "public, max-age=300");
+    // The tenant's own route answers the same bytes.
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/products/p1/images/front.jpg",
+            Some("acme-reader"),
+            None,
+        )
+        .await;
+    assert_eq!(r.bytes, bytes);
+
+    for missing in [
+        "/media/acme/p1/back.jpg",
+        "/media/beta/p1/front.jpg",
+        "/media/acme/p2/front.jpg",
+        "/media/Acme/p1/front.jpg",
+        "/media/acme/p1/..",
+        "/media/acme/p1/%2E%2E",
+        "/media/acme/../front.jpg",
+        "/media/acme/p1/..%2Fp1%2Ffront.jpg",
+        "/media/acme/p1/a%2Fb.jpg",
+    ] {
+        let r = h.call(Method::GET, missing, None, None).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{missing}");
+        assert!(r.is_problem(), "{missing}: {:?}", r.headers);
+    }
 }
 
 #[tokio::test]

@@ -384,6 +384,7 @@ impl BatchTxn for DistTxn<'_> {
         &self,
         table: &str,
         prefix: &str,
+        start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, LogError> {
         if self.probe.is_some() {
@@ -395,11 +396,12 @@ impl BatchTxn for DistTxn<'_> {
             self.overlay
                 .range((table.to_string(), prefix.to_string())..)
                 .take_while(|((t, k), _)| t == table && k.starts_with(prefix))
+                .filter(|((_, k), _)| start_after.is_none_or(|a| k.as_str() > a))
         };
         // The batch's own removals can hide rows of the store's pages.
         let removed = own().filter(|(_, v)| v.is_none()).count();
         let mut merged: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
-        let mut after: Option<String> = None;
+        let mut after: Option<String> = start_after.map(String::from);
         // Read pages until `limit` rows survive the batch's removals and the task filter.
         loop {
             let id = (table.to_string(), prefix.to_string(), after.clone(), size);
@@ -1963,7 +1965,7 @@ mod tests {
                 .map(|(k, _)| k.clone())
                 .collect();
             assert!(!mine.is_empty(), "task {task} owns none of the rows");
-            let scanned = keys(txn.scan("deadline", "", 256).expect("scan"));
+            let scanned = keys(txn.scan("deadline", "", None, 256).expect("scan"));
             assert_eq!(scanned, mine, "task {task}");
         }
         // The first task read the three pages, the others shared them.
@@ -1971,7 +1973,7 @@ mod tests {
         // A turn of its own reads them again.
         let pages = Pages::default();
         let txn = DistTxn::new(&store, &cache, &pages, runtime.handle(), 0, 0, PARTITIONS);
-        txn.scan("deadline", "", 256).expect("scan");
+        txn.scan("deadline", "", None, 256).expect("scan");
         assert_eq!(store.scans.load(Ordering::Relaxed), 6);
     }
 
@@ -1987,7 +1989,7 @@ mod tests {
         for i in 0..100 {
             txn.put("other", &format!("k{i}"), b"v").expect("put");
         }
-        let first = keys(txn.scan("deadline", "", 3).expect("scan"));
+        let first = keys(txn.scan("deadline", "", None, 3).expect("scan"));
         assert_eq!(first.len(), 3);
         assert_eq!(
             store.scans.load(Ordering::Relaxed),
@@ -1999,7 +2001,7 @@ mod tests {
         for k in &stored[..64] {
             txn.remove("deadline", k).expect("remove");
         }
-        let after = keys(txn.scan("deadline", "", 3).expect("scan"));
+        let after = keys(txn.scan("deadline", "", None, 3).expect("scan"));
         assert_eq!(after, stored[64..67]);
         // The first page came from the turn's pages; only the second was read.
         assert_eq!(store.scans.load(Ordering::Relaxed), 2);

@@ -417,6 +417,52 @@ impl CommandSink for DistributedSink {
             timeout_ms.min(25),
         )))
     }
+
+    fn write(
+        &self,
+        rows: Vec<RowWrite>,
+        records: Vec<Published>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            if !rows.is_empty() {
+                self.store.apply(rows, now_micros()).await?;
+            }
+            let encoded = records
+                .iter()
+                .map(|r| r.encode(&self.codec))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let sends = records.iter().zip(&encoded).map(|(r, (value, headers))| {
+                let topic = self.kafka.physical(&r.topic);
+                let partition = r
+                    .partition
+                    .unwrap_or_else(|| partition_for(r.key.as_bytes(), self.partitions));
+                async move {
+                    self.producer
+                        .send(
+                            || {
+                                let mut owned = OwnedHeaders::new();
+                                for (k, v) in headers {
+                                    owned = owned.insert(Header {
+                                        key: k,
+                                        value: Some(v.as_slice()),
+                                    });
+                                }
+                                FutureRecord::to(&topic)
+                                    .partition(partition as i32)
+                                    .key(r.key.as_bytes())
+                                    .payload(value.as_slice())
+                                    .headers(owned)
+                            },
+                            PRODUCE_TIMEOUT,
+                        )
+                        .await
+                        .map_err(|e| StoreError::Backend(format!("producing to {topic}: {e}")))
+                }
+            });
+            futures::future::try_join_all(sends).await?;
+            Ok(())
+        })
+    }
 }
 
 /// The operator's topic reader over Kafka (read_committed).

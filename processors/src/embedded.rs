@@ -21,6 +21,12 @@ enum Job {
         region: RegionCode,
         reply: oneshot::Sender<Result<SubmitOutcome, StoreError>>,
     },
+    Write {
+        rows: Vec<RowWrite>,
+        /// Each record with its encoded value and headers.
+        records: Vec<(Published, Encoded)>,
+        reply: oneshot::Sender<Result<SubmitOutcome, StoreError>>,
+    },
 }
 
 /// The embedded store and command sink.
@@ -99,6 +105,7 @@ fn reply(job: Job, r: Result<SubmitOutcome, StoreError>) {
     let tx = match job {
         Job::Submit { reply, .. } => reply,
         Job::Location { reply, .. } => reply,
+        Job::Write { reply, .. } => reply,
     };
     let _ = tx.send(r);
 }
@@ -146,6 +153,29 @@ fn apply(txn: &mut LogTxn<'_>, job: &Job) -> Result<SubmitOutcome, LogError> {
         Job::Submit {
             submission, bytes, ..
         } => submit(txn, submission, bytes),
+        Job::Write { rows, records, .. } => {
+            for w in rows {
+                match &w.value {
+                    Some(v) => txn.put(&w.table, &w.key, v)?,
+                    None => txn.remove(&w.table, &w.key)?,
+                }
+            }
+            for (r, (value, headers)) in records {
+                let rec = Append {
+                    topic: &r.topic,
+                    key: r.key.as_bytes(),
+                    value,
+                    headers: headers.clone(),
+                };
+                match r.partition {
+                    Some(p) => txn.append_to(p, rec)?,
+                    None => txn.append(rec)?,
+                };
+            }
+            Ok(SubmitOutcome::Accepted {
+                command_id: CommandId::parse("write").expect("valid id"),
+            })
+        }
     }
 }
 
@@ -292,6 +322,29 @@ impl CommandSink for EmbeddedBackend {
                 reply,
             })?;
             rx.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn write(
+        &self,
+        rows: Vec<RowWrite>,
+        records: Vec<Published>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let records = records
+                .into_iter()
+                .map(|r| {
+                    let encoded = r.encode(&self.codec)?;
+                    Ok((r, encoded))
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let (reply, rx) = oneshot::channel();
+            self.enqueue(Job::Write {
+                rows,
+                records,
+                reply,
+            })?;
+            rx.await.map_err(|_| StoreError::Closed)?.map(|_| ())
         })
     }
 

@@ -1,6 +1,9 @@
 //! The seven processors: each wires one domain core to its topics and its projection rows.
 
 use crate::domain::activation::{self, Activation, ActivationInput, ActivationState};
+use crate::domain::channel::{
+    ChannelContext, ChannelDecision, ChannelInput, ChannelListings, ChannelState, TenantChannels,
+};
 use crate::domain::compliance::{Compliance, ComplianceInput, ComplianceState, RegionRules};
 use crate::domain::inventory::{Inventory, InventoryState};
 use crate::domain::listing::{ListingState, SearchListing};
@@ -413,20 +416,17 @@ impl Processor for ActivationProcessor {
         let Input::Event(e) = input else {
             return Err(wrong_input("activation", "commands"));
         };
-        if matches!(e.event, Event::CommandRejected(_)) {
+        let (Some(product), false) = (
+            e.event.product_id().cloned(),
+            matches!(e.event, Event::CommandRejected(_)),
+        ) else {
             return Ok(());
-        }
+        };
         let observed = ActivationInput::Observed {
             event: e.event.clone(),
             now: ctx.now(),
         };
-        self.decide(
-            ctx,
-            &e.envelope.tenant,
-            e.event.product_id(),
-            &observed,
-            Some(&e.event),
-        )
+        self.decide(ctx, &e.envelope.tenant, &product, &observed, Some(&e.event))
     }
     fn has_timers(&self) -> bool {
         true
@@ -486,10 +486,9 @@ impl Processor for ListingProcessor {
         let Input::Event(e) = input else {
             return Err(wrong_input("search", "commands"));
         };
-        let Some(offer) = offer_of(&e.event) else {
+        let (Some(offer), Some(product)) = (offer_of(&e.event), e.event.product_id()) else {
             return Ok(());
         };
-        let product = e.event.product_id();
         let row = key(&[e.envelope.tenant.as_str(), product.as_str(), offer.as_str()]);
         let oid = offer.to_string();
         let _ = decide_and_apply::<SearchListing>(
@@ -504,8 +503,223 @@ impl Processor for ListingProcessor {
     }
 }
 
+// ---------------------------------------------------------------- channels (DESIGN §8)
+
+/// The topic of tenants' channel settings and the channel processor's resync pages.
+pub const CHANNEL_SETTINGS: &str = "channel.settings";
+/// What channels confirmed, from connectors and adapters.
+pub const CHANNEL_OUTCOMES: &str = "channel.outcomes";
+/// Products re-decided per turn when a tenant's settings change; the rest follow in later turns.
+const RESYNC_PAGE: usize = 200;
+
+/// What the channel processor needs from the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelConfig {
+    /// Public base URL of uploaded images, for the absolute links channels fetch.
+    pub media_base: String,
+}
+
+/// The row that holds a tenant's channel settings for one partition (each task keeps its copy,
+/// from the record of channel.settings on its own partition).
+fn settings_key(tenant: &TenantId, partition: u32) -> String {
+    key(&[tenant.as_str(), &format!("~p{partition}")])
+}
+
+/// The row that lists a product under its tenant and partition, so a settings change can walk
+/// the tenant's products of one partition: `<tenant>/~p<partition>/<product>`.
+fn index_prefix(tenant: &TenantId, partition: u32) -> String {
+    format!("{}/", settings_key(tenant, partition))
+}
+
+pub struct ChannelProcessor {
+    pub config: ChannelConfig,
+}
+
+impl ChannelProcessor {
+    fn context(
+        &self,
+        ctx: &Ctx<'_, '_>,
+        tenant: &TenantId,
+        partition: u32,
+    ) -> Result<ChannelContext, HandleError> {
+        Ok(ChannelContext {
+            tenant: tenant.clone(),
+            settings: ctx.load(tables::CHANNEL_SETTINGS, &settings_key(tenant, partition))?,
+            media_base: self.config.media_base.clone(),
+        })
+    }
+
+    /// Decides one product's listings on `input`.
+    fn decide(
+        &self,
+        ctx: &mut Ctx<'_, '_>,
+        tenant: &TenantId,
+        product: &ProductId,
+        partition: u32,
+        input: ChannelInput,
+    ) -> Result<(), HandleError> {
+        let row = key(&[tenant.as_str(), product.as_str()]);
+        let absorbed = match &input {
+            ChannelInput::Observed(e) => Some(e.clone()),
+            ChannelInput::Resync => None,
+        };
+        let decision = ChannelDecision {
+            input,
+            context: self.context(ctx, tenant, partition)?,
+        };
+        let indexed = format!("{}{product}", index_prefix(tenant, partition));
+        if ctx.get_raw(tables::CHANNEL_INDEX, &indexed)?.is_none() {
+            ctx.put_raw(tables::CHANNEL_INDEX, &indexed, b"")?;
+        }
+        let _ = decide_and_apply::<ChannelListings>(
+            ctx,
+            tables::CHANNEL,
+            &row,
+            &decision,
+            absorbed.as_ref(),
+            listing_version,
+        )?;
+        Ok(())
+    }
+
+    /// A tenant's settings came to this partition: keep them if newer, then decide its products
+    /// again from the start.
+    fn settings_changed(
+        &self,
+        ctx: &mut Ctx<'_, '_>,
+        tenant: &TenantId,
+        partition: u32,
+        changed: &ChannelSettingsChanged,
+    ) -> Result<(), HandleError> {
+        let k = settings_key(tenant, partition);
+        let held: TenantChannels = ctx.load(tables::CHANNEL_SETTINGS, &k)?;
+        if changed.version <= held.version {
+            return Ok(());
+        }
+        ctx.save(
+            tables::CHANNEL_SETTINGS,
+            &k,
+            &TenantChannels {
+                version: changed.version,
+                connections: changed.connections.clone(),
+            },
+        )?;
+        self.resync(ctx, tenant, partition, None)
+    }
+
+    /// Decides a page of the tenant's products of this partition again, and sends itself the
+    /// next page.
+    fn resync(
+        &self,
+        ctx: &mut Ctx<'_, '_>,
+        tenant: &TenantId,
+        partition: u32,
+        after: Option<&ProductId>,
+    ) -> Result<(), HandleError> {
+        let prefix = index_prefix(tenant, partition);
+        let rows = ctx.scan_after(
+            tables::CHANNEL_INDEX,
+            &prefix,
+            after.map(|p| format!("{prefix}{p}")).as_deref(),
+            RESYNC_PAGE,
+        )?;
+        let mut last = None;
+        for (k, _) in &rows {
+            let Some(product) = k
+                .strip_prefix(&prefix)
+                .and_then(|p| ProductId::parse(p).ok())
+            else {
+                continue;
+            };
+            self.decide(ctx, tenant, &product, partition, ChannelInput::Resync)?;
+            last = Some(product);
+        }
+        match last {
+            Some(last) if rows.len() >= RESYNC_PAGE => ctx.send_to(
+                CHANNEL_SETTINGS,
+                partition,
+                tenant.as_str(),
+                ChannelResyncRequested {
+                    partition: partition as i32,
+                    after_product: Some(last),
+                }
+                .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A channel event's aggregate id and version: the listing (`offer/channel`) and its count of
+/// requests or state changes.
+fn listing_version(s: &ChannelState, e: &Event) -> (String, i64) {
+    let (offer, channel, version) = match e {
+        Event::ListingRequested(r) => (&r.offer_id, r.channel, r.version),
+        Event::ListingStateChanged(c) => {
+            let changes = s
+                .offers
+                .get(&c.offer_id)
+                .and_then(|o| o.channels.get(&c.channel))
+                .map(|l| l.changes)
+                .unwrap_or(0);
+            (&c.offer_id, c.channel, changes)
+        }
+        _ => return (String::new(), 0),
+    };
+    (format!("{offer}/{channel}"), version)
+}
+
+impl Processor for ChannelProcessor {
+    fn name(&self) -> &'static str {
+        "channel"
+    }
+    fn inputs(&self) -> Vec<String> {
+        vec![
+            CHANNEL_SETTINGS.to_string(),
+            events_topic("product"),
+            events_topic("variant"),
+            events_topic("activation"),
+            CHANNEL_OUTCOMES.to_string(),
+        ]
+    }
+    fn output(&self) -> String {
+        events_topic("channel")
+    }
+    fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
+        let Input::Event(e) = input else {
+            return Err(wrong_input("channel", "commands"));
+        };
+        let Some(partition) = ctx.partition() else {
+            return Ok(());
+        };
+        let tenant = &e.envelope.tenant;
+        match &e.event {
+            Event::ChannelSettingsChanged(changed) => {
+                self.settings_changed(ctx, tenant, partition, changed)
+            }
+            Event::ChannelResyncRequested(r) => {
+                self.resync(ctx, tenant, partition, r.after_product.as_ref())
+            }
+            Event::CommandRejected(_) => Ok(()),
+            event => match event.product_id() {
+                Some(product) => self.decide(
+                    ctx,
+                    tenant,
+                    &product.clone(),
+                    partition,
+                    ChannelInput::Observed(event.clone()),
+                ),
+                None => Ok(()),
+            },
+        }
+    }
+}
+
 /// Every processor of the pipeline, configured.
-pub fn all(compliance: ComplianceConfig) -> Vec<std::sync::Arc<dyn Processor>> {
+pub fn all(
+    compliance: ComplianceConfig,
+    channels: ChannelConfig,
+) -> Vec<std::sync::Arc<dyn Processor>> {
     vec![
         std::sync::Arc::new(ProductProcessor),
         std::sync::Arc::new(VariantProcessor),
@@ -514,6 +728,7 @@ pub fn all(compliance: ComplianceConfig) -> Vec<std::sync::Arc<dyn Processor>> {
         std::sync::Arc::new(ComplianceProcessor { config: compliance }),
         std::sync::Arc::new(ActivationProcessor),
         std::sync::Arc::new(ListingProcessor),
+        std::sync::Arc::new(ChannelProcessor { config: channels }),
     ]
 }
 
@@ -545,5 +760,25 @@ pub fn topic_record_types() -> Vec<(String, Vec<&'static str>)> {
         events.push("porch.outcome.CommandRejected");
         out.push((events_topic(module), events));
     }
+    let channel = |names: &[&'static str]| names.to_vec();
+    out.push((
+        CHANNEL_SETTINGS.to_string(),
+        channel(&[
+            "porch.channel.ChannelSettingsChanged",
+            "porch.channel.ChannelResyncRequested",
+        ]),
+    ));
+    out.push((
+        events_topic("channel"),
+        channel(&[
+            "porch.channel.ListingRequested",
+            "porch.channel.ListingStateChanged",
+            "porch.outcome.CommandRejected",
+        ]),
+    ));
+    out.push((
+        CHANNEL_OUTCOMES.to_string(),
+        channel(&["porch.channel.ListingOutcome"]),
+    ));
     out
 }

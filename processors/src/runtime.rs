@@ -84,11 +84,59 @@ pub struct Ctx<'a, 't> {
     emitted: u32,
     /// Event types emitted for the current command.
     command_events: Vec<String>,
+    /// The partition of the input record being handled (none while punctuating).
+    partition: Option<u32>,
 }
 
 impl<'a, 't> Ctx<'a, 't> {
     pub fn now(&self) -> Micros {
         self.txn.now()
+    }
+
+    /// The partition (task) of the input record being handled; every domain topic being
+    /// co-partitioned, that is the partition of the record's product on every topic.
+    pub fn partition(&self) -> Option<u32> {
+        self.partition
+    }
+
+    /// Appends an event to a given partition of `topic` without recording it in any history:
+    /// a processor's note to itself on one of its own input topics (work continued in a later
+    /// turn, as a Kafka Streams app writes to its own repartition topic).
+    pub fn send_to(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        key: &str,
+        event: Event,
+    ) -> Result<(), HandleError> {
+        if self.txn.dry_run() {
+            return Ok(());
+        }
+        let cause = self.cause()?.clone();
+        let envelope = EventEnvelope {
+            event_id: format!("{}.{}.{}", cause.id, self.module, self.emitted),
+            tenant: cause.tenant.clone(),
+            aggregate_id: key.to_string(),
+            aggregate_version: 0,
+            occurred_at: self.now(),
+            causation_id: cause.id.clone(),
+            correlation_id: cause.correlation_id.clone(),
+        };
+        self.emitted += 1;
+        let record = EventRecord { envelope, event };
+        let bytes = self.codec.encode_event(topic, &record).map_err(|e| {
+            HandleError::Poison(format!("cannot encode {}: {e}", record.event.full_name()))
+        })?;
+        self.txn.append_to(
+            partition,
+            Append {
+                topic,
+                key: key.as_bytes(),
+                value: &bytes,
+                headers: vec![("correlation_id".into(), cause.correlation_id.into_bytes())],
+            },
+        )?;
+        Ok(())
     }
 
     /// Loads a projection row, or the default state when there is none.
@@ -133,7 +181,19 @@ impl<'a, 't> Ctx<'a, 't> {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, HandleError> {
-        Ok(self.txn.scan(table, prefix, limit)?)
+        self.scan_after(table, prefix, None, limit)
+    }
+
+    /// Rows of `table` whose key starts with `prefix`, after `start_after` (a page of a longer
+    /// walk), seeing this batch's writes.
+    pub fn scan_after(
+        &self,
+        table: &str,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, HandleError> {
+        Ok(self.txn.scan(table, prefix, start_after, limit)?)
     }
 
     pub fn remove(&mut self, table: &str, key: &str) -> Result<(), HandleError> {
@@ -174,7 +234,9 @@ impl<'a, 't> Ctx<'a, 't> {
             correlation_id: cause.correlation_id.clone(),
         };
         self.emitted += 1;
-        let product = event.product_id().clone();
+        let product = event.product_id().cloned().ok_or_else(|| {
+            HandleError::Poison(format!("{} is about no product", event.full_name()))
+        })?;
         let record = EventRecord { envelope, event };
         if !self.txn.dry_run() {
             let bytes = self.codec.encode_event(self.output, &record).map_err(|e| {
@@ -324,6 +386,11 @@ fn event_json(event: &Event) -> serde_json::Value {
         OfferEnded,
         ListingVisible,
         ListingHidden,
+        ChannelSettingsChanged,
+        ChannelResyncRequested,
+        ListingRequested,
+        ListingStateChanged,
+        ListingOutcome,
         CommandRejected
     )
     .unwrap_or(serde_json::Value::Null)
@@ -473,6 +540,7 @@ pub(crate) fn process_batch(
                     cause: Some(Cause::of(&input)),
                     emitted: 0,
                     command_events: vec![],
+                    partition: Some(rec.partition),
                 };
                 handle_one(&mut ctx, p, &input)
             }
@@ -504,6 +572,7 @@ pub(crate) fn process_batch(
         cause: None,
         emitted: 0,
         command_events: vec![],
+        partition: None,
     };
     let now = ctx.now();
     match p.punctuate(&mut ctx, now) {

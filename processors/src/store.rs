@@ -70,6 +70,14 @@ pub mod tables {
     pub const RESERVATION: &str = "reservation";
     /// tenant/location → region code
     pub const LOCATION: &str = "location";
+    /// tenant/product → ChannelState (every listing of the product's offers on each channel)
+    pub const CHANNEL: &str = "channel";
+    /// tenant/~p<partition>/product → "" (the products the channel processor holds, per task)
+    pub const CHANNEL_INDEX: &str = "channel_index";
+    /// tenant/~p<partition> → TenantChannels (each task's copy of the tenant's settings)
+    pub const CHANNEL_SETTINGS: &str = "channel_settings";
+    /// tenant → ChannelAccounts (the tenant's connections with their secrets; API and connectors)
+    pub const CHANNEL_ACCOUNTS: &str = "channel_accounts";
 }
 
 /// Joins key parts with `/`.
@@ -378,6 +386,48 @@ pub trait CommandSink: Send + Sync {
     ) -> BoxFuture<'_, Result<SubmitOutcome, StoreError>>;
     /// Resolves after the next commit of any batch, or after `timeout_ms`.
     fn changed(&self, timeout_ms: u64) -> BoxFuture<'_, ()>;
+    /// Writes `rows` and appends `records`, durably, before the future resolves: on the embedded
+    /// log and store in one transaction; distributed, the rows first, then the records (a
+    /// tenant's channel accounts, then their broadcast; an adapter's outcomes).
+    fn write(
+        &self,
+        rows: Vec<RowWrite>,
+        records: Vec<Published>,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        let _ = (rows, records);
+        Box::pin(async {
+            Err(StoreError::Backend(
+                "this sink writes no rows or records".into(),
+            ))
+        })
+    }
+}
+
+/// A record's value and headers, as they go on the log.
+pub type Encoded = (Vec<u8>, Vec<(String, Vec<u8>)>);
+
+/// An event the API appends (not a command): to the partition its key chooses, or to a given
+/// one.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub topic: String,
+    pub partition: Option<u32>,
+    pub key: String,
+    pub record: EventRecord,
+}
+
+impl Published {
+    /// The record as it goes on the log: Confluent-framed Avro, the correlation id in a header.
+    pub fn encode(&self, codec: &Codec) -> Result<Encoded, StoreError> {
+        let value = codec.encode_event(&self.topic, &self.record).map_err(|e| {
+            StoreError::Backend(format!("encoding an event for {}: {e}", self.topic))
+        })?;
+        let headers = vec![(
+            "correlation_id".to_string(),
+            self.record.envelope.correlation_id.clone().into_bytes(),
+        )];
+        Ok((value, headers))
+    }
 }
 
 /// One record of a topic, decoded for people (operator's topic reader, taps, tests).

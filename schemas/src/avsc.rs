@@ -54,6 +54,11 @@ avsc_files!(
     "activation/OfferEnded.avsc",
     "search/ListingVisible.avsc",
     "search/ListingHidden.avsc",
+    "channel/ChannelSettingsChanged.avsc",
+    "channel/ChannelResyncRequested.avsc",
+    "channel/ListingRequested.avsc",
+    "channel/ListingStateChanged.avsc",
+    "channel/ListingOutcome.avsc",
     "outcome/CommandRejected.avsc",
 );
 

@@ -4,11 +4,13 @@
 
 pub mod avsc;
 pub mod codec;
+pub mod media;
 mod messages;
 pub mod registry;
 pub mod values;
 
 pub use codec::{Codec, CodecError};
+pub use media::{image_key, public_image_url};
 pub use messages::*;
 pub use registry::{
     CompatibilityLevel, EmbeddedRegistry, RegistryClient, RegistryError, RegistryRecord,

@@ -428,6 +428,102 @@ pub struct CommandRejected {
     pub reasons: Vec<Reason>,
 }
 
+// ---------------------------------------------------------------- channels (DESIGN §8)
+
+/// A tenant's account on one channel in one region (never its secrets).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ChannelConnection {
+    pub channel: Channel,
+    pub region: RegionCode,
+    /// The channel's own account: Meta's catalog id, Mercado Libre's seller id.
+    pub account: String,
+    /// False keeps the account but unpublishes everything from it.
+    pub enabled: bool,
+    /// The product page a listing links to, with {tenant}, {product}, {sku} and {offer} replaced.
+    pub link_template: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelSettingsChanged {
+    pub version: i64,
+    pub connections: Vec<ChannelConnection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelResyncRequested {
+    pub partition: i32,
+    pub after_product: Option<ProductId>,
+}
+
+/// What a channel shows for one offer: the fields every channel knows, overrides applied,
+/// image links absolute.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelItem {
+    pub title: String,
+    pub description: String,
+    pub brand: Option<String>,
+    pub gtin: Option<String>,
+    pub mpn: Option<String>,
+    pub category: Option<String>,
+    pub condition: String,
+    pub availability: String,
+    pub quantity: i64,
+    pub price: Money,
+    pub compare_at: Option<Money>,
+    pub link: String,
+    pub image_link: String,
+    pub additional_image_links: Vec<String>,
+    pub item_group_id: String,
+    pub options: Attributes,
+    /// The product's other overrides for the channel, passed through as channel fields.
+    pub extra: Attributes,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListingRequested {
+    pub channel: Channel,
+    pub account: String,
+    pub offer_id: OfferId,
+    pub product_id: ProductId,
+    pub sku: Sku,
+    pub seller: SellerId,
+    pub region: RegionCode,
+    pub retailer_id: String,
+    pub version: i64,
+    /// UPSERT or DELETE.
+    pub action: String,
+    /// Boxed: it is most of the record, and events live in one enum.
+    pub item: Option<Box<ChannelItem>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListingStateChanged {
+    pub channel: Channel,
+    pub offer_id: OfferId,
+    pub product_id: ProductId,
+    pub region: RegionCode,
+    pub retailer_id: String,
+    pub from: String,
+    pub to: String,
+    pub version: i64,
+    pub issues: Vec<Reason>,
+    pub channel_item_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListingOutcome {
+    pub channel: Channel,
+    pub offer_id: OfferId,
+    pub product_id: ProductId,
+    pub retailer_id: String,
+    pub version: i64,
+    /// LIVE, REJECTED or UNPUBLISHED.
+    pub result: String,
+    pub issues: Vec<Reason>,
+    pub channel_item_id: Option<String>,
+    pub reporter: String,
+}
+
 /// Declares the closed sets of commands and events, with each one's Avro full name and module.
 macro_rules! message_set {
     ($set:ident, $($variant:ident => $module:literal),+ $(,)?) => {
@@ -531,6 +627,11 @@ message_set!(Event,
     OfferEnded => "activation",
     ListingVisible => "search",
     ListingHidden => "search",
+    ChannelSettingsChanged => "channel",
+    ChannelResyncRequested => "channel",
+    ListingRequested => "channel",
+    ListingStateChanged => "channel",
+    ListingOutcome => "channel",
     CommandRejected => "outcome",
 );
 
@@ -572,9 +673,10 @@ impl Command {
 }
 
 impl Event {
-    /// The product the event is about; every domain topic is keyed by (tenant, product).
-    pub fn product_id(&self) -> &ProductId {
-        match self {
+    /// The product the event is about; every domain topic is keyed by (tenant, product). A
+    /// tenant's channel settings are about no one product.
+    pub fn product_id(&self) -> Option<&ProductId> {
+        Some(match self {
             Event::ProductCreated(e) => &e.product.product_id,
             Event::ProductUpdated(e) => &e.product.product_id,
             Event::ProductReady(e) => &e.product_id,
@@ -600,7 +702,11 @@ impl Event {
             Event::OfferEnded(e) => &e.product_id,
             Event::ListingVisible(e) => &e.listing.product_id,
             Event::ListingHidden(e) => &e.product_id,
+            Event::ListingRequested(e) => &e.product_id,
+            Event::ListingStateChanged(e) => &e.product_id,
+            Event::ListingOutcome(e) => &e.product_id,
             Event::CommandRejected(e) => &e.product_id,
-        }
+            Event::ChannelSettingsChanged(_) | Event::ChannelResyncRequested(_) => return None,
+        })
     }
 }

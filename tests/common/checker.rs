@@ -13,7 +13,7 @@ use porch_processors::domain::offer::Offer;
 use porch_processors::domain::product::Product;
 use porch_processors::domain::variant::Variants;
 use porch_processors::domain::{replay, Aggregate};
-use porch_processors::modules::{self, ComplianceConfig};
+use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
 use porch_processors::store::{key, tables, ProjectionStore};
 use porch_schemas::{Codec, Event, EventRecord, RegistryClient};
 use porch_topics::kafka_read::TopicReader;
@@ -108,7 +108,7 @@ pub fn committed(p: &Porch, processor: &str, topic: &str) -> Vec<i64> {
 pub async fn wait_consumed(p: &Porch) {
     let mut reader = TopicReader::new(&kafka(p)).expect("topic reader");
     let wanted = |reader: &mut TopicReader| -> Vec<(&'static str, String, Vec<i64>)> {
-        modules::all(ComplianceConfig::default())
+        modules::all(ComplianceConfig::default(), ChannelConfig::default())
             .iter()
             .flat_map(|proc| {
                 proc.inputs()
@@ -232,11 +232,16 @@ pub async fn check_projections(p: &Porch) -> usize {
     let in_product = |e: &EventRecord| {
         key(&[
             &t(e),
-            e.event.product_id().as_str(),
+            e.event.product_id().map(|p| p.as_str()).unwrap_or_default(),
             &e.envelope.aggregate_id,
         ])
     };
-    let by_product = |e: &EventRecord| key(&[&t(e), e.event.product_id().as_str()]);
+    let by_product = |e: &EventRecord| {
+        key(&[
+            &t(e),
+            e.event.product_id().map(|p| p.as_str()).unwrap_or_default(),
+        ])
+    };
     let rows_of = |events: &[EventRecord], row_key: &dyn Fn(&EventRecord) -> String| {
         let mut rows = ByRow::new();
         group(&mut rows, events, row_key);

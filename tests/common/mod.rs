@@ -10,6 +10,7 @@
 pub mod checker;
 pub mod load;
 pub mod ports;
+pub mod python;
 
 pub use ports::free_port;
 
@@ -30,16 +31,28 @@ pub fn reader_key(tenant: &str) -> String {
     format!("{tenant}-reader-key")
 }
 
+/// The key of `beta`'s external channel adapter (it sells on Mercado Libre too).
+pub fn adapter_key(tenant: &str) -> String {
+    format!("{tenant}-adapter-key")
+}
+
 fn config_toml() -> String {
     let mut s = format!("[operator]\napi_key = \"{OPERATOR_KEY}\"\n\n");
     let mut tenants = vec!["acme".to_string(), "beta".to_string()];
     tenants.extend((0..20).map(|i| format!("t{i:02}")));
     for t in tenants {
+        let channels = if t == "beta" {
+            "\"storefront\", \"meta\", \"mercadolibre\""
+        } else {
+            "\"storefront\", \"meta\""
+        };
         s.push_str(&format!(
-            "[[tenant]]\nid = \"{t}\"\nmode = \"single_brand\"\nregions = [\"GB\", \"IN\", \"DE\", \"BR\"]\nchannels = [\"storefront\", \"meta\"]\n\n\
-             [[tenant.key]]\nkey = \"{}\"\nrole = \"admin\"\n\n[[tenant.key]]\nkey = \"{}\"\nrole = \"reader\"\n\n",
+            "[[tenant]]\nid = \"{t}\"\nmode = \"single_brand\"\nregions = [\"GB\", \"IN\", \"DE\", \"BR\"]\nchannels = [{channels}]\n\n\
+             [[tenant.key]]\nkey = \"{}\"\nrole = \"admin\"\n\n[[tenant.key]]\nkey = \"{}\"\nrole = \"reader\"\n\n\
+             [[tenant.key]]\nkey = \"{}\"\nrole = \"adapter\"\n\n",
             admin_key(&t),
-            reader_key(&t)
+            reader_key(&t),
+            adapter_key(&t)
         ));
     }
     s.push_str(
@@ -121,7 +134,7 @@ pub fn error_line(out: &std::process::Output) -> String {
 }
 
 /// The processors, each its own process in the distributed mode.
-pub const PROCESSORS: [&str; 7] = [
+pub const PROCESSORS: [&str; 8] = [
     "product",
     "variant",
     "offer",
@@ -129,6 +142,7 @@ pub const PROCESSORS: [&str; 7] = [
     "compliance",
     "activation",
     "search",
+    "channel",
 ];
 
 /// Whether the tests run on Kafka and Cassandra rather than `porch up`.
@@ -202,11 +216,29 @@ impl Porch {
         Self::start_with(true, role_env).await
     }
 
+    /// Starts porch (on the backend PORCH_TEST_BACKEND names) with `extra` appended to its
+    /// config file (connector settings, tenants' connections).
+    pub async fn start_with_config(extra: &str) -> Porch {
+        Self::start_configured(distributed(), Vec::new(), extra).await
+    }
+
     async fn start_with(distributed: bool, role_env: Vec<(String, String)>) -> Porch {
+        Self::start_configured(distributed, role_env, "").await
+    }
+
+    async fn start_configured(
+        distributed: bool,
+        role_env: Vec<(String, String)>,
+        extra: &str,
+    ) -> Porch {
         let dir = std::env::temp_dir().join(format!("porch-e2e-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("porch.toml"), config_toml()).unwrap();
-        let cluster = distributed.then(|| {
+        std::fs::write(
+            dir.join("porch.toml"),
+            format!("{}\n{extra}", config_toml()),
+        )
+        .unwrap();
+        let mut cluster = distributed.then(|| {
             let id = uuid::Uuid::now_v7().simple().to_string();
             let short = &id[id.len() - 10..];
             Cluster {
@@ -216,9 +248,21 @@ impl Porch {
                 role_env,
             }
         });
+        let port = free_port();
+        if let Some(c) = cluster.as_mut().filter(|c| {
+            !c.role_env
+                .iter()
+                .any(|(k, _)| k == "PORCH_MEDIA_PUBLIC_URL")
+        }) {
+            // Every role links images under the API's own /media, as `porch up` does.
+            c.role_env.push((
+                "PORCH_MEDIA_PUBLIC_URL".into(),
+                format!("http://127.0.0.1:{port}/media"),
+            ));
+        }
         let mut p = Porch {
             dir,
-            port: free_port(),
+            port,
             child: None,
             cluster,
             roles: Vec::new(),
@@ -318,6 +362,26 @@ impl Porch {
         )
     }
 
+    /// Starts `porch connector <connector>` under `name` (replacing a dead one), with the test's
+    /// config and a health port of its own.
+    pub fn start_connector(&mut self, name: &str, connector: &str) {
+        let config = self.dir.join("porch.toml");
+        let port = *self
+            .role_ports
+            .entry(name.to_string())
+            .or_insert_with(free_port);
+        let mut command = self.porch();
+        command.args([
+            "connector",
+            connector,
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ]);
+        self.start_command(name, command);
+    }
+
     /// The command of a processor role under `name`, on its own port.
     fn processor_command(&mut self, name: &str, processor: &str, extra: &[&str]) -> Command {
         let config = self.dir.join("porch.toml");
@@ -403,7 +467,10 @@ impl Porch {
             .arg("--data-dir")
             .arg(self.dir.join("data"))
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .env("PORCH_LOG", "warn")
+            .env(
+                "PORCH_LOG",
+                std::env::var("PORCH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -437,6 +504,7 @@ impl Porch {
                 search.to_str().unwrap(),
             ],
         );
+        self.start_connector("connector-meta", "meta");
         let listen = format!("127.0.0.1:{}", self.port);
         self.start_role(
             "ingest-api",

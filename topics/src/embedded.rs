@@ -222,19 +222,25 @@ impl LogTxn<'_> {
         Ok(())
     }
 
-    /// Store rows of `table` whose key starts with `prefix`, in key order, seeing this batch.
+    /// Store rows of `table` whose key starts with `prefix`, in key order, after `start_after`,
+    /// seeing this batch.
     pub fn scan(
         &self,
         table: &str,
         prefix: &str,
+        start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, LogError> {
         let mut out = Vec::new();
-        for item in self.kv.range((table, prefix)..)? {
+        let start = start_after.unwrap_or(prefix);
+        for item in self.kv.range((table, start)..)? {
             let (k, v) = item?;
             let (tbl, key) = k.value();
             if tbl != table || !key.starts_with(prefix) || out.len() >= limit {
                 break;
+            }
+            if Some(key) == start_after {
+                continue;
             }
             out.push((key.to_string(), v.value().to_vec()));
         }

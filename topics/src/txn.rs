@@ -12,11 +12,13 @@ pub trait BatchTxn {
     fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, LogError>;
     fn put(&mut self, table: &str, key: &str, value: &[u8]) -> Result<(), LogError>;
     fn remove(&mut self, table: &str, key: &str) -> Result<(), LogError>;
-    /// Store rows of `table` whose key starts with `prefix`, in key order, seeing this batch.
+    /// Store rows of `table` whose key starts with `prefix`, in key order, after `start_after`,
+    /// seeing this batch.
     fn scan(
         &self,
         table: &str,
         prefix: &str,
+        start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, LogError>;
     /// Appends to the partition murmur2 chooses for the key.
@@ -56,9 +58,10 @@ impl BatchTxn for LogTxn<'_> {
         &self,
         table: &str,
         prefix: &str,
+        start_after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, LogError> {
-        LogTxn::scan(self, table, prefix, limit)
+        LogTxn::scan(self, table, prefix, start_after, limit)
     }
     fn append(&mut self, rec: Append<'_>) -> Result<(), LogError> {
         LogTxn::append(self, rec).map(|_| ())

@@ -10,6 +10,7 @@
 //! query never reaches another tenant's listings.
 
 mod schema;
+pub mod sink;
 #[cfg(test)]
 mod tests;
 

@@ -1,6 +1,7 @@
 //! The pure domain cores: one module per aggregate, each `decide` + `evolve`, no I/O, no clock.
 
 pub mod activation;
+pub mod channel;
 pub mod compliance;
 #[cfg(test)]
 pub(crate) mod fixtures;
