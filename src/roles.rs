@@ -507,14 +507,29 @@ pub fn connector_search(
         rows: Arc::new(StoreRows(store.clone() as Arc<dyn ProjectionStore>)),
         status: status.clone(),
     };
+    let reader = Box::new(search_sink::KafkaReader::new(&kafka));
+    serve_connector(&rt, "connector-search", listen, store, |stop| {
+        sink.run(reader, stop)
+    })
+}
+
+/// Runs a connector's loop on the role's runtime and serves its probe and metrics until the
+/// process is told to stop; then stops the loop.
+fn serve_connector<F>(
+    rt: &Runtime,
+    role: &'static str,
+    listen: SocketAddr,
+    store: Arc<CqlStore>,
+    run: impl FnOnce(Arc<AtomicBool>) -> F,
+) -> anyhow::Result<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let health = Arc::new(Health::default());
     health.ready.store(true, Ordering::Relaxed);
     let stop = Arc::new(AtomicBool::new(false));
-    let running = rt.spawn(sink.run(
-        Box::new(search_sink::KafkaReader::new(&kafka)),
-        stop.clone(),
-    ));
-    let probe = Probe::new("connector-search", health, Some(store))?;
+    let running = rt.spawn(run(stop.clone()));
+    let probe = Probe::new(role, health, Some(store))?;
     for c in porch_connectors::sink::status::collectors() {
         probe.registry.register(c)?;
     }
@@ -555,18 +570,9 @@ pub fn connector_meta(
         CHANNEL_EVENTS,
         Catalogue::builtin().partitions,
     )?;
-    let health = Arc::new(Health::default());
-    health.ready.store(true, Ordering::Relaxed);
-    let stop = Arc::new(AtomicBool::new(false));
-    let running = rt.spawn(sink.run(Box::new(port), stop.clone()));
-    let probe = Probe::new("connector-meta", health, Some(store))?;
-    for c in porch_connectors::sink::status::collectors() {
-        probe.registry.register(c)?;
-    }
-    let served = rt.block_on(serve_probe(listen, probe));
-    stop.store(true, Ordering::Relaxed);
-    let _ = rt.block_on(running);
-    served
+    serve_connector(&rt, "connector-meta", listen, store, |stop| {
+        sink.run(Box::new(port), stop)
+    })
 }
 
 /// A connector instance's name in its status rows: the host and the process.

@@ -41,6 +41,22 @@ fn meta_config(fake: &FakeMeta, max_attempts: u32) -> String {
     )
 }
 
+/// Runs `porch <args> --api <this porch> --key <operator>` and returns what it printed.
+fn porch_cli(p: &Porch, args: &[&str]) -> String {
+    let url = p.url("");
+    let out = porch_command()
+        .args(args)
+        .args(["--api", &url, "--key", OPERATOR_KEY])
+        .output()
+        .expect("run porch");
+    assert!(
+        out.status.success(),
+        "porch {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Connects tenant `acme` to Meta in GB and IN through the API.
 async fn connect_meta(p: &Porch) {
     let key = admin_key("acme");
@@ -65,6 +81,20 @@ async fn connect_meta(p: &Porch) {
         assert!(
             !body.to_string().contains(token),
             "the token is never shown: {body}"
+        );
+    }
+    let (s, listed) = p.get(&key, "/v1/channels").await;
+    assert_eq!(s, 200, "{listed}");
+    assert_eq!(listed["connections"].as_array().map(Vec::len), Some(2));
+    for token in [TOKEN_GB, TOKEN_IN] {
+        assert!(!listed.to_string().contains(token), "{listed}");
+    }
+    // Nor on the topic every task of the channel processor reads.
+    for r in p.topic("channel.settings").await {
+        let text = r.to_string();
+        assert!(
+            !text.contains(TOKEN_GB) && !text.contains(TOKEN_IN),
+            "{text}"
         );
     }
 }
@@ -591,10 +621,9 @@ async fn pause_holds_every_call_and_a_dead_letter_is_redriven_to_live() {
     let fake = fake_meta(FakeConfig::default()).await;
     let p = Porch::start_with_config(&meta_config(&fake, 2)).await;
     connect_meta(&p).await;
-    let (s, body) = p
-        .post(OPERATOR_KEY, "/v1/connectors/meta/pause", json!({}))
-        .await;
-    assert_eq!(s, 202, "{body}");
+    // The operator's command line, as the API's own route would.
+    let said = porch_cli(&p, &["connector", "pause", "meta"]);
+    assert!(said.contains("meta: pause asked"), "{said}");
     p.eventually("the connector PAUSED", 30, || async {
         (connector(&p).await["state"] == "PAUSED").then_some(())
     })
@@ -606,6 +635,10 @@ async fn pause_holds_every_call_and_a_dead_letter_is_redriven_to_live() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(fake.calls().is_empty(), "no calls while paused");
+    let shown: Value = serde_json::from_str(&porch_cli(&p, &["connector", "status", "meta"]))
+        .expect("JSON status");
+    assert_eq!(shown["state"], "PAUSED", "{shown}");
+    assert!(shown["lag"].as_u64().unwrap_or(0) > 0, "{shown}");
     let (s, _) = p
         .post(OPERATOR_KEY, "/v1/connectors/meta/resume", json!({}))
         .await;

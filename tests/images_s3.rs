@@ -276,6 +276,60 @@ async fn media_route_serves_the_image(p: &Porch, tenant: &str, id: &str) {
     }
 }
 
+/// The product listed on Meta (a GB offer with stock, the tenant connected to the fake's catalog):
+/// the absolute image link of the request the channel processor sends, from `channel.events`.
+async fn channel_payload_image_link(p: &Porch, key: &str, id: &str) -> String {
+    let (s, body) = p
+        .req(
+            reqwest::Method::PUT,
+            key,
+            "/v1/channels/meta/regions/GB",
+            Some(json!({ "account": "catalog-gb", "access_token": "any",
+                         "link_template": "https://shop.example/{product}" })),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let sku = format!("{id}-1");
+    p.applied(
+        reqwest::Method::POST,
+        key,
+        &format!("/v1/products/{id}/variants"),
+        json!({ "variants": [{ "sku": sku, "options": {} }] }),
+    )
+    .await;
+    let (s, b) = p
+        .post(
+            key,
+            "/v1/locations",
+            json!({ "location_id": "lon-1", "region": "GB" }),
+        )
+        .await;
+    assert!(s == 200 || s == 201, "{b}");
+    p.applied(
+        reqwest::Method::POST,
+        key,
+        "/v1/offers",
+        json!({ "sku": sku, "region": "GB", "price": { "amount_minor": 1500, "currency": "GBP" }, "channels": ["meta"] }),
+    )
+    .await;
+    p.applied(
+        reqwest::Method::PUT,
+        key,
+        &format!("/v1/inventory/{sku}/lon-1"),
+        json!({ "on_hand": 2 }),
+    )
+    .await;
+    p.eventually("the Meta request with its image link", 60, || async {
+        p.topic("channel.events").await.into_iter().find_map(|r| {
+            let v = &r["value"];
+            (r["record_type"] == "porch.channel.ListingRequested" && v["product_id"] == id)
+                .then(|| v["item"]["image_link"].as_str().map(String::from))
+                .flatten()
+        })
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_image_is_the_same_bytes_at_its_view_url_in_an_s3_bucket() {
     // Before porch starts: a venv that cannot be built fails the test here, quickly.
@@ -311,6 +365,9 @@ async fn an_uploaded_image_is_the_same_bytes_at_its_view_url_in_an_s3_bucket() {
         "moto must check signatures: {status} {text}"
     );
     let public = moto.url(&format!("/{BUCKET}"));
+    let fake = porch_fake_meta::FakeMeta::start("127.0.0.1:0".parse().unwrap(), Default::default())
+        .await
+        .expect("start the fake Meta");
     let role_env = [
         ("PORCH_S3_BUCKET", BUCKET.to_string()),
         ("PORCH_S3_ENDPOINT", moto.url("")),
@@ -318,6 +375,7 @@ async fn an_uploaded_image_is_the_same_bytes_at_its_view_url_in_an_s3_bucket() {
         ("AWS_ACCESS_KEY_ID", key_id),
         ("AWS_SECRET_ACCESS_KEY", secret),
         ("PORCH_MEDIA_PUBLIC_URL", public.clone()),
+        ("PORCH_META_GRAPH_URL", fake.graph_url()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -352,11 +410,20 @@ async fn an_uploaded_image_is_the_same_bytes_at_its_view_url_in_an_s3_bucket() {
         "{url}"
     );
     assert_eq!(bytes, IMAGE);
+    // The channel payload links the same object.
+    assert_eq!(channel_payload_image_link(&p, &key, &id).await, url);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uploaded_image_is_the_same_bytes_at_its_view_url_from_the_api() {
-    let p = Porch::start().await;
+    let fake = porch_fake_meta::FakeMeta::start("127.0.0.1:0".parse().unwrap(), Default::default())
+        .await
+        .expect("start the fake Meta");
+    let p = Porch::start_with_config(&format!(
+        "[connectors.meta]\ngraph_url = \"{}\"\n",
+        fake.graph_url()
+    ))
+    .await;
     let key = admin_key("acme");
     let id = format!("img-{}", uuid::Uuid::now_v7().simple());
 
@@ -371,4 +438,8 @@ async fn an_uploaded_image_is_the_same_bytes_at_its_view_url_from_the_api() {
     );
     assert_eq!(bytes, IMAGE);
     media_route_serves_the_image(&p, "acme", &id).await;
+    // The channel payload links the same bytes.
+    let link = channel_payload_image_link(&p, &key, &id).await;
+    assert_eq!(link, url);
+    assert_eq!(fetch(&link).await.2, IMAGE);
 }

@@ -438,21 +438,12 @@ impl CommandSink for DistributedSink {
                     .unwrap_or_else(|| partition_for(r.key.as_bytes(), self.partitions));
                 async move {
                     self.producer
-                        .send(
-                            || {
-                                let mut owned = OwnedHeaders::new();
-                                for (k, v) in headers {
-                                    owned = owned.insert(Header {
-                                        key: k,
-                                        value: Some(v.as_slice()),
-                                    });
-                                }
-                                FutureRecord::to(&topic)
-                                    .partition(partition as i32)
-                                    .key(r.key.as_bytes())
-                                    .payload(value.as_slice())
-                                    .headers(owned)
-                            },
+                        .send_to(
+                            &topic,
+                            partition,
+                            r.key.as_bytes(),
+                            value,
+                            headers,
                             PRODUCE_TIMEOUT,
                         )
                         .await

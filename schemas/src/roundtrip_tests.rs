@@ -317,6 +317,97 @@ fn all_events() -> Vec<Event> {
             reasons: reasons(),
         }
         .into(),
+        ChannelSettingsChanged {
+            version: 7,
+            connections: vec![ChannelConnection {
+                channel: Channel::Meta,
+                region: RegionCode::parse("IN").unwrap(),
+                account: "catalog-1".into(),
+                enabled: true,
+                link_template: Some("https://shop.example/{product}".into()),
+            }],
+        }
+        .into(),
+        ChannelResyncRequested {
+            partition: 3,
+            after_product: Some(pid.clone()),
+        }
+        .into(),
+        ListingRequested {
+            channel: Channel::Meta,
+            account: "catalog-1".into(),
+            offer_id: o.offer_id.clone(),
+            product_id: pid.clone(),
+            sku: o.sku.clone(),
+            seller: o.seller.clone(),
+            region: RegionCode::parse("IN").unwrap(),
+            retailer_id: o.offer_id.to_string(),
+            version: 2,
+            action: "UPSERT".into(),
+            item: Some(Box::new(ChannelItem {
+                title: "Linen shirt".into(),
+                description: "Soft".into(),
+                brand: Some("Acme".into()),
+                gtin: None,
+                mpn: Some("LS-1".into()),
+                category: Some("apparel".into()),
+                condition: "new".into(),
+                availability: "in stock".into(),
+                quantity: 4,
+                price: money(2500),
+                compare_at: Some(money(3000)),
+                link: "https://shop.example/p-1".into(),
+                image_link: "https://media.example/acme/p-1/front.jpg".into(),
+                additional_image_links: vec!["https://cdn.example/back.jpg".into()],
+                item_group_id: "p-1".into(),
+                options: [("size".to_string(), "M".to_string())]
+                    .into_iter()
+                    .collect(),
+                extra: [("color".to_string(), "sand".to_string())]
+                    .into_iter()
+                    .collect(),
+            })),
+        }
+        .into(),
+        ListingRequested {
+            channel: Channel::MercadoLibre,
+            account: "MLB-1".into(),
+            offer_id: o.offer_id.clone(),
+            product_id: pid.clone(),
+            sku: o.sku.clone(),
+            seller: o.seller.clone(),
+            region: RegionCode::parse("BR").unwrap(),
+            retailer_id: o.offer_id.to_string(),
+            version: 3,
+            action: "DELETE".into(),
+            item: None,
+        }
+        .into(),
+        ListingStateChanged {
+            channel: Channel::Meta,
+            offer_id: o.offer_id.clone(),
+            product_id: pid.clone(),
+            region: RegionCode::parse("IN").unwrap(),
+            retailer_id: o.offer_id.to_string(),
+            from: "SUBMITTED".into(),
+            to: "REJECTED".into(),
+            version: 2,
+            issues: reasons(),
+            channel_item_id: Some("1000000000000001".into()),
+        }
+        .into(),
+        ListingOutcome {
+            channel: Channel::Meta,
+            offer_id: o.offer_id.clone(),
+            product_id: pid.clone(),
+            retailer_id: o.offer_id.to_string(),
+            version: 2,
+            result: "REJECTED".into(),
+            issues: reasons(),
+            channel_item_id: None,
+            reporter: "meta".into(),
+        }
+        .into(),
         CommandRejected {
             command_id: CommandId::generate(),
             command_type: "CreateOffer".into(),

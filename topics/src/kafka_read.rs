@@ -298,23 +298,7 @@ impl TopicReader {
             Some(t) => t.clone(),
             None => msg.topic().to_string(),
         };
-        let headers = msg
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(Some(LogRecord {
-            topic,
-            partition: msg.partition() as u32,
-            offset: msg.offset() as u64,
-            timestamp: msg.timestamp().to_millis().unwrap_or(0) * 1000,
-            key: msg.key().unwrap_or_default().to_vec(),
-            value: msg.payload().unwrap_or_default().to_vec(),
-            headers,
-        }))
+        Ok(Some(record_of(&msg, topic)))
     }
 
     /// Offset of the next record this reader will return from an assigned partition: past the
@@ -329,6 +313,27 @@ impl TopicReader {
                 Offset::Offset(o) if o >= 0 => Some(o as u64),
                 _ => None,
             }))
+    }
+}
+
+/// A Kafka message as a log record of `topic` (its catalogue name).
+pub fn record_of(msg: &impl Message, topic: String) -> LogRecord {
+    let headers = msg
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default();
+    LogRecord {
+        topic,
+        partition: msg.partition() as u32,
+        offset: msg.offset() as u64,
+        timestamp: msg.timestamp().to_millis().unwrap_or(0) * 1000,
+        key: msg.key().unwrap_or_default().to_vec(),
+        value: msg.payload().unwrap_or_default().to_vec(),
+        headers,
     }
 }
 

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
-use rdkafka::message::ToBytes;
+use rdkafka::message::{Header, OwnedHeaders, ToBytes};
 use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{
     DeliveryResult, FutureProducer, FutureRecord, Producer, ProducerContext, PurgeConfig,
@@ -448,6 +448,39 @@ impl WatchedProducer {
                 Err((e, _)) => return Err(e),
             }
         }
+    }
+}
+
+impl WatchedProducer {
+    /// Sends one record with its headers to a given partition of `topic` (a cluster name) and
+    /// waits for its delivery.
+    pub async fn send_to(
+        &self,
+        topic: &str,
+        partition: u32,
+        key: &[u8],
+        value: &[u8],
+        headers: &[(String, Vec<u8>)],
+        queue_timeout: Duration,
+    ) -> Result<Delivery, KafkaError> {
+        self.send(
+            || {
+                let mut owned = OwnedHeaders::new();
+                for (k, v) in headers {
+                    owned = owned.insert(Header {
+                        key: k,
+                        value: Some(v.as_slice()),
+                    });
+                }
+                FutureRecord::to(topic)
+                    .partition(partition as i32)
+                    .key(key)
+                    .payload(value)
+                    .headers(owned)
+            },
+            queue_timeout,
+        )
+        .await
     }
 }
 

@@ -11,8 +11,7 @@ use porch_topics::{partition_for, LogRecord, WatchedProducer};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
+use rdkafka::message::Message;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -79,23 +78,8 @@ pub struct KafkaPort {
 }
 
 fn record_of(kafka: &KafkaConfig, m: &impl Message) -> LogRecord {
-    let headers = m
-        .headers()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                .collect()
-        })
-        .unwrap_or_default();
-    LogRecord {
-        topic: kafka.logical(m.topic()).unwrap_or(m.topic()).to_string(),
-        partition: m.partition() as u32,
-        offset: m.offset() as u64,
-        timestamp: m.timestamp().to_millis().unwrap_or(0) * 1000,
-        key: m.key().unwrap_or_default().to_vec(),
-        value: m.payload().unwrap_or_default().to_vec(),
-        headers,
-    }
+    let topic = kafka.logical(m.topic()).unwrap_or(m.topic()).to_string();
+    porch_topics::kafka_read::record_of(m, topic)
 }
 
 impl KafkaPort {
@@ -292,21 +276,12 @@ impl SinkPort for KafkaPort {
                 let producer = &self.producer;
                 async move {
                     producer
-                        .send(
-                            || {
-                                let mut headers = OwnedHeaders::new();
-                                for (k, v) in &r.headers {
-                                    headers = headers.insert(Header {
-                                        key: k,
-                                        value: Some(v.as_slice()),
-                                    });
-                                }
-                                FutureRecord::to(&topic)
-                                    .partition(partition as i32)
-                                    .key(r.key.as_slice())
-                                    .payload(r.value.as_slice())
-                                    .headers(headers)
-                            },
+                        .send_to(
+                            &topic,
+                            partition,
+                            &r.key,
+                            &r.value,
+                            &r.headers,
                             PRODUCE_TIMEOUT,
                         )
                         .await
