@@ -135,7 +135,7 @@ async fn cassandra_away_for_30s_stops_processors_then_everything_completes() {
 fn inputs_of(processor: &str) -> String {
     match processor {
         "activation" => "offer.events".into(),
-        "search" => "activation.events".into(),
+        "search" | "channel" => "activation.events".into(),
         m => format!("{m}.commands"),
     }
 }

@@ -1,4 +1,4 @@
-//! What the two benchmarks share: their arguments, tenants and keys, the HTTP client that sends
+//! What the benchmarks share: their arguments, tenants and keys, the HTTP client that sends
 //! commands through 503s, and the figures read from /proc.
 
 use serde_json::Value;
@@ -55,12 +55,19 @@ pub fn key(t: usize) -> String {
 
 /// The benchmark's tenants, keys and compliance rules.
 pub fn config() -> String {
+    config_with("\"storefront\"", |_| String::new())
+}
+
+/// [`config`] with the tenants' `channels` list (TOML, without its brackets) and, after each
+/// tenant's key, what `tenant_extra(t)` adds to tenant `t` (its `[[tenant.connection]]`s, say).
+pub fn config_with(channels: &str, tenant_extra: impl Fn(usize) -> String) -> String {
     let mut s = format!("[operator]\napi_key = \"{OPERATOR}\"\n\n");
     for t in 0..TENANTS {
         s.push_str(&format!(
-            "[[tenant]]\nid = \"t{t:02}\"\nmode = \"single_brand\"\nregions = [\"GB\", \"IN\", \"DE\", \"BR\"]\nchannels = [\"storefront\"]\n\n[[tenant.key]]\nkey = \"{}\"\nrole = \"admin\"\n\n",
+            "[[tenant]]\nid = \"t{t:02}\"\nmode = \"single_brand\"\nregions = [\"GB\", \"IN\", \"DE\", \"BR\"]\nchannels = [{channels}]\n\n[[tenant.key]]\nkey = \"{}\"\nrole = \"admin\"\n\n",
             key(t)
         ));
+        s.push_str(&tenant_extra(t));
     }
     s.push_str("[compliance.IN]\nrequired_attributes = [\"tax_code\"]\n\n[compliance.BR]\nrequired_attributes = [\"tax_code\"]\n");
     s

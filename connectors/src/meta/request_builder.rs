@@ -46,9 +46,45 @@ pub fn method(r: &SinkRequest, exists: bool) -> &'static str {
     }
 }
 
+/// Fields porch sets itself: a product's channel overrides (`extra`) never replace them.
+const OWN_FIELDS: [&str; 18] = [
+    "id",
+    "title",
+    "description",
+    "availability",
+    "condition",
+    "price",
+    "sale_price",
+    "link",
+    "image_link",
+    "additional_image_link",
+    "item_group_id",
+    "inventory",
+    "brand",
+    "gtin",
+    "mpn",
+    "product_type",
+    "retailer_id",
+    "quantity_to_sell_on_facebook",
+];
+
+/// Optional fields porch sends: absent ones go as `null`, because Meta keeps every field an
+/// update does not name (a sale that ended would keep its sale price).
+const OPTIONAL_FIELDS: [&str; 6] = [
+    "sale_price",
+    "additional_image_link",
+    "brand",
+    "gtin",
+    "mpn",
+    "product_type",
+];
+
 /// The `data` of a request: the item's fields under Meta's names.
 pub fn item_data(retailer_id: &str, item: &ChannelItem) -> Value {
     let mut d = Map::new();
+    for k in OPTIONAL_FIELDS.iter().chain(&META_OPTION_FIELDS) {
+        d.insert(k.to_string(), Value::Null);
+    }
     let mut put = |k: &str, v: Value| {
         d.insert(k.to_string(), v);
     };
@@ -90,7 +126,9 @@ pub fn item_data(retailer_id: &str, item: &ChannelItem) -> Value {
         }
     }
     for (k, v) in &item.extra {
-        put(k, json!(v));
+        if !OWN_FIELDS.contains(&k.as_str()) {
+            put(k, json!(v));
+        }
     }
     Value::Object(d)
 }
@@ -122,6 +160,49 @@ mod tests {
 
     fn money(minor: i64, currency: &str) -> Money {
         Money::new(minor, Currency::parse(currency).unwrap()).unwrap()
+    }
+
+    fn item() -> ChannelItem {
+        ChannelItem {
+            title: "Shirt".into(),
+            description: "Soft".into(),
+            brand: None,
+            gtin: None,
+            mpn: None,
+            category: None,
+            condition: "new".into(),
+            availability: "in stock".into(),
+            quantity: 3,
+            price: money(2000, "GBP"),
+            compare_at: None,
+            link: "https://shop.example/p".into(),
+            image_link: "https://media.example/p.jpg".into(),
+            additional_image_links: vec![],
+            item_group_id: "p".into(),
+            options: Default::default(),
+            extra: [
+                ("id".to_string(), "someone-else".to_string()),
+                ("price".to_string(), "0.01 GBP".to_string()),
+                ("color".to_string(), "sand".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+
+    #[test]
+    fn dropped_optional_fields_are_cleared_and_overrides_never_replace_porchs_own() {
+        let d = item_data("offer-1", &item());
+        assert_eq!(d["id"], "offer-1");
+        assert_eq!(d["price"], "20.00 GBP");
+        assert_eq!(d["color"], "sand");
+        for cleared in ["sale_price", "brand", "additional_image_link", "size"] {
+            assert!(d[cleared].is_null(), "{cleared}: {d}");
+            assert!(
+                d.as_object().unwrap().contains_key(cleared),
+                "{cleared} sent as null"
+            );
+        }
     }
 
     #[test]

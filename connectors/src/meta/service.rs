@@ -37,6 +37,14 @@ struct Accepted {
     invalid: HashMap<String, Vec<Reason>>,
 }
 
+/// What one poll of a batch's status said.
+enum Polled {
+    Running,
+    Finished(Confirmation),
+    /// Meta ended the batch in error (or canceled it): sent again.
+    Ended(String),
+}
+
 /// What the status of a finished batch said.
 #[derive(Default)]
 struct Confirmation {
@@ -162,7 +170,7 @@ impl MetaService {
                         .send()
                         .await
                         .map_err(|e| CallError::from_transport(&e))?;
-                    self.answer(resp, retrier, None).await
+                    self.answer(resp, retrier, None, token).await
                 })
                 .await
                 .ok()?;
@@ -193,8 +201,10 @@ impl MetaService {
             .send()
             .await
             .map_err(|e| CallError::from_transport(&e))?;
-        let body = self.answer(resp, retrier, Some(&first.tenant)).await?;
-        let handles = body["handles"]
+        let body = self
+            .answer(resp, retrier, Some(&first.tenant), &token)
+            .await?;
+        let handles: Vec<String> = body["handles"]
             .as_array()
             .map(|h| {
                 h.iter()
@@ -202,6 +212,13 @@ impl MetaService {
                     .collect()
             })
             .unwrap_or_default();
+        // Without a handle nothing can be confirmed: never LIVE on a bare 2xx.
+        if handles.is_empty() {
+            return Err(CallError::retry(
+                RetryClass::ServerError,
+                "Meta accepted the batch without a handle to confirm it by",
+            ));
+        }
         let mut invalid = HashMap::new();
         for v in body["validation_status"].as_array().into_iter().flatten() {
             let Some(id) = v["retailer_id"].as_str() else {
@@ -215,13 +232,13 @@ impl MetaService {
         Ok(Accepted { handles, invalid })
     }
 
-    /// Polls one handle's status once; `None` while the batch is not finished.
+    /// Polls one handle's status once.
     async fn poll(
         &self,
         r: &SinkRequest,
         handle: &str,
         retrier: &Retrier,
-    ) -> Result<Option<Confirmation>, CallError> {
+    ) -> Result<Polled, CallError> {
         let token = self.token(r).await?;
         let url = self.url(&r.request.account, "check_batch_request_status");
         let resp = self
@@ -232,20 +249,16 @@ impl MetaService {
             .send()
             .await
             .map_err(|e| CallError::from_transport(&e))?;
-        let body = self.answer(resp, retrier, Some(&r.tenant)).await?;
+        let body = self.answer(resp, retrier, Some(&r.tenant), &token).await?;
         let status = &body["data"][0];
         match status["status"].as_str().unwrap_or_default() {
             "finished" => {}
-            "error" | "canceled" => {
-                return Err(CallError::retry(
-                    RetryClass::ServerError,
-                    format!(
-                        "Meta ended batch {handle} as {}",
-                        status["status"].as_str().unwrap_or_default()
-                    ),
-                ))
+            ended @ ("error" | "canceled") => {
+                return Ok(Polled::Ended(format!(
+                    "Meta ended batch {handle} as {ended}"
+                )))
             }
-            _ => return Ok(None),
+            _ => return Ok(Polled::Running),
         }
         let mut errors: HashMap<String, Vec<Reason>> = HashMap::new();
         for e in status["errors"].as_array().into_iter().flatten() {
@@ -266,7 +279,7 @@ impl MetaService {
                 )]
             });
         }
-        Ok(Some(Confirmation { errors }))
+        Ok(Polled::Finished(Confirmation { errors }))
     }
 
     /// A Graph answer: the JSON of a 2xx, or the call's error, classified. The usage header is
@@ -276,6 +289,7 @@ impl MetaService {
         resp: reqwest::Response,
         retrier: &Retrier,
         tenant: Option<&porch_schemas::TenantId>,
+        token: &str,
     ) -> Result<Value, CallError> {
         let status = resp.status();
         let retry_after = resp
@@ -313,9 +327,11 @@ impl MetaService {
             .as_str()
             .map(String::from)
             .unwrap_or_else(|| format!("HTTP {status} without a Graph error"));
+        // Graph quotes a malformed token back in its message: it never goes further than here.
         let message = format!(
-            "Meta answered HTTP {} (code {code}): {message}",
-            status.as_u16()
+            "Meta answered HTTP {} (code {code}): {}",
+            status.as_u16(),
+            redact(&message, token)
         );
         let throttled_for = usage
             .filter(|u| u.percent >= 100)
@@ -346,78 +362,94 @@ impl MetaService {
     }
 
     async fn submit_batch(&self, batch: &[SinkRequest], retrier: &Retrier) -> Vec<ItemResult> {
-        let accepted = retrier
-            .call("items_batch", |attempt| {
-                self.send_batch(batch, attempt, retrier)
-            })
-            .await;
-        let accepted = match accepted {
-            Ok(a) => a,
-            Err(e) if e.class.is_none() => {
-                // Meta refused the whole call: every request is refused with its words.
-                let issue = Reason::new("META_REFUSED", e.last.clone());
-                return batch
-                    .iter()
-                    .map(|_| ItemResult::Rejected(vec![issue.clone()]))
-                    .collect();
-            }
-            Err(e) => {
-                return batch
-                    .iter()
-                    .map(|_| ItemResult::Failed(e.clone()))
-                    .collect()
-            }
+        let failed = |e: &Exhausted| {
+            batch
+                .iter()
+                .map(|_| ItemResult::Failed(e.clone()))
+                .collect()
         };
-        let mut confirmation = Confirmation::default();
-        for handle in &accepted.handles {
-            match self.wait_finished(&batch[0], handle, retrier).await {
-                Ok(c) => confirmation.errors.extend(c.errors),
-                Err(e) => {
-                    return batch
-                        .iter()
-                        .map(|_| ItemResult::Failed(e.clone()))
-                        .collect()
+        let mut resent = 0;
+        loop {
+            // A batch sent again after Meta ended the last one may have been applied in part.
+            let accepted = retrier
+                .call("items_batch", |attempt| {
+                    let attempt = Attempt {
+                        ambiguous: attempt.ambiguous || resent > 0,
+                        ..attempt
+                    };
+                    self.send_batch(batch, attempt, retrier)
+                })
+                .await;
+            // A refusal of the whole call (a permission, a catalog, a setting) is nothing the
+            // items did: they go to the dead letters, to be redriven once it is fixed.
+            let accepted = match accepted {
+                Ok(a) => a,
+                Err(e) => return failed(&e),
+            };
+            let mut confirmation = Confirmation::default();
+            let mut ended = None;
+            for handle in &accepted.handles {
+                match self.wait_finished(&batch[0], handle, retrier).await {
+                    Ok(Ok(c)) => confirmation.errors.extend(c.errors),
+                    Ok(Err(why)) => ended = Some(why),
+                    Err(e) => return failed(&e),
                 }
             }
+            if let Some(why) = ended {
+                resent += 1;
+                if resent >= retrier.policy.max_attempts {
+                    return failed(&Exhausted {
+                        attempts: resent,
+                        class: Some(RetryClass::ServerError),
+                        last: why,
+                    });
+                }
+                retrier.status.retried(RetryClass::ServerError);
+                retrier.status.set_last_error(&why);
+                continue;
+            }
+            return batch
+                .iter()
+                .map(|r| {
+                    let id = &r.request.retailer_id;
+                    if let Some(issues) = accepted.invalid.get(id) {
+                        return ItemResult::Rejected(issues.clone());
+                    }
+                    if let Some(issues) = confirmation.errors.get(id) {
+                        return ItemResult::Rejected(issues.clone());
+                    }
+                    match r.action {
+                        Action::Upsert => ItemResult::Live {
+                            channel_item_id: None,
+                        },
+                        Action::Delete => ItemResult::Unpublished,
+                    }
+                })
+                .collect();
         }
-        batch
-            .iter()
-            .map(|r| {
-                let id = &r.request.retailer_id;
-                if let Some(issues) = accepted.invalid.get(id) {
-                    return ItemResult::Rejected(issues.clone());
-                }
-                if let Some(issues) = confirmation.errors.get(id) {
-                    return ItemResult::Rejected(issues.clone());
-                }
-                match r.action {
-                    Action::Upsert => ItemResult::Live {
-                        channel_item_id: None,
-                    },
-                    Action::Delete => ItemResult::Unpublished,
-                }
-            })
-            .collect()
     }
 
-    /// Polls a handle until its batch finished, waiting longer between polls as it goes.
+    /// Polls a handle until its batch finished (`Err` inside: Meta ended it in error), waiting
+    /// longer between polls as it goes.
     async fn wait_finished(
         &self,
         r: &SinkRequest,
         handle: &str,
         retrier: &Retrier,
-    ) -> Result<Confirmation, Exhausted> {
+    ) -> Result<Result<Confirmation, String>, Exhausted> {
         let started = Instant::now();
         let mut wait = Duration::from_millis(self.config.poll_interval_ms);
         let mut polls = 0;
         loop {
             tokio::time::sleep(wait).await;
             polls += 1;
-            if let Some(c) = retrier
+            match retrier
                 .call("status", |_| self.poll(r, handle, retrier))
                 .await?
             {
-                return Ok(c);
+                Polled::Finished(c) => return Ok(Ok(c)),
+                Polled::Ended(why) => return Ok(Err(why)),
+                Polled::Running => {}
             }
             if started.elapsed() >= Duration::from_millis(self.config.max_poll_ms) {
                 return Err(Exhausted {
@@ -451,6 +483,14 @@ impl ChannelService for MetaService {
             self.submit_batch(batch, retrier).await
         })
     }
+}
+
+/// `text` with every occurrence of the credential masked.
+fn redact(text: &str, token: &str) -> String {
+    if token.len() < 8 {
+        return text.to_string();
+    }
+    text.replace(token, "***")
 }
 
 /// A Graph error about one item as an issue, with the field it names (Meta writes the field into

@@ -3,7 +3,7 @@
 //! positions. It reads its control row (pause, resume, restart, redrive) and writes its status row
 //! as it goes.
 
-use super::ledger::{ledger_key, LedgerEntry, LEDGER_TABLE};
+use super::ledger::{ledger_key, write_time, LedgerEntry, Step, LEDGER_TABLE};
 use super::positions::Positions;
 use super::retry::{Exhausted, Gate, Retrier, RetryPolicy};
 use super::status::{
@@ -73,7 +73,8 @@ pub struct Sink {
 struct BatchDone {
     requests: Vec<SinkRequest>,
     results: Vec<Done>,
-    ledger: Vec<RowWrite>,
+    /// Ledger rows with their write times.
+    ledger: Vec<(i64, RowWrite)>,
 }
 
 /// What became of one request, as the loop reports it.
@@ -113,6 +114,8 @@ impl Sink {
         let mut batches: JoinSet<BatchDone> = JoinSet::new();
         let mut unwritten = Unwritten::default();
         let mut failures = 0u32;
+        // A restart whose rewind failed: when, so that it is tried again before any read.
+        let mut rewind_failed: Option<Instant> = None;
         let mut seen: Option<ControlRow> = None;
         let mut last_control = Instant::now() - Duration::from_secs(60);
         let mut last_status = Instant::now() - Duration::from_secs(60);
@@ -134,7 +137,9 @@ impl Sink {
                         failures = 0;
                         this.status.set_state(ConnectorState::Running);
                         if let Err(e) = port.rewind().await {
-                            this.status.set_last_error(&e.to_string());
+                            this.status
+                                .set_last_error(&format!("rewinding the input: {e}"));
+                            rewind_failed = Some(Instant::now());
                         }
                     }
                     if redrive {
@@ -168,9 +173,30 @@ impl Sink {
                 continue;
             }
             let paused = this.gate.paused();
+            if let Some(since) = rewind_failed {
+                // Nothing is read until the input is back at its committed positions.
+                if since.elapsed() < Duration::from_millis(500) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+                match port.rewind().await {
+                    Ok(()) => rewind_failed = None,
+                    Err(e) => {
+                        this.status
+                            .set_last_error(&format!("rewinding the input: {e}"));
+                        rewind_failed = Some(Instant::now());
+                        continue;
+                    }
+                }
+            }
             if !paused && queue.len() < this.settings.max_queue {
-                let idle = queue.is_empty() && batches.is_empty();
-                let wait = Duration::from_millis(if idle { 200 } else { 0 });
+                // Idle: wait for input. Requests lingering with no batch under way: a short wait,
+                // not a spin. Batches under way: the select below waits.
+                let wait = Duration::from_millis(match (queue.is_empty(), batches.is_empty()) {
+                    (true, true) => 200,
+                    (false, true) => 10,
+                    _ => 0,
+                });
                 match port.poll(this.settings.max_queue - queue.len(), wait).await {
                     Ok(records) => {
                         for r in records {
@@ -191,7 +217,8 @@ impl Sink {
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
                 }
-            } else if paused {
+            } else {
+                // Paused, or as much read ahead as allowed: read nothing, but stay in the group.
                 let wait = Duration::from_millis(if batches.is_empty() { 100 } else { 0 });
                 if let Err(e) = port.hold(wait).await {
                     this.status
@@ -359,19 +386,22 @@ impl Sink {
                 r.on_channel = entry.on_channel();
                 to_send.push(i);
                 if r.action == Action::Upsert && !entry.created {
-                    ledger.push(self.ledger_row(
-                        &keys[i],
-                        LedgerEntry {
-                            version: v,
-                            created: true,
-                            ..LedgerEntry::default()
-                        },
+                    ledger.push((
+                        write_time(v, Step::Marked),
+                        self.ledger_row(
+                            &keys[i],
+                            LedgerEntry {
+                                version: v,
+                                created: true,
+                                ..LedgerEntry::default()
+                            },
+                        ),
                     ));
                 }
             }
         }
         if !ledger.is_empty() {
-            if let Err(e) = self.rows.put(std::mem::take(&mut ledger)).await {
+            if let Err(e) = self.write_ledger(std::mem::take(&mut ledger)).await {
                 return self.all_failed(batch, &format!("marking creates in the ledger: {e}"));
             }
         }
@@ -413,7 +443,8 @@ impl Sink {
                 ItemResult::Failed(_) => None,
             };
             if let Some(entry) = entry {
-                ledger.push(self.ledger_row(&keys[i], entry));
+                let at = write_time(entry.version, Step::Confirmed);
+                ledger.push((at, self.ledger_row(&keys[i], entry)));
             }
             results[i] = Some(Done::Result(answer));
         }
@@ -445,6 +476,18 @@ impl Sink {
                     .unwrap_or_default()
             })
             .collect())
+    }
+
+    /// Writes ledger rows, each at its write time.
+    async fn write_ledger(&self, rows: Vec<(i64, RowWrite)>) -> Result<(), PortError> {
+        let mut by_time: std::collections::BTreeMap<i64, Vec<RowWrite>> = Default::default();
+        for (at, row) in rows {
+            by_time.entry(at).or_default().push(row);
+        }
+        for (at, rows) in by_time {
+            self.rows.put_at(rows, at).await?;
+        }
+        Ok(())
     }
 
     fn ledger_row(&self, key: &str, entry: LedgerEntry) -> RowWrite {
@@ -479,7 +522,7 @@ impl Sink {
         if !done.ledger.is_empty() {
             // The ledger records what the channel confirmed; if it cannot be written now, the
             // next request for the item is sent again (as an update), which is harmless.
-            if let Err(e) = self.rows.put(done.ledger).await {
+            if let Err(e) = self.write_ledger(done.ledger).await {
                 tracing::warn!(connector = %self.name, error = %e, "recording confirmations in the ledger");
             }
         }
@@ -651,7 +694,15 @@ fn take_batch(
     let first = queue
         .iter()
         .position(|q| !locked.contains(&q.request.item_key()))?;
-    let account = queue[first].request.request.account.clone();
+    // One batch, one tenant's account in one region: one set of credentials.
+    let batch_of = |r: &SinkRequest| {
+        (
+            r.tenant.clone(),
+            r.request.region.clone(),
+            r.request.account.clone(),
+        )
+    };
+    let account = batch_of(&queue[first].request);
     let oldest = queue[first].since;
     let mut keys: HashSet<String> = HashSet::new();
     let mut picked = Vec::new();
@@ -660,7 +711,7 @@ fn take_batch(
             break;
         }
         let key = q.request.item_key();
-        if q.request.request.account != account || locked.contains(&key) {
+        if batch_of(&q.request) != account || locked.contains(&key) {
             continue;
         }
         // A second request for the same item waits for the first to finish: its order holds.

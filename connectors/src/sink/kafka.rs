@@ -58,6 +58,9 @@ struct Redrive {
     reader: BaseConsumer,
     /// Partition → end offset to reach.
     until: Vec<(u32, u64)>,
+    /// Every partition reached its end: nothing more is read, and the reader stays to commit
+    /// how far the redrive got as its records finish.
+    read: bool,
 }
 
 pub struct KafkaPort {
@@ -140,7 +143,7 @@ impl KafkaPort {
     }
 
     fn read_redrive(&mut self, max: usize, out: &mut Vec<LogRecord>) {
-        let Some(redrive) = &mut self.redrive else {
+        let Some(redrive) = self.redrive.as_mut().filter(|r| !r.read) else {
             return;
         };
         while out.len() < max {
@@ -172,9 +175,7 @@ impl KafkaPort {
                 })
                 .is_some_and(|e| matches!(e.offset(), Offset::Offset(o) if o as u64 >= *end))
         });
-        if done {
-            self.redrive = None;
-        }
+        redrive.read = done;
     }
 
     fn commit<C: ConsumerContext>(
@@ -398,7 +399,11 @@ impl SinkPort for KafkaPort {
                 until.push((e.partition() as u32, high.max(0) as u64));
             }
             reader.assign(&assign).map_err(PortError::of)?;
-            self.redrive = Some(Redrive { reader, until });
+            self.redrive = Some(Redrive {
+                reader,
+                until,
+                read: false,
+            });
             Ok(())
         })
     }
@@ -460,6 +465,9 @@ impl SinkPort for KafkaPort {
 
     fn revoked(&mut self) -> Vec<u32> {
         let owned = self.owned();
+        // A partition given back later resumes from its committed offset, not from where this
+        // member once fetched it.
+        self.fetched.retain(|p, _| owned.contains(p));
         (0..self.partitions)
             .filter(|p| !owned.contains(p))
             .collect()
@@ -480,11 +488,14 @@ impl RowStore for StoreRows {
     }
 
     fn put(&self, writes: Vec<RowWrite>) -> BoxFuture<'_, Result<(), PortError>> {
-        Box::pin(async move {
-            self.0
-                .apply(writes, now_micros())
-                .await
-                .map_err(PortError::of)
-        })
+        self.put_at(writes, now_micros())
+    }
+
+    fn put_at(
+        &self,
+        writes: Vec<RowWrite>,
+        timestamp: i64,
+    ) -> BoxFuture<'_, Result<(), PortError>> {
+        Box::pin(async move { self.0.apply(writes, timestamp).await.map_err(PortError::of) })
     }
 }

@@ -126,6 +126,16 @@ pub trait RowStore: Send + Sync + 'static {
         keys: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, PortError>>;
     fn put(&self, writes: Vec<RowWrite>) -> BoxFuture<'_, Result<(), PortError>>;
+    /// Writes rows with `timestamp` as their write time where the store keeps one (ScyllaDB): a
+    /// write older than the row's changes nothing. Elsewhere (one writer) as `put`.
+    fn put_at(
+        &self,
+        writes: Vec<RowWrite>,
+        timestamp: i64,
+    ) -> BoxFuture<'_, Result<(), PortError>> {
+        let _ = timestamp;
+        self.put(writes)
+    }
 }
 
 impl dyn RowStore {

@@ -208,6 +208,9 @@ impl Throttle {
     }
 }
 
+/// How many times `max_attempts` a call may be told to wait before it is given up.
+const THROTTLED_TRIES: u32 = 10;
+
 /// What one kind of call is (for metrics): Meta's `items_batch` or `status`, say.
 pub type CallKind = &'static str;
 
@@ -258,6 +261,9 @@ impl Retrier {
         Fut: std::future::Future<Output = Result<T, CallError>>,
     {
         let mut attempt = 0;
+        // Failures that count against `max_attempts`: being told to wait (429, throttling) is not
+        // a failure of the call, so those count only against a far larger bound.
+        let mut failed = 0;
         let mut ambiguous = false;
         loop {
             self.gate.open().await;
@@ -296,7 +302,14 @@ impl Retrier {
                     self.status.retried(class);
                     ambiguous |= class.ambiguous();
                     self.status.set_last_error(&message);
-                    if attempt >= self.policy.max_attempts {
+                    let told_to_wait =
+                        matches!(class, RetryClass::RateLimited | RetryClass::Throttled);
+                    if !told_to_wait {
+                        failed += 1;
+                    }
+                    if failed >= self.policy.max_attempts
+                        || attempt >= self.policy.max_attempts.saturating_mul(THROTTLED_TRIES)
+                    {
                         return Err(Exhausted {
                             attempts: attempt,
                             class: Some(class),

@@ -104,7 +104,12 @@ pub struct ChannelListing {
     pub blocked: Vec<Reason>,
     /// The latest request's number (0: none sent).
     pub version: i64,
+    /// The latest request; none once the listing settled as UNPUBLISHED without a call, so that
+    /// showing it again is a new request.
     pub requested: Option<Request>,
+    /// The account of the latest request: where the item is, to take it down from.
+    #[serde(default)]
+    pub account: String,
     /// Whether the channel may hold the item: an upsert was confirmed (or may have been applied)
     /// and no delete confirmed since.
     pub on_channel: bool,
@@ -430,10 +435,11 @@ fn desire(
     let Some(product) = &state.product else {
         return Desired::Wait;
     };
+    // A connection removed stops porch managing the listing (no account to call with); one
+    // disabled keeps its account and takes the listing down.
     let connection = match ctx.settings.connection(channel, &listing.region) {
         Some(c) if c.enabled => c,
         Some(_) => return Desired::Remove,
-        None if current.on_channel || current.upsert_in_flight() => return Desired::Remove,
         None => {
             return Desired::Blocked(vec![Reason::new(
                 "CHANNEL_NOT_CONNECTED",
@@ -444,6 +450,10 @@ fn desire(
             )])
         }
     };
+    // Moved to another account (a new catalog): taken down from the old one first.
+    if current.on_channel && !current.account.is_empty() && current.account != connection.account {
+        return Desired::Remove;
+    }
     let item = item_for(ctx, state, product, listing, channel, connection, in_stock);
     let issues = preflight(channel, &item);
     if !issues.is_empty() {
@@ -506,19 +516,17 @@ fn transitions(
         }
         Desired::Blocked(issues) => blocked = issues,
         Desired::Remove => {
-            let deleting = current
-                .requested
-                .as_ref()
-                .is_some_and(|r| r.action == Action::Delete);
-            if (current.on_channel || current.upsert_in_flight()) && !deleting {
-                let account = current
+            let deleting = current.channel_status == ChannelStatus::Submitted
+                && current
                     .requested
                     .as_ref()
-                    .map(|r| r.account.clone())
-                    .unwrap_or_default();
+                    .is_some_and(|r| r.action == Action::Delete);
+            // Held by the channel (or maybe: an upsert on its way, or an older upsert confirmed
+            // after a delete) and no delete on its way: take it down.
+            if (current.on_channel || current.upsert_in_flight()) && !deleting {
                 let request = Request {
                     action: Action::Delete,
-                    account,
+                    account: current.account.clone(),
                     item: None,
                 };
                 let e: Event = requested(listing, channel, current.version + 1, request).into();
@@ -526,7 +534,7 @@ fn transitions(
                 events.push(e);
             } else if !current.on_channel
                 && !deleting
-                && current.version > 0
+                && current.requested.is_some()
                 && current.channel_status != ChannelStatus::Unpublished
             {
                 // Nothing the channel holds (never created, or refused): gone without a call.
@@ -599,6 +607,7 @@ fn evolve_listing(mut l: ChannelListing, event: &Event) -> ChannelListing {
     match event {
         Event::ListingRequested(e) => {
             l.version = e.version;
+            l.account = e.account.clone();
             l.requested = Some(Request {
                 action: Action::parse(&e.action).unwrap_or(Action::Upsert),
                 account: e.account.clone(),
@@ -617,7 +626,11 @@ fn evolve_listing(mut l: ChannelListing, event: &Event) -> ChannelListing {
                 l.channel_issues = e.issues.clone();
                 match to {
                     ChannelStatus::Live => l.on_channel = true,
-                    ChannelStatus::Unpublished => l.on_channel = false,
+                    ChannelStatus::Unpublished => {
+                        l.on_channel = false;
+                        // Nothing asked of the channel stands: showing it again is a request.
+                        l.requested = None;
+                    }
                     _ => {}
                 }
             }

@@ -431,6 +431,113 @@ fn a_disabled_connection_unpublishes() {
 }
 
 #[test]
+fn a_removed_connection_blocks_the_listing_without_a_call() {
+    let ctx = connected();
+    let state = given(
+        &ctx,
+        vec![
+            created(product()),
+            activated(&gb(), 7),
+            outcome(&gb(), 1, "LIVE", vec![]),
+        ],
+    );
+    let resync = ChannelDecision {
+        input: ChannelInput::Resync,
+        context: context(vec![meta("IN")]),
+    };
+    let events = ChannelListings::decide(&state, &resync).unwrap();
+    assert!(requests(&events).is_empty(), "no account to call with");
+    assert_eq!(
+        changes(&events),
+        vec![("o-gb".into(), "LIVE".into(), "BLOCKED".into())]
+    );
+}
+
+#[test]
+fn a_new_catalog_takes_the_item_down_from_the_old_one_first() {
+    let ctx = connected();
+    let state = given(
+        &ctx,
+        vec![
+            created(product()),
+            activated(&gb(), 7),
+            outcome(&gb(), 1, "LIVE", vec![]),
+        ],
+    );
+    let mut moved = meta("GB");
+    moved.account = "catalog-gb-2".into();
+    let ctx2 = context(vec![moved, meta("IN")]);
+    let resync = ChannelDecision {
+        input: ChannelInput::Resync,
+        context: ctx2.clone(),
+    };
+    let events = ChannelListings::decide(&state, &resync).unwrap();
+    let r = requests(&events);
+    assert_eq!(
+        (r[0].action.as_str(), r[0].account.as_str()),
+        ("DELETE", "catalog-GB")
+    );
+    let mut state = state;
+    for e in &events {
+        state = ChannelListings::evolve(state, e);
+    }
+    let (events, _) = when(&ctx2, &state, outcome(&gb(), 2, "UNPUBLISHED", vec![]));
+    let r = requests(&events);
+    assert_eq!(
+        (r[0].action.as_str(), r[0].account.as_str()),
+        ("UPSERT", "catalog-gb-2")
+    );
+}
+
+#[test]
+fn a_rejected_listing_taken_down_and_brought_back_is_sent_again() {
+    let ctx = connected();
+    let state = given(
+        &ctx,
+        vec![
+            created(product()),
+            activated(&gb(), 7),
+            outcome(&gb(), 1, "REJECTED", vec![Reason::new("X", "no")]),
+            ProductDeactivated { product_id: pid() }.into(),
+            suspended(&gb(), &["PRODUCT_INACTIVE"]),
+        ],
+    );
+    assert_eq!(shown(&state, &gb()).0, ChannelStatus::Unpublished);
+    let state = given_more(
+        &ctx,
+        state,
+        vec![ProductReactivated {
+            product_id: pid(),
+            status: "READY".into(),
+        }
+        .into()],
+    );
+    let (events, _) = when(&ctx, &state, activated(&gb(), 7));
+    assert_eq!(requests(&events).len(), 1, "the same item, asked again");
+}
+
+#[test]
+fn a_late_confirmation_of_an_older_create_after_a_delete_is_deleted_again() {
+    let ctx = connected();
+    let state = given(
+        &ctx,
+        vec![
+            created(product()),
+            activated(&gb(), 7),
+            ProductDeactivated { product_id: pid() }.into(),
+            outcome(&gb(), 2, "UNPUBLISHED", vec![]),
+        ],
+    );
+    assert_eq!(shown(&state, &gb()).0, ChannelStatus::Unpublished);
+    let (events, _) = when(&ctx, &state, outcome(&gb(), 1, "LIVE", vec![]));
+    let r = requests(&events);
+    assert_eq!(
+        (r.len(), r[0].action.as_str(), r[0].version),
+        (1, "DELETE", 3)
+    );
+}
+
+#[test]
 fn a_storefront_only_offer_has_no_channel_listing() {
     let ctx = connected();
     let state = given(&ctx, vec![created(product())]);
