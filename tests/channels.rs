@@ -787,3 +787,109 @@ async fn an_external_adapter_reads_its_requests_in_its_own_group_and_reports_liv
     .await;
     assert!(fake.calls().is_empty(), "Meta is not involved");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_settings_and_outcomes_refuse_bad_input_naming_the_field() {
+    if distributed() {
+        return; // the API's validation, the same code on both backends
+    }
+    let p = Porch::start().await;
+    let key = admin_key("acme");
+    let field_of = |body: &Value| {
+        body["errors"][0]["field"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let put = |path: &'static str, body: Value| {
+        let (p, key) = (&p, &key);
+        async move { p.req(Method::PUT, key, path, Some(body)).await }
+    };
+    let (s, body) = put(
+        "/v1/channels/meta/regions/GB",
+        json!({ "account": "no spaces", "access_token": "t" }),
+    )
+    .await;
+    assert_eq!((s, field_of(&body)), (422, "account".to_string()), "{body}");
+    let (s, body) = put("/v1/channels/meta/regions/GB", json!({ "account": "c1" })).await;
+    assert_eq!(
+        (s, field_of(&body)),
+        (422, "access_token".to_string()),
+        "{body}"
+    );
+    let (s, body) = put(
+        "/v1/channels/storefront/regions/GB",
+        json!({ "account": "c1" }),
+    )
+    .await;
+    assert_eq!((s, field_of(&body)), (422, "channel".to_string()), "{body}");
+    let (s, body) = put(
+        "/v1/channels/meta/regions/US",
+        json!({ "account": "c1", "access_token": "t" }),
+    )
+    .await;
+    assert_eq!((s, field_of(&body)), (422, "region".to_string()), "{body}");
+    let (s, body) = put(
+        "/v1/channels/meta/regions/GB",
+        json!({ "account": "c1", "access_token": "t", "link_template": "https://x/{nope}" }),
+    )
+    .await;
+    assert_eq!(
+        (s, field_of(&body)),
+        (422, "link_template".to_string()),
+        "{body}"
+    );
+    assert_eq!(body["status"], 422);
+    let (s, _) = p
+        .req(
+            Method::PUT,
+            &reader_key("acme"),
+            "/v1/channels/meta/regions/GB",
+            Some(json!({ "account": "c1", "access_token": "t" })),
+        )
+        .await;
+    assert_eq!(s, 403, "a reader key connects nothing");
+
+    // An adapter key reports outcomes and does nothing else.
+    let adapter = adapter_key("acme");
+    let (s, _) = p.get(&adapter, "/v1/products").await;
+    assert_eq!(s, 403);
+    let (s, body) = p
+        .post(&adapter, "/v1/channels/meta/outcomes", json!({ "outcomes": [
+            { "offer_id": "01a2504c-b662-72ff-bc54-a44741cf0d38", "version": 1, "result": "LIVE" }
+        ]}))
+        .await;
+    assert_eq!(s, 404, "an offer the tenant does not have: {body}");
+    let (s, body) = p
+        .post(&adapter, "/v1/channels/meta/outcomes", json!({ "outcomes": [
+            { "offer_id": "01a2504c-b662-72ff-bc54-a44741cf0d38", "version": 0, "result": "MAYBE" }
+        ]}))
+        .await;
+    assert_eq!(s, 422, "{body}");
+    let fields: Vec<String> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(fields, vec!["outcomes[0].version", "outcomes[0].result"]);
+    let (s, _) = p
+        .post(
+            &adapter,
+            "/v1/channels/meta/outcomes",
+            json!({ "outcomes": [] }),
+        )
+        .await;
+    assert_eq!(s, 422);
+    // Connectors are the operator's.
+    let (s, _) = p.get(&key, "/v1/connectors").await;
+    assert_eq!(s, 403);
+    let (s, _) = p
+        .post(OPERATOR_KEY, "/v1/connectors/nope/pause", json!({}))
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = p
+        .post(OPERATOR_KEY, "/v1/connectors/meta/explode", json!({}))
+        .await;
+    assert_eq!(s, 404);
+}
