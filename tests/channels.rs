@@ -893,3 +893,36 @@ async fn channel_settings_and_outcomes_refuse_bad_input_naming_the_field() {
         .await;
     assert_eq!(s, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_in_the_config_file_is_applied_at_start() {
+    // Appended after the last tenant of the test config (t19): its connection.
+    let p = Porch::start_with_config(
+        "[[tenant.connection]]\nchannel = \"meta\"\nregion = \"GB\"\naccount = \"catalog-t19\"\n\
+         access_token = \"t19-secret-token\"\nlink_template = \"https://t19.example/{product}\"\n",
+    )
+    .await;
+    let (s, body) = p.get(&admin_key("t19"), "/v1/channels").await;
+    assert_eq!(s, 200, "{body}");
+    let c = &body["connections"][0];
+    assert_eq!(
+        (
+            c["channel"].as_str(),
+            c["region"].as_str(),
+            c["account"].as_str()
+        ),
+        (Some("meta"), Some("GB"), Some("catalog-t19")),
+        "{body}"
+    );
+    assert_eq!(c["access_token_set"], true);
+    assert!(!body.to_string().contains("t19-secret-token"));
+    // Every partition of channel.settings has it, without its token.
+    let settings = p.topic("channel.settings").await;
+    assert_eq!(settings.len(), 8, "one record per partition");
+    assert!(settings
+        .iter()
+        .all(|r| r["value"]["connections"][0]["account"] == "catalog-t19"));
+    assert!(!settings
+        .iter()
+        .any(|r| r.to_string().contains("t19-secret-token")));
+}
