@@ -558,7 +558,7 @@ pub fn connector_meta(
         &config.connectors.meta,
         &connector_instance(),
         codec,
-        rows,
+        rows.clone(),
         status.clone(),
     )
     .map_err(anyhow::Error::msg)?;
@@ -569,6 +569,7 @@ pub fn connector_meta(
         meta::NAME,
         CHANNEL_EVENTS,
         Catalogue::builtin().partitions,
+        rows,
     )?;
     serve_connector(&rt, "connector-meta", listen, store, |stop| {
         sink.run(Box::new(port), stop)

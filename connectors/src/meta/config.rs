@@ -14,8 +14,11 @@ pub struct MetaConfig {
     pub batch_size: usize,
     /// How long a batch that is not full waits for more requests.
     pub linger_ms: u64,
-    /// `items_batch` calls under way at once (each with its status polls).
+    /// `items_batch` calls under way at once (each with its status polls), over every catalog.
     pub max_in_flight: usize,
+    /// … and for one catalog: Meta limits batch calls per catalog, and no catalog waits behind
+    /// the others'.
+    pub max_in_flight_per_catalog: usize,
     /// A call with no answer after this long is a timeout (retried; the batch is sent again as
     /// updates).
     pub timeout_ms: u64,
@@ -40,10 +43,11 @@ impl Default for MetaConfig {
             graph_url: "https://graph.facebook.com/v24.0".into(),
             batch_size: 1_000,
             linger_ms: 200,
-            max_in_flight: 8,
+            max_in_flight: 64,
+            max_in_flight_per_catalog: 4,
             timeout_ms: 30_000,
             poll_interval_ms: 250,
-            max_poll_interval_ms: 5_000,
+            max_poll_interval_ms: 1_000,
             max_poll_ms: 600_000,
             max_attempts: 8,
             backoff_ms: 200,
@@ -65,9 +69,14 @@ impl MetaConfig {
         if !(1..=5_000).contains(&self.batch_size) {
             return Err("connectors.meta.batch_size must be 1 to 5000 (Meta's limit)".into());
         }
-        if self.max_in_flight == 0 || self.max_attempts == 0 || self.timeout_ms == 0 {
+        if self.max_in_flight == 0
+            || self.max_in_flight_per_catalog == 0
+            || self.max_attempts == 0
+            || self.timeout_ms == 0
+        {
             return Err(
-                "connectors.meta.max_in_flight, max_attempts and timeout_ms must be above zero"
+                "connectors.meta.max_in_flight, max_in_flight_per_catalog, max_attempts and \
+                 timeout_ms must be above zero"
                     .into(),
             );
         }
@@ -79,7 +88,8 @@ impl MetaConfig {
             batch_size: self.batch_size,
             linger: Duration::from_millis(self.linger_ms),
             max_in_flight: self.max_in_flight,
-            max_queue: (self.batch_size * self.max_in_flight * 2).max(1_000),
+            max_in_flight_per_account: self.max_in_flight_per_catalog,
+            max_queue: (self.batch_size * 20).max(1_000),
             retry: RetryPolicy {
                 max_attempts: self.max_attempts,
                 base: Duration::from_millis(self.backoff_ms),

@@ -16,7 +16,10 @@ use super::{
 };
 use porch_processors::domain::channel::Action;
 use porch_processors::store::RowWrite;
-use porch_schemas::{now_micros, Codec, Event, EventEnvelope, EventRecord, ListingOutcome, Reason};
+use porch_schemas::{
+    now_micros, Codec, Event, EventEnvelope, EventRecord, ListingOutcome, Reason, RegionCode,
+    TenantId,
+};
 use porch_topics::{product_key, LogRecord};
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -34,8 +37,12 @@ pub struct SinkSettings {
     pub batch_size: usize,
     /// How long a batch that is not full waits for more requests.
     pub linger: Duration,
-    /// Batches under way at once.
+    /// Batches under way at once, over every account (a batch waiting for its confirmation
+    /// holds its place).
     pub max_in_flight: usize,
+    /// Batches under way at once for one account: the channel's limits are per account, and no
+    /// account waits behind the others'.
+    pub max_in_flight_per_account: usize,
     /// Requests read ahead of the batches.
     pub max_queue: usize,
     pub retry: RetryPolicy,
@@ -46,7 +53,8 @@ impl Default for SinkSettings {
         SinkSettings {
             batch_size: 1_000,
             linger: Duration::from_millis(100),
-            max_in_flight: 8,
+            max_in_flight: 64,
+            max_in_flight_per_account: 4,
             max_queue: 20_000,
             retry: RetryPolicy::default(),
         }
@@ -94,6 +102,8 @@ struct Queued {
 /// finish.
 #[derive(Default)]
 struct Unwritten {
+    /// Ledger rows of what the channels confirmed, with their write times.
+    ledger: Vec<(i64, RowWrite)>,
     records: Vec<OutRecord>,
     finished: Vec<(String, u32, u64)>,
     since: Option<Instant>,
@@ -112,6 +122,7 @@ impl Sink {
         let mut locked: HashSet<String> = HashSet::new();
         let mut positions = Positions::default();
         let mut batches: JoinSet<BatchDone> = JoinSet::new();
+        let mut per_account: std::collections::HashMap<Account, usize> = Default::default();
         let mut unwritten = Unwritten::default();
         let mut failures = 0u32;
         // A restart whose rewind failed: when, so that it is tried again before any read.
@@ -132,6 +143,7 @@ impl Sink {
                         while batches.join_next().await.is_some() {}
                         queue.clear();
                         locked.clear();
+                        per_account.clear();
                         positions.clear();
                         unwritten = Unwritten::default();
                         failures = 0;
@@ -232,32 +244,52 @@ impl Sink {
                 positions.retain(|t, p| !gone(t, p));
             }
             while !paused && batches.len() < this.settings.max_in_flight {
-                let Some(batch) = take_batch(&mut queue, &locked, &this.settings) else {
+                let full: HashSet<Account> = per_account
+                    .iter()
+                    .filter(|(_, n)| **n >= this.settings.max_in_flight_per_account)
+                    .map(|(a, _)| a.clone())
+                    .collect();
+                let Some(batch) = take_batch(&mut queue, &locked, &full, &this.settings) else {
                     break;
                 };
                 for r in &batch {
                     locked.insert(r.item_key());
                 }
+                *per_account.entry(account_of(&batch[0])).or_default() += 1;
                 let (sink, retrier) = (this.clone(), retrier.clone());
                 batches.spawn(async move { sink.act(batch, &retrier).await });
             }
             if !batches.is_empty() {
+                let mut done = Vec::new();
                 tokio::select! {
-                    done = batches.join_next() => {
-                        if let Some(Ok(done)) = done {
-                            for r in &done.requests {
-                                locked.remove(&r.item_key());
+                    first = batches.join_next() => done.extend(first),
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
+                // Every batch finished by now is written with this one: one write for many.
+                while let Some(more) = batches.try_join_next() {
+                    done.push(more);
+                }
+                for d in done.into_iter().flatten() {
+                    for r in &d.requests {
+                        locked.remove(&r.item_key());
+                    }
+                    if let Some(first) = d.requests.first() {
+                        let account = account_of(first);
+                        if let Some(n) = per_account.get_mut(&account) {
+                            *n = n.saturating_sub(1);
+                            if *n == 0 {
+                                per_account.remove(&account);
                             }
-                            this.finish(done, &mut unwritten).await;
                         }
                     }
-                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    this.finish(d, &mut unwritten);
                 }
             }
             // Positions of records that were not requests move with the next write, or on
             // their own after a second.
             let due = !unwritten.records.is_empty()
                 || !unwritten.finished.is_empty()
+                || !unwritten.ledger.is_empty()
                 || (positions.has_committable()
                     && unwritten.since.get_or_insert_with(Instant::now).elapsed()
                         >= Duration::from_secs(1));
@@ -266,6 +298,7 @@ impl Sink {
                     positions.done(t, *p, *o);
                 }
                 let completion = Completion {
+                    rows: std::mem::take(&mut unwritten.ledger),
                     records: std::mem::take(&mut unwritten.records),
                     positions: positions.committable(),
                 };
@@ -283,6 +316,7 @@ impl Sink {
                         // Written again with the next completion; the positions are asked for
                         // again, as nothing was committed.
                         unwritten.records = completion.records;
+                        unwritten.ledger = completion.rows;
                         unwritten.finished = finished;
                         positions.uncommit(&completion.positions);
                         if failures >= FAIL_AFTER {
@@ -480,14 +514,7 @@ impl Sink {
 
     /// Writes ledger rows, each at its write time.
     async fn write_ledger(&self, rows: Vec<(i64, RowWrite)>) -> Result<(), PortError> {
-        let mut by_time: std::collections::BTreeMap<i64, Vec<RowWrite>> = Default::default();
-        for (at, row) in rows {
-            by_time.entry(at).or_default().push(row);
-        }
-        for (at, rows) in by_time {
-            self.rows.put_at(rows, at).await?;
-        }
-        Ok(())
+        self.rows.put_timed(rows).await
     }
 
     fn ledger_row(&self, key: &str, entry: LedgerEntry) -> RowWrite {
@@ -517,15 +544,10 @@ impl Sink {
         }
     }
 
-    /// Turns a batch's results into outcomes and dead letters, and records its ledger rows.
-    async fn finish(&self, done: BatchDone, unwritten: &mut Unwritten) {
-        if !done.ledger.is_empty() {
-            // The ledger records what the channel confirmed; if it cannot be written now, the
-            // next request for the item is sent again (as an update), which is harmless.
-            if let Err(e) = self.write_ledger(done.ledger).await {
-                tracing::warn!(connector = %self.name, error = %e, "recording confirmations in the ledger");
-            }
-        }
+    /// Turns a batch's results into outcomes and dead letters, with its ledger rows, all
+    /// written by the next completion.
+    fn finish(&self, done: BatchDone, unwritten: &mut Unwritten) {
+        unwritten.ledger.extend(done.ledger);
         for (r, d) in done.requests.iter().zip(done.results) {
             let raw = &r.raw;
             unwritten
@@ -684,24 +706,29 @@ impl Unwritten {
     }
 }
 
+/// One batch, one tenant's account in one region: one set of credentials.
+type Account = (TenantId, RegionCode, String);
+
+fn account_of(r: &SinkRequest) -> Account {
+    (
+        r.tenant.clone(),
+        r.request.region.clone(),
+        r.request.account.clone(),
+    )
+}
+
 /// The next batch to send: requests of one account, none of whose items is under way, oldest
 /// first; only once it is full or its oldest request has waited `linger`.
 fn take_batch(
     queue: &mut VecDeque<Queued>,
     locked: &HashSet<String>,
+    full: &HashSet<Account>,
     settings: &SinkSettings,
 ) -> Option<Vec<SinkRequest>> {
-    let first = queue
-        .iter()
-        .position(|q| !locked.contains(&q.request.item_key()))?;
-    // One batch, one tenant's account in one region: one set of credentials.
-    let batch_of = |r: &SinkRequest| {
-        (
-            r.tenant.clone(),
-            r.request.region.clone(),
-            r.request.account.clone(),
-        )
-    };
+    let first = queue.iter().position(|q| {
+        !locked.contains(&q.request.item_key()) && !full.contains(&account_of(&q.request))
+    })?;
+    let batch_of = account_of;
     let account = batch_of(&queue[first].request);
     let oldest = queue[first].since;
     let mut keys: HashSet<String> = HashSet::new();

@@ -133,6 +133,12 @@ impl SinkPort for EmbeddedPort {
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 log.write(|txn| {
+                    for (_, w) in &done.rows {
+                        match &w.value {
+                            Some(v) => txn.put(&w.table, &w.key, v)?,
+                            None => txn.remove(&w.table, &w.key)?,
+                        }
+                    }
                     for r in &done.records {
                         let rec = Append {
                             topic: &r.topic,

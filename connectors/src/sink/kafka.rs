@@ -65,6 +65,8 @@ struct Redrive {
 
 pub struct KafkaPort {
     kafka: KafkaConfig,
+    /// Where a completion's rows (the ledger) go, before its records.
+    rows: Arc<dyn RowStore>,
     consumer: StreamConsumer<GroupContext>,
     producer: WatchedProducer,
     owned: Arc<Owned>,
@@ -92,6 +94,7 @@ impl KafkaPort {
         name: &str,
         input: &str,
         partitions: u32,
+        rows: Arc<dyn RowStore>,
     ) -> Result<Self, PortError> {
         let owned = Arc::new(Owned::default());
         let mut cfg = kafka.client_config();
@@ -121,6 +124,7 @@ impl KafkaPort {
         let producer = WatchedProducer::new(pcfg).map_err(PortError::of)?;
         Ok(KafkaPort {
             kafka: kafka.clone(),
+            rows,
             consumer,
             producer,
             owned,
@@ -269,6 +273,9 @@ impl SinkPort for KafkaPort {
 
     fn complete(&mut self, done: Completion) -> BoxFuture<'_, Result<(), PortError>> {
         Box::pin(async move {
+            if !done.rows.is_empty() {
+                self.rows.put_timed(done.rows.clone()).await?;
+            }
             let sends = done.records.iter().map(|r| {
                 let topic = self.kafka.physical(&r.topic);
                 let partition = r
@@ -488,14 +495,24 @@ impl RowStore for StoreRows {
     }
 
     fn put(&self, writes: Vec<RowWrite>) -> BoxFuture<'_, Result<(), PortError>> {
-        self.put_at(writes, now_micros())
+        Box::pin(async move {
+            self.0
+                .apply(writes, now_micros())
+                .await
+                .map_err(PortError::of)
+        })
     }
 
-    fn put_at(
-        &self,
-        writes: Vec<RowWrite>,
-        timestamp: i64,
-    ) -> BoxFuture<'_, Result<(), PortError>> {
-        Box::pin(async move { self.0.apply(writes, timestamp).await.map_err(PortError::of) })
+    fn put_timed(&self, writes: Vec<(i64, RowWrite)>) -> BoxFuture<'_, Result<(), PortError>> {
+        Box::pin(async move {
+            let mut by_time: std::collections::BTreeMap<i64, Vec<RowWrite>> = Default::default();
+            for (at, w) in writes {
+                by_time.entry(at).or_default().push(w);
+            }
+            for (at, writes) in by_time {
+                self.0.apply(writes, at).await.map_err(PortError::of)?;
+            }
+            Ok(())
+        })
     }
 }

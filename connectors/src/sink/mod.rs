@@ -126,15 +126,10 @@ pub trait RowStore: Send + Sync + 'static {
         keys: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Option<Vec<u8>>>, PortError>>;
     fn put(&self, writes: Vec<RowWrite>) -> BoxFuture<'_, Result<(), PortError>>;
-    /// Writes rows with `timestamp` as their write time where the store keeps one (ScyllaDB): a
-    /// write older than the row's changes nothing. Elsewhere (one writer) as `put`.
-    fn put_at(
-        &self,
-        writes: Vec<RowWrite>,
-        timestamp: i64,
-    ) -> BoxFuture<'_, Result<(), PortError>> {
-        let _ = timestamp;
-        self.put(writes)
+    /// Writes rows with their write times where the store keeps them (ScyllaDB): a write older
+    /// than the row's changes nothing. Elsewhere (one writer) as `put`.
+    fn put_timed(&self, writes: Vec<(i64, RowWrite)>) -> BoxFuture<'_, Result<(), PortError>> {
+        self.put(writes.into_iter().map(|(_, w)| w).collect())
     }
 }
 
@@ -161,6 +156,8 @@ pub struct OutRecord {
 /// channel).
 #[derive(Debug, Clone, Default)]
 pub struct Completion {
+    /// The connector's own rows (its ledger), with their write times: written first.
+    pub rows: Vec<(i64, RowWrite)>,
     pub records: Vec<OutRecord>,
     /// (topic, partition, next offset)
     pub positions: Vec<(String, u32, u64)>,
