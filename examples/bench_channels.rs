@@ -70,15 +70,16 @@ struct Args {
 
 fn parse_args() -> Args {
     // The connector's own defaults (connectors/src/meta/config.rs) for its settings.
+    let meta = porch_connectors::meta::MetaConfig::default();
     let mut a = Args {
         listings: 20_000,
         latency_listings: 3_000,
         rate: 200,
-        batch_size: 1_000,
-        linger_ms: 200,
-        max_in_flight: 8,
-        poll_interval_ms: 250,
-        max_poll_interval_ms: 5_000,
+        batch_size: meta.batch_size,
+        linger_ms: meta.linger_ms,
+        max_in_flight: meta.max_in_flight,
+        poll_interval_ms: meta.poll_interval_ms,
+        max_poll_interval_ms: meta.max_poll_interval_ms,
         concurrency: 64,
         meta_latency_ms: 50,
     };
@@ -628,7 +629,7 @@ async fn main() {
     }
     println!(
         "porch bench_channels: {} listings, then {} at {}/s, over {TENANTS} tenants × 2 Meta catalogs; \
-         connector batch_size {}, linger_ms {}, max_in_flight {}, poll_interval_ms {} (doubling up to {}); fake Meta {} ms a call, batches finished \
+         connector batch_size {}, linger_ms {}, max_in_flight {}, poll_interval_ms {} (growing by half up to {}); fake Meta {} ms a call, batches finished \
          on poll 1–3; machine cores {}; porch up pid {pid}",
         args.listings,
         args.latency_listings,

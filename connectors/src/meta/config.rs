@@ -22,7 +22,8 @@ pub struct MetaConfig {
     /// A call with no answer after this long is a timeout (retried; the batch is sent again as
     /// updates).
     pub timeout_ms: u64,
-    /// The first wait before polling a batch's status; it doubles up to `max_poll_interval_ms`.
+    /// The first wait before polling a batch's status; it grows by half up to
+    /// `max_poll_interval_ms`.
     pub poll_interval_ms: u64,
     pub max_poll_interval_ms: u64,
     /// A batch whose status has not finished after this long is given up (dead letters).
@@ -47,7 +48,7 @@ impl Default for MetaConfig {
             max_in_flight_per_catalog: 4,
             timeout_ms: 30_000,
             poll_interval_ms: 250,
-            max_poll_interval_ms: 1_000,
+            max_poll_interval_ms: 2_000,
             max_poll_ms: 600_000,
             max_attempts: 8,
             backoff_ms: 200,

@@ -461,7 +461,10 @@ impl MetaService {
                     ),
                 });
             }
-            wait = (wait * 2).min(Duration::from_millis(self.config.max_poll_interval_ms));
+            // Most batches finish within a few polls: the waits grow gently at first.
+            wait = wait
+                .mul_f64(1.5)
+                .min(Duration::from_millis(self.config.max_poll_interval_ms));
         }
     }
 }
