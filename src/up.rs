@@ -8,7 +8,7 @@ use porch_connectors::sink::embedded::{EmbeddedPort, EmbeddedRows};
 use porch_connectors::sink::{ConnectorStatus, RowStore, CHANNEL_EVENTS};
 use porch_ingest_api::{config::Config, AppState, Media, MediaSettings, Metrics};
 use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
-use porch_processors::{EmbeddedBackend, EmbeddedRuntime, RuntimeConfig};
+use porch_processors::{EmbeddedBackend, RuntimeConfig, Stages};
 use porch_schemas::{Codec, EmbeddedRegistry};
 use porch_topics::{Catalogue, EmbeddedLog};
 use std::net::SocketAddr;
@@ -74,10 +74,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         catalogue.all_names(),
         64 << 20,
     )?);
-    let backend = EmbeddedBackend::new(log.clone(), codec.clone());
     let search = Arc::new(SearchIndex::open(&args.data_dir.join("search"))?);
 
-    let runtime = EmbeddedRuntime::new(log.clone(), codec.clone(), RuntimeConfig::default());
     let compliance = ComplianceConfig {
         tenant_regions: config.tenant_regions(),
         rules: config.compliance.clone(),
@@ -85,11 +83,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let channels = ChannelConfig {
         media_base: media.public_base().to_string(),
     };
-    let threads: Vec<_> = modules::all(compliance, channels)
-        .into_iter()
-        .map(|p| runtime.spawn(p))
-        .collect();
-    let stop = runtime.stop_flag();
+    let stages = Stages::new(
+        modules::all(compliance, channels),
+        codec.clone(),
+        RuntimeConfig::default(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let (backend, pipeline) =
+        EmbeddedBackend::start(log.clone(), codec.clone(), stages, stop.clone());
 
     let ready = Arc::new(AtomicBool::new(true));
     let serving = ready.clone();
@@ -168,9 +169,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             let _ = c.await;
         }
     });
-    for t in threads {
-        let _ = t.join();
-    }
+    let _ = pipeline.join();
     Ok(())
 }
 

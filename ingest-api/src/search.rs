@@ -1,6 +1,6 @@
 //! Search over the tenant's VISIBLE listings.
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Operator};
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
 use crate::params::{non_blank, parse_limit};
@@ -10,10 +10,23 @@ use axum::routing::get;
 use axum::{Json, Router};
 use porch_connectors::search::{SearchPage, SearchQuery};
 use serde::Deserialize;
+use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/search", get(search))
+    Router::new()
+        .route("/v1/search", get(search))
+        .route("/v1/search/position", get(position))
+}
+
+/// How far into `search.events` the index this API searches has got, per partition: a listing
+/// whose event is below its partition's offset can be found. Operator key only.
+pub async fn position(State(state): State<AppState>, _operator: Operator) -> Json<Value> {
+    let offsets: Option<Vec<u64>> = state
+        .search
+        .checkpoint()
+        .and_then(|c| serde_json::from_str(&c).ok());
+    Json(json!({ "offsets": offsets.unwrap_or_default() }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

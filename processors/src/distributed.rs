@@ -939,7 +939,7 @@ impl DistributedRuntime {
                     self.partitions,
                 );
                 match process_batch(&mut txn, &self.codec, p, &batch, timers_due, &task.poison) {
-                    Ok(()) => {
+                    Ok(_) => {
                         let reads = txn.reads.take();
                         break Ok((txn.into_checkpoint(id), reads));
                     }

@@ -1,10 +1,14 @@
-//! The embedded backend of the store and the command sink: projections read straight from the
-//! embedded database, and commands appended by one writer thread that group-commits whatever
-//! requests are waiting into a single durable transaction.
+//! The embedded backend of the store and the command sink, and the embedded pipeline: one
+//! thread runs rounds, and a round is one durable transaction (one fsync) holding the commands
+//! accepted in it and everything every processor did with them and with whatever else was
+//! waiting. Clients are answered after the round commits. Projections are read straight from the
+//! embedded database.
 
+use crate::runtime::Stages;
 use crate::store::*;
 use porch_schemas::*;
 use porch_topics::{commands_topic, product_key, Append, EmbeddedLog, LogError, LogTxn};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -27,6 +31,8 @@ enum Job {
         records: Vec<(Published, Encoded)>,
         reply: oneshot::Sender<Result<SubmitOutcome, StoreError>>,
     },
+    /// Something else committed (a connector's outcomes): the stages may have input.
+    Wake,
 }
 
 /// The embedded store and command sink.
@@ -42,18 +48,33 @@ const QUEUE: usize = 8192;
 const GROUP: usize = 2048;
 
 impl EmbeddedBackend {
-    pub fn new(log: Arc<EmbeddedLog>, codec: Arc<Codec>) -> Arc<Self> {
+    /// The store and command sink, with the pipeline thread that runs `stages` in its rounds
+    /// until `stop` is set.
+    pub fn start(
+        log: Arc<EmbeddedLog>,
+        codec: Arc<Codec>,
+        stages: Stages,
+        stop: Arc<AtomicBool>,
+    ) -> (Arc<Self>, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE);
-        let writer_log = log.clone();
-        std::thread::Builder::new()
-            .name("porch-command-writer".into())
-            .spawn(move || writer(&writer_log, rx))
-            .expect("spawn command writer");
-        Arc::new(Self {
-            log,
-            codec,
-            jobs: tx,
-        })
+        let waker = tx.clone();
+        // Full means a round is coming anyway.
+        log.on_commit(Box::new(move || {
+            let _ = waker.try_send(Job::Wake);
+        }));
+        let pipeline_log = log.clone();
+        let thread = std::thread::Builder::new()
+            .name("porch-pipeline".into())
+            .spawn(move || pipeline(&pipeline_log, rx, stages, &stop))
+            .expect("spawn the pipeline thread");
+        (
+            Arc::new(Self {
+                log,
+                codec,
+                jobs: tx,
+            }),
+            thread,
+        )
     }
 
     pub fn log(&self) -> &Arc<EmbeddedLog> {
@@ -65,26 +86,37 @@ impl EmbeddedBackend {
     }
 }
 
-fn writer(log: &EmbeddedLog, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
-        let mut jobs = vec![first];
+/// The pipeline loop: a round whenever there are requests or the stages may have input; a
+/// round that did nothing commits nothing, and then the loop sleeps until a request, a commit
+/// by someone else, or the next timer.
+fn pipeline(log: &EmbeddedLog, rx: mpsc::Receiver<Job>, mut stages: Stages, stop: &AtomicBool) {
+    // Input may be waiting from before a restart.
+    let mut busy = true;
+    while !stop.load(Ordering::Relaxed) {
+        let mut jobs = Vec::new();
+        if !busy {
+            match rx.recv_timeout(stages.idle_wait()) {
+                Ok(job) => jobs.push(job),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
         while jobs.len() < GROUP {
             match rx.try_recv() {
-                Ok(j) => jobs.push(j),
+                Ok(job) => jobs.push(job),
                 Err(_) => break,
             }
         }
+        jobs.retain(|j| !matches!(j, Job::Wake));
         let started = std::time::Instant::now();
-        let result = log.write_foreground(|txn| {
-            jobs.iter()
-                .map(|j| apply(txn, j))
-                .collect::<Result<Vec<_>, LogError>>()
-        });
+        let (result, worked) = round(log, &jobs, &mut stages);
         tracing::debug!(
             requests = jobs.len(),
+            worked,
             elapsed_us = started.elapsed().as_micros() as u64,
-            "command group committed"
+            "round"
         );
+        busy = worked;
         match result {
             Ok(outcomes) => {
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
@@ -92,7 +124,7 @@ fn writer(log: &EmbeddedLog, rx: mpsc::Receiver<Job>) {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "command batch failed");
+                tracing::error!(error = %e, "round failed");
                 for job in jobs {
                     reply(job, Err(StoreError::Backend(e.to_string())));
                 }
@@ -101,11 +133,59 @@ fn writer(log: &EmbeddedLog, rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// One round: the requests, then every stage, in one transaction. A record at fault is noted
+/// and the round redone without it; a stage failing otherwise pauses processing, and the
+/// requests are committed without it. Returns the requests' outcomes and whether the stages
+/// did anything.
+fn round(
+    log: &EmbeddedLog,
+    jobs: &[Job],
+    stages: &mut Stages,
+) -> (Result<Vec<SubmitOutcome>, LogError>, bool) {
+    loop {
+        let processing = stages.active();
+        let mut failure = None;
+        let result = log.write_when(|txn| {
+            let outcomes = jobs
+                .iter()
+                .map(|j| apply(txn, j))
+                .collect::<Result<Vec<_>, LogError>>()?;
+            let worked = if processing {
+                match stages.run(txn) {
+                    Ok(w) => w,
+                    Err(f) => {
+                        failure = Some(f);
+                        return Err(LogError::Aborted("a stage failed".into()));
+                    }
+                }
+            } else {
+                false
+            };
+            Ok((!jobs.is_empty() || worked).then_some((outcomes, worked)))
+        });
+        if let Some(f) = failure {
+            stages.failed(&f);
+            continue;
+        }
+        return match result {
+            Ok(Some((outcomes, worked))) => {
+                if processing {
+                    stages.committed();
+                }
+                (Ok(outcomes), worked)
+            }
+            Ok(None) => (Ok(vec![]), false),
+            Err(e) => (Err(e), false),
+        };
+    }
+}
+
 fn reply(job: Job, r: Result<SubmitOutcome, StoreError>) {
     let tx = match job {
         Job::Submit { reply, .. } => reply,
         Job::Location { reply, .. } => reply,
         Job::Write { reply, .. } => reply,
+        Job::Wake => return,
     };
     let _ = tx.send(r);
 }
@@ -176,6 +256,7 @@ fn apply(txn: &mut LogTxn<'_>, job: &Job) -> Result<SubmitOutcome, LogError> {
                 command_id: CommandId::parse("write").expect("valid id"),
             })
         }
+        Job::Wake => unreachable!("wake-ups are not requests"),
     }
 }
 

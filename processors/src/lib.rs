@@ -11,4 +11,4 @@ pub mod runtime;
 pub mod store;
 
 pub use embedded::EmbeddedBackend;
-pub use runtime::{EmbeddedRuntime, Processor, RuntimeConfig};
+pub use runtime::{Processor, RuntimeConfig, Stages};

@@ -4,12 +4,11 @@
 
 use crate::store::{key, tables, CommandState, CommandStatus, HistoryEntry};
 use porch_schemas::*;
-use porch_topics::{dlq_of, product_key, Append, BatchTxn, EmbeddedLog, LogError, LogRecord};
+use porch_topics::{dlq_of, product_key, Append, BatchTxn, LogError, LogRecord, LogTxn, Pending};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Why a record could not be handled, and so what the runtime does about it.
 #[derive(Debug, thiserror::Error)]
@@ -417,104 +416,132 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// Runs processors over the embedded log, one thread each.
-pub struct EmbeddedRuntime {
-    log: Arc<EmbeddedLog>,
+/// The processors of the embedded pipeline, run one after another inside each round's single
+/// transaction, in pipeline order: a command accepted in a round flows through every stage of
+/// that round (each stage reads what the ones before it appended, uncommitted), and the round's
+/// commands, records, rows and positions are committed together, with one fsync.
+pub struct Stages {
+    stages: Vec<Stage>,
     codec: Arc<Codec>,
     config: RuntimeConfig,
-    stop: Arc<AtomicBool>,
+    /// Processing is held after a failure that is not a record's fault, until this instant.
+    paused_until: Option<Instant>,
+    backoff: Duration,
 }
 
-impl EmbeddedRuntime {
-    pub fn new(log: Arc<EmbeddedLog>, codec: Arc<Codec>, config: RuntimeConfig) -> Self {
+struct Stage {
+    processor: Arc<dyn Processor>,
+    inputs: Vec<String>,
+    last_timers: Instant,
+    /// Records found poisonous: dead-lettered, not handled, when their round is redone.
+    poison: HashMap<(String, u32, u64), String>,
+}
+
+/// Why a round's stages failed.
+pub enum StageFailure {
+    /// A record is at fault: it is noted, and the round is redone with it dead-lettered.
+    Poison,
+    /// The store failed: processing pauses (with a growing backoff), accepting goes on.
+    Paused(LogError),
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+
+impl Stages {
+    pub fn new(
+        processors: Vec<Arc<dyn Processor>>,
+        codec: Arc<Codec>,
+        config: RuntimeConfig,
+    ) -> Self {
+        let now = Instant::now();
         Self {
-            log,
+            stages: processors
+                .into_iter()
+                .map(|processor| Stage {
+                    inputs: processor.inputs(),
+                    processor,
+                    last_timers: now,
+                    poison: HashMap::new(),
+                })
+                .collect(),
             codec,
             config,
-            stop: Arc::new(AtomicBool::new(false)),
+            paused_until: None,
+            backoff: FIRST_BACKOFF,
         }
     }
 
-    /// A flag that stops every loop at its next turn.
-    pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
+    /// Whether processing runs in the next round (it is held for a while after a failure).
+    pub fn active(&self) -> bool {
+        self.paused_until.is_none_or(|t| Instant::now() >= t)
     }
 
-    /// Starts a processor on its own thread.
-    pub fn spawn(&self, processor: Arc<dyn Processor>) -> std::thread::JoinHandle<()> {
-        let log = self.log.clone();
-        let codec = self.codec.clone();
-        let config = self.config.clone();
-        let stop = self.stop.clone();
-        std::thread::Builder::new()
-            .name(format!("porch-{}", processor.name()))
-            .spawn(move || run_loop(&log, &codec, &config, &stop, processor.as_ref()))
-            .expect("spawn processor thread")
+    /// How long an idle pipeline may wait before a timer is due.
+    pub fn idle_wait(&self) -> Duration {
+        self.config.idle_wait
     }
-}
 
-fn run_loop(
-    log: &EmbeddedLog,
-    codec: &Codec,
-    config: &RuntimeConfig,
-    stop: &AtomicBool,
-    p: &dyn Processor,
-) {
-    let inputs = p.inputs();
-    let mut backoff = Duration::from_millis(50);
-    let mut last_timers = std::time::Instant::now();
-    // Records found poisonous: dead-lettered, not handled, when their batch is redone.
-    let mut poison: HashMap<(String, u32, u64), String> = HashMap::new();
-    while !stop.load(Ordering::Relaxed) {
-        let seen = log.commit_seq();
-        let batch = match collect_batch(log, config, p.name(), &inputs) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(processor = p.name(), error = %e, "reading inputs failed; retrying");
-                std::thread::sleep(backoff);
+    /// Runs every stage once over what its group has not read (and its timers when due), in
+    /// `txn`. Returns whether anything was written.
+    pub fn run(&mut self, txn: &mut LogTxn<'_>) -> Result<bool, StageFailure> {
+        let mut wrote = false;
+        for stage in &mut self.stages {
+            let p = stage.processor.as_ref();
+            let batch = txn
+                .read_pending(Pending {
+                    group: p.name(),
+                    topics: &stage.inputs,
+                    per_partition: self.config.max_per_partition,
+                    max: self.config.max_batch,
+                })
+                .map_err(StageFailure::Paused)?;
+            let timers = p.has_timers() && stage.last_timers.elapsed() >= self.config.idle_wait;
+            if batch.is_empty() && !timers {
                 continue;
             }
-        };
-        let timers_due = p.has_timers() && last_timers.elapsed() >= config.idle_wait;
-        if batch.is_empty() && !timers_due {
-            log.wait_for_commit(seen, config.idle_wait);
-            continue;
+            if timers {
+                stage.last_timers = Instant::now();
+            }
+            match process_batch(txn, &self.codec, p, &batch, timers, &stage.poison) {
+                Ok(timed) => wrote |= timed || !batch.is_empty(),
+                Err(LogError::Poison {
+                    topic,
+                    partition,
+                    offset,
+                    reason,
+                }) => {
+                    stage.poison.insert((topic, partition, offset), reason);
+                    return Err(StageFailure::Poison);
+                }
+                Err(e) => {
+                    tracing::error!(processor = p.name(), error = %e, "processing failed; retrying");
+                    return Err(StageFailure::Paused(e));
+                }
+            }
         }
-        if timers_due {
-            last_timers = std::time::Instant::now();
+        Ok(wrote)
+    }
+
+    /// After a round failed in its stages: hold processing for a while unless a record was at
+    /// fault (then the round is redone at once, without it).
+    pub fn failed(&mut self, failure: &StageFailure) {
+        if let StageFailure::Paused(_) = failure {
+            self.paused_until = Some(Instant::now() + self.backoff);
+            self.backoff = (self.backoff * 2).min(Duration::from_secs(5));
         }
-        match log.write(|txn| process_batch(txn, codec, p, &batch, timers_due, &poison)) {
-            Ok(()) => {
-                backoff = Duration::from_millis(50);
-                poison.clear();
-            }
-            Err(LogError::Poison {
-                topic,
-                partition,
-                offset,
-                reason,
-            }) => {
-                poison.insert((topic, partition, offset), reason);
-            }
-            Err(e) => {
-                tracing::error!(processor = p.name(), error = %e, "batch failed; retrying");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+    }
+
+    /// After a round committed: poison noted for it has been dead-lettered.
+    pub fn committed(&mut self) {
+        self.paused_until = None;
+        self.backoff = FIRST_BACKOFF;
+        for s in &mut self.stages {
+            s.poison.clear();
         }
     }
 }
 
-fn collect_batch(
-    log: &EmbeddedLog,
-    config: &RuntimeConfig,
-    group: &str,
-    inputs: &[String],
-) -> Result<Vec<LogRecord>, LogError> {
-    log.read_pending(group, inputs, config.max_per_partition, config.max_batch)
-}
-
-/// Handles a batch, and due timers, inside one transaction.
+/// Handles a batch, and due timers, inside one transaction; returns whether the timers did work.
 pub(crate) fn process_batch(
     txn: &mut dyn BatchTxn,
     codec: &Codec,
@@ -522,7 +549,7 @@ pub(crate) fn process_batch(
     batch: &[LogRecord],
     timers: bool,
     poison: &HashMap<(String, u32, u64), String>,
-) -> Result<(), LogError> {
+) -> Result<bool, LogError> {
     let output = p.output();
     for rec in batch {
         if let Some(reason) = poison.get(&(rec.topic.clone(), rec.partition, rec.offset)) {
@@ -562,7 +589,7 @@ pub(crate) fn process_batch(
         txn.commit_position(p.name(), &rec.topic, rec.partition, rec.offset + 1)?;
     }
     if !timers {
-        return Ok(());
+        return Ok(false);
     }
     let mut ctx = Ctx {
         txn,
@@ -576,11 +603,11 @@ pub(crate) fn process_batch(
     };
     let now = ctx.now();
     match p.punctuate(&mut ctx, now) {
-        Ok(_) => Ok(()),
+        Ok(worked) => Ok(worked),
         Err(HandleError::Retry(e)) => Err(e),
         Err(HandleError::Poison(reason)) => {
             tracing::error!(processor = p.name(), %reason, "timer failed");
-            Ok(())
+            Ok(false)
         }
     }
 }

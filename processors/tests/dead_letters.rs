@@ -3,11 +3,11 @@
 
 use porch_processors::modules::{self, ProductProcessor};
 use porch_processors::store::{key, tables, CommandState, CommandStatus};
-use porch_processors::{EmbeddedRuntime, RuntimeConfig};
+use porch_processors::{EmbeddedBackend, RuntimeConfig, Stages};
 use porch_schemas::*;
 use porch_topics::{product_key, Append, Catalogue, EmbeddedLog};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -86,8 +86,14 @@ fn poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on() {
         .unwrap()
         .0;
 
-    let runtime = EmbeddedRuntime::new(log.clone(), codec.clone(), RuntimeConfig::default());
-    let thread = runtime.spawn(Arc::new(ProductProcessor));
+    let stop = Arc::new(AtomicBool::new(false));
+    let stages = Stages::new(
+        vec![Arc::new(ProductProcessor)],
+        codec.clone(),
+        RuntimeConfig::default(),
+    );
+    let (_backend, thread) =
+        EmbeddedBackend::start(log.clone(), codec.clone(), stages, stop.clone());
     let deadline = Instant::now() + Duration::from_secs(20);
     while log
         .position("product", "product.commands", partition)
@@ -100,7 +106,7 @@ fn poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    runtime.stop_flag().store(true, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     thread.join().unwrap();
 
     let dead = log.read("product.commands.dlq", partition, 0, 10).unwrap();

@@ -6,7 +6,6 @@
 use crate::murmur2::partition_for;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
@@ -145,8 +144,8 @@ pub struct EmbeddedLog {
     notifier: Notifier,
     /// The same commit sequence for async waiters.
     commits: tokio::sync::watch::Sender<u64>,
-    /// Foreground writers waiting for (or holding) the writer slot.
-    foreground_waiting: AtomicUsize,
+    /// Called after every commit.
+    listeners: Mutex<Vec<Box<dyn Fn() + Send + Sync>>>,
 }
 
 /// A record to append.
@@ -256,6 +255,68 @@ impl LogTxn<'_> {
     pub fn now(&self) -> i64 {
         self.now
     }
+
+    /// What a consumer group has not yet read, this transaction's appends and positions included:
+    /// one stage of a round reads what the stages before it wrote, before anything is committed.
+    pub fn read_pending(&self, want: Pending<'_>) -> Result<Vec<LogRecord>, LogError> {
+        pending(
+            &self.records,
+            &self.ends,
+            &self.positions,
+            self.partitions,
+            want,
+        )
+    }
+}
+
+/// What a consumer group has not yet read, and how much of it to take.
+pub struct Pending<'a> {
+    pub group: &'a str,
+    pub topics: &'a [String],
+    pub per_partition: usize,
+    pub max: usize,
+}
+
+/// A group's unread records from its committed positions, through any view of the tables (a
+/// read snapshot, or a write transaction that sees its own appends).
+fn pending(
+    records: &impl ReadableTable<(&'static str, u32, u64), &'static [u8]>,
+    ends: &impl ReadableTable<(&'static str, u32), u64>,
+    positions: &impl ReadableTable<(&'static str, &'static str, u32), u64>,
+    partitions: u32,
+    want: Pending<'_>,
+) -> Result<Vec<LogRecord>, LogError> {
+    let mut out = Vec::new();
+    for topic in want.topics {
+        for p in 0..partitions {
+            if out.len() >= want.max {
+                return Ok(out);
+            }
+            let from = positions
+                .get((want.group, topic.as_str(), p))?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            let end = ends
+                .get((topic.as_str(), p))?
+                .map(|v| v.value())
+                .unwrap_or(0);
+            if end <= from {
+                continue;
+            }
+            let room = want.per_partition.min(want.max - out.len());
+            for item in records
+                .range((topic.as_str(), p, from)..(topic.as_str(), p, end))?
+                .take(room)
+            {
+                let (k, v) = item?;
+                let (_, _, offset) = k.value();
+                let rec = decode_record(topic, p, offset, v.value())
+                    .ok_or_else(|| LogError::Corrupt(format!("{topic}/{p}@{offset}")))?;
+                out.push(rec);
+            }
+        }
+    }
+    Ok(out)
 }
 
 impl EmbeddedLog {
@@ -275,7 +336,7 @@ impl EmbeddedLog {
             topics,
             notifier: Notifier::default(),
             commits: tokio::sync::watch::Sender::new(0),
-            foreground_waiting: AtomicUsize::new(0),
+            listeners: Mutex::new(Vec::new()),
         };
         // Create the tables so readers never see a missing table.
         log.write(|_| Ok(()))?;
@@ -300,32 +361,32 @@ impl EmbeddedLog {
         &self,
         f: impl FnOnce(&mut LogTxn<'_>) -> Result<R, LogError>,
     ) -> Result<R, LogError> {
-        // Background writers give way while a foreground writer waits for the single writer
-        // slot, so accepting commands is not queued behind batches of processing.
-        let mut spins = 0;
-        while self.foreground_waiting.load(Ordering::Acquire) > 0 && spins < 200 {
-            std::thread::sleep(Duration::from_micros(250));
-            spins += 1;
-        }
+        self.write_when(|t| f(t).map(Some))
+            .map(|r| r.expect("a write always commits"))
+    }
+
+    /// Like `write`, but `f` may find there was nothing to do (`None`): then the transaction is
+    /// dropped, with no commit, no fsync and no wake-up of the log's readers.
+    pub fn write_when<R>(
+        &self,
+        f: impl FnOnce(&mut LogTxn<'_>) -> Result<Option<R>, LogError>,
+    ) -> Result<Option<R>, LogError> {
         self.write_now(f)
     }
 
-    /// Like `write`, for a foreground writer (one a client is waiting on): background writers
-    /// let it go first.
-    pub fn write_foreground<R>(
-        &self,
-        f: impl FnOnce(&mut LogTxn<'_>) -> Result<R, LogError>,
-    ) -> Result<R, LogError> {
-        self.foreground_waiting.fetch_add(1, Ordering::AcqRel);
-        let r = self.write_now(f);
-        self.foreground_waiting.fetch_sub(1, Ordering::AcqRel);
-        r
+    /// Calls `f` after every commit, whoever made it (the embedded pipeline learns of input
+    /// written by connectors this way, with no polling).
+    pub fn on_commit(&self, f: Box<dyn Fn() + Send + Sync>) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(f);
     }
 
     fn write_now<R>(
         &self,
-        f: impl FnOnce(&mut LogTxn<'_>) -> Result<R, LogError>,
-    ) -> Result<R, LogError> {
+        f: impl FnOnce(&mut LogTxn<'_>) -> Result<Option<R>, LogError>,
+    ) -> Result<Option<R>, LogError> {
         let txn = self.db.begin_write()?;
         let result = {
             let mut t = LogTxn {
@@ -340,13 +401,27 @@ impl EmbeddedLog {
             f(&mut t)
         };
         match result {
-            Ok(r) => {
+            Ok(Some(r)) => {
                 txn.commit()?;
-                let mut seq = self.notifier.seq.lock().unwrap_or_else(|e| e.into_inner());
-                *seq += 1;
-                self.notifier.cv.notify_all();
-                self.commits.send_replace(*seq);
-                Ok(r)
+                {
+                    let mut seq = self.notifier.seq.lock().unwrap_or_else(|e| e.into_inner());
+                    *seq += 1;
+                    self.notifier.cv.notify_all();
+                    self.commits.send_replace(*seq);
+                }
+                for f in self
+                    .listeners
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                {
+                    f();
+                }
+                Ok(Some(r))
+            }
+            Ok(None) => {
+                txn.abort()?;
+                Ok(None)
             }
             Err(e) => {
                 txn.abort()?;
@@ -389,40 +464,18 @@ impl EmbeddedLog {
         max: usize,
     ) -> Result<Vec<LogRecord>, LogError> {
         let txn = self.db.begin_read()?;
-        let records = txn.open_table(RECORDS)?;
-        let ends = txn.open_table(ENDS)?;
-        let positions = txn.open_table(POSITIONS)?;
-        let mut out = Vec::new();
-        for topic in topics {
-            for p in 0..self.partitions {
-                if out.len() >= max {
-                    return Ok(out);
-                }
-                let from = positions
-                    .get((group, topic.as_str(), p))?
-                    .map(|v| v.value())
-                    .unwrap_or(0);
-                let end = ends
-                    .get((topic.as_str(), p))?
-                    .map(|v| v.value())
-                    .unwrap_or(0);
-                if end <= from {
-                    continue;
-                }
-                let room = per_partition.min(max - out.len());
-                for item in records
-                    .range((topic.as_str(), p, from)..(topic.as_str(), p, end))?
-                    .take(room)
-                {
-                    let (k, v) = item?;
-                    let (_, _, offset) = k.value();
-                    let rec = decode_record(topic, p, offset, v.value())
-                        .ok_or_else(|| LogError::Corrupt(format!("{topic}/{p}@{offset}")))?;
-                    out.push(rec);
-                }
-            }
-        }
-        Ok(out)
+        pending(
+            &txn.open_table(RECORDS)?,
+            &txn.open_table(ENDS)?,
+            &txn.open_table(POSITIONS)?,
+            self.partitions,
+            Pending {
+                group,
+                topics,
+                per_partition,
+                max,
+            },
+        )
     }
 
     /// The next offset a partition will be given (its log end).

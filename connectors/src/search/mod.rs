@@ -279,11 +279,13 @@ impl SearchIndex {
             }
             return Err(err);
         }
+        // Searches see the batch before its checkpoint is shown: a position read from
+        // `checkpoint` is always searchable.
+        self.reader.reload()?;
         *self
             .checkpoint
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(checkpoint.to_owned());
-        self.reader.reload()?;
         Ok(())
     }
 
