@@ -331,11 +331,20 @@ async fn main() {
         status_mib(pid, "VmHWM:")
     );
     let size: u64 = walk_size(&dir.join("data"));
-    println!("data directory: {:.0} MiB", size as f64 / (1024.0 * 1024.0));
+    println!(
+        "data directory: {:.0} MiB, {:.1} KiB per product",
+        size as f64 / (1024.0 * 1024.0),
+        size as f64 / 1024.0 / args.products as f64
+    );
 
     let _ = child.kill();
     let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    // PORCH_BENCH_KEEP=1 keeps the data directory, to look into it (`porch usage`).
+    if std::env::var("PORCH_BENCH_KEEP").as_deref() == Ok("1") {
+        println!("kept: {}", dir.join("data").display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 fn walk_size(p: &std::path::Path) -> u64 {

@@ -35,6 +35,16 @@ enum Cmd {
         /// Address of the HTTP API.
         #[arg(long, env = "PORCH_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        /// How long commands are kept (records, outcomes, idempotency keys): 7d, 12h, 30m,
+        /// 45s. Events are kept for ever.
+        #[arg(long, env = "PORCH_COMMAND_RETENTION", default_value = "7d", value_parser = up::parse_duration)]
+        command_retention: std::time::Duration,
+    },
+    /// What an embedded data directory holds, per topic and per store table (run it with
+    /// `porch up` stopped).
+    Usage {
+        #[arg(long, env = "PORCH_DATA_DIR", default_value = "porch-data")]
+        data_dir: PathBuf,
     },
     /// The HTTP API of the distributed mode: commands to Kafka, reads from the store.
     IngestApi {
@@ -207,11 +217,14 @@ fn main() -> anyhow::Result<()> {
             config,
             data_dir,
             listen,
+            command_retention,
         } => up::run(up::UpArgs {
             config,
             data_dir,
             listen,
+            command_retention,
         }),
+        Cmd::Usage { data_dir } => up::usage(&data_dir),
         Cmd::IngestApi {
             config,
             listen,

@@ -8,7 +8,7 @@ use porch_connectors::sink::embedded::{EmbeddedPort, EmbeddedRows};
 use porch_connectors::sink::{ConnectorStatus, RowStore, CHANNEL_EVENTS};
 use porch_ingest_api::{config::Config, AppState, Media, MediaSettings, Metrics};
 use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
-use porch_processors::{EmbeddedBackend, RuntimeConfig, Stages};
+use porch_processors::{EmbeddedBackend, Retention, RuntimeConfig, Stages};
 use porch_schemas::{Codec, EmbeddedRegistry};
 use porch_topics::{Catalogue, EmbeddedLog};
 use std::net::SocketAddr;
@@ -20,6 +20,28 @@ pub struct UpArgs {
     pub config: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    pub command_retention: std::time::Duration,
+}
+
+/// A duration as a number and a unit: `7d`, `12h`, `30m`, `45s`, `500ms`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit (d, h, m, s or ms)"))?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a whole number"))?;
+    let secs = |k: u64| std::time::Duration::from_secs(n.saturating_mul(k));
+    Ok(match unit {
+        "d" => secs(86_400),
+        "h" => secs(3_600),
+        "m" => secs(60),
+        "s" => secs(1),
+        "ms" => std::time::Duration::from_millis(n),
+        _ => return Err(format!("{text:?}: the unit is d, h, m, s or ms")),
+    })
 }
 
 /// Loads the config file, or the development config kept in the data directory (created with a
@@ -87,7 +109,8 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         modules::all(compliance, channels),
         codec.clone(),
         RuntimeConfig::default(),
-    );
+    )
+    .with_retention(Retention::new(&catalogue, args.command_retention));
     let stop = Arc::new(AtomicBool::new(false));
     let (backend, pipeline) =
         EmbeddedBackend::start(log.clone(), codec.clone(), stages, stop.clone());
@@ -173,6 +196,29 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `porch usage`: what the embedded database holds, and the files of the data directory.
+pub fn usage(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = data_dir.join("porch.redb");
+    anyhow::ensure!(path.exists(), "no embedded database at {}", path.display());
+    let catalogue = Catalogue::builtin();
+    let log = EmbeddedLog::open(&path, catalogue.partitions, catalogue.all_names(), 16 << 20)?;
+    let file = std::fs::metadata(&path)?.len();
+    println!(
+        "{:<7} {:<40} {:>12} {:>14}",
+        "kind", "name", "entries", "bytes"
+    );
+    let mut total = 0;
+    for u in log.usage()? {
+        total += u.bytes;
+        println!(
+            "{:<7} {:<40} {:>12} {:>14}",
+            u.kind, u.name, u.entries, u.bytes
+        );
+    }
+    println!("{total} bytes of keys and values in a {file}-byte database file");
+    Ok(())
+}
+
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -189,5 +235,23 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_with_their_unit_and_refuse_without() {
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3_600)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1_800)));
+        assert_eq!(parse_duration("45s"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_duration("7").is_err());
+        assert!(parse_duration("d").is_err());
+        assert!(parse_duration("7w").is_err());
     }
 }

@@ -316,6 +316,16 @@ fn submit(txn: &mut LogTxn<'_>, s: &Submission, bytes: &[u8]) -> Result<SubmitOu
         completed_at: None,
     };
     put_json(txn, tables::COMMAND, &command_key, &status)?;
+    // What the command retention removes, oldest first.
+    txn.put(
+        tables::COMMAND_EXPIRY,
+        &key(&[
+            &format!("{:020}", status.accepted_at),
+            tenant,
+            env.command_id.as_str(),
+        ]),
+        s.idempotency_key.as_deref().unwrap_or_default().as_bytes(),
+    )?;
     let topic = commands_topic(s.record.command.module());
     let k = product_key(tenant, product.as_str());
     txn.append(Append {

@@ -7,8 +7,10 @@ pub mod distributed_api;
 pub mod domain;
 pub mod embedded;
 pub mod modules;
+pub mod retention;
 pub mod runtime;
 pub mod store;
 
 pub use embedded::EmbeddedBackend;
+pub use retention::Retention;
 pub use runtime::{Processor, RuntimeConfig, Stages};

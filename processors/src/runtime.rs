@@ -427,6 +427,7 @@ pub struct Stages {
     /// Processing is held after a failure that is not a record's fault, until this instant.
     paused_until: Option<Instant>,
     backoff: Duration,
+    retention: Option<crate::retention::Retention>,
 }
 
 struct Stage {
@@ -468,7 +469,14 @@ impl Stages {
             config,
             paused_until: None,
             backoff: FIRST_BACKOFF,
+            retention: None,
         }
+    }
+
+    /// Trims the log by `retention` in the rounds.
+    pub fn with_retention(mut self, retention: crate::retention::Retention) -> Self {
+        self.retention = Some(retention);
+        self
     }
 
     /// Whether processing runs in the next round (it is held for a while after a failure).
@@ -518,6 +526,10 @@ impl Stages {
                     return Err(StageFailure::Paused(e));
                 }
             }
+        }
+        if let Some(retention) = self.retention.as_mut().filter(|r| r.due()) {
+            let now = txn.now();
+            wrote |= retention.run(txn, now).map_err(StageFailure::Paused)? > 0;
         }
         Ok(wrote)
     }

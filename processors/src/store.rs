@@ -58,6 +58,9 @@ pub mod tables {
     pub const COMMAND: &str = "command";
     /// tenant/idempotency key → IdempotencyRecord
     pub const IDEMPOTENCY: &str = "idempotency";
+    /// <accepted_at, 20 digits>/tenant/command → idempotency key or "" (embedded: what the
+    /// command retention removes, oldest first)
+    pub const COMMAND_EXPIRY: &str = "command_expiry";
     /// tenant/product → "" for every product whose creation was accepted (routing, existence)
     pub const PRODUCT_ID: &str = "product_id";
     /// tenant/sku → product id (a SKU belongs to one product)

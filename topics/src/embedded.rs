@@ -256,6 +256,71 @@ impl LogTxn<'_> {
         self.now
     }
 
+    /// Removes the records of a partition appended before `before` (microseconds), from its
+    /// start up to `below` (an offset no reader may still need) and at most `budget` of them;
+    /// offsets are never reused (the log end stays). Returns how many went.
+    pub fn trim(
+        &mut self,
+        topic: &str,
+        partition: u32,
+        before: i64,
+        below: u64,
+        budget: usize,
+    ) -> Result<usize, LogError> {
+        let mut old = Vec::new();
+        for item in self
+            .records
+            .range((topic, partition, 0)..(topic, partition, below))?
+            .take(budget)
+        {
+            let (k, v) = item?;
+            let ts = v
+                .value()
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_le_bytes)
+                .unwrap_or(i64::MAX);
+            if ts >= before {
+                break;
+            }
+            old.push(k.value().2);
+        }
+        for offset in &old {
+            self.records.remove((topic, partition, *offset))?;
+        }
+        Ok(old.len())
+    }
+
+    /// The least position of the consumer groups that read a partition (`u64::MAX` when none
+    /// has a position on it).
+    pub fn least_position(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
+        let mut least = u64::MAX;
+        for item in self.positions.iter()? {
+            let (k, v) = item?;
+            let (_, t, p) = k.value();
+            if t == topic && p == partition {
+                least = least.min(v.value());
+            }
+        }
+        Ok(least)
+    }
+
+    /// Store rows of `table` with keys in `[from, to)`, at most `limit`, in key order.
+    pub fn range(
+        &self,
+        table: &str,
+        from: &str,
+        to: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, LogError> {
+        let mut out = Vec::new();
+        for item in self.kv.range((table, from)..(table, to))?.take(limit) {
+            let (k, v) = item?;
+            out.push((k.value().1.to_string(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// What a consumer group has not yet read, this transaction's appends and positions included:
     /// one stage of a round reads what the stages before it wrote, before anything is committed.
     pub fn read_pending(&self, want: Pending<'_>) -> Result<Vec<LogRecord>, LogError> {
@@ -267,6 +332,51 @@ impl LogTxn<'_> {
             want,
         )
     }
+}
+
+/// Gives free space back to the file system at start, when at least a quarter of the file is
+/// free (after a retention pass trimmed old commands, say): redb reuses free pages while it
+/// runs, but only compaction, which needs the database to itself, shrinks the file.
+fn compact_if_sparse(db: &mut Database, path: &Path) -> Result<(), LogError> {
+    let file = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let used = {
+        let txn = db.begin_write()?;
+        let stats = txn.stats()?;
+        let used = stats.allocated_pages() * stats.page_size() as u64;
+        txn.abort()?;
+        used
+    };
+    if file < 1 << 20 || file.saturating_sub(used) < file / 4 {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    for _ in 0..64 {
+        match db.compact() {
+            Ok(true) => continue,
+            Ok(false) => break,
+            Err(e) => return Err(LogError::Aborted(format!("compacting the database: {e}"))),
+        }
+    }
+    let after = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    tracing::info!(
+        before = file,
+        after,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "compacted the embedded database"
+    );
+    Ok(())
+}
+
+/// What one topic or store table holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Usage {
+    /// "topic" or "table".
+    pub kind: &'static str,
+    pub name: String,
+    /// Records or rows.
+    pub entries: u64,
+    /// Their keys and values, before the database's own overhead.
+    pub bytes: u64,
 }
 
 /// What a consumer group has not yet read, and how much of it to take.
@@ -327,9 +437,10 @@ impl EmbeddedLog {
         topics: Vec<String>,
         cache_bytes: usize,
     ) -> Result<Self, LogError> {
-        let db = Database::builder()
+        let mut db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)?;
+        compact_if_sparse(&mut db, path)?;
         let log = Self {
             db,
             partitions,
@@ -531,6 +642,39 @@ impl EmbeddedLog {
                 break;
             }
         }
+        Ok(out)
+    }
+
+    /// What the database holds: records and bytes (keys and values) per topic, and rows and
+    /// bytes per store table, largest first. Reads everything once.
+    pub fn usage(&self) -> Result<Vec<Usage>, LogError> {
+        let txn = self.db.begin_read()?;
+        let mut by: std::collections::BTreeMap<(&'static str, String), (u64, u64)> =
+            Default::default();
+        for item in txn.open_table(RECORDS)?.iter()? {
+            let (k, v) = item?;
+            let (topic, _, _) = k.value();
+            let e = by.entry(("topic", topic.to_string())).or_default();
+            e.0 += 1;
+            e.1 += (topic.len() + 12 + v.value().len()) as u64;
+        }
+        for item in txn.open_table(KV)?.iter()? {
+            let (k, v) = item?;
+            let (table, key) = k.value();
+            let e = by.entry(("table", table.to_string())).or_default();
+            e.0 += 1;
+            e.1 += (table.len() + key.len() + v.value().len()) as u64;
+        }
+        let mut out: Vec<Usage> = by
+            .into_iter()
+            .map(|((kind, name), (entries, bytes))| Usage {
+                kind,
+                name,
+                entries,
+                bytes,
+            })
+            .collect();
+        out.sort_by_key(|u| std::cmp::Reverse(u.bytes));
         Ok(out)
     }
 

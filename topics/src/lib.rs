@@ -11,7 +11,7 @@ pub mod txn;
 
 pub use catalogue::{commands_topic, dlq_of, events_topic, product_key, Catalogue, TopicSpec};
 pub use client_properties::{ClientProperties, PropertiesError};
-pub use embedded::{Append, EmbeddedLog, LogError, LogRecord, LogTxn, Pending};
+pub use embedded::{Append, EmbeddedLog, LogError, LogRecord, LogTxn, Pending, Usage};
 pub use kafka_admin::{apply_topics, client_config, AdminError, ApplyReport, KafkaConfig};
 pub use kafka_read::{ReadError, TopicReader};
 pub use liveness::{Liveness, WatchedProducer};
