@@ -201,7 +201,7 @@ pub fn usage(data_dir: &std::path::Path) -> anyhow::Result<()> {
     let path = data_dir.join("porch.redb");
     anyhow::ensure!(path.exists(), "no embedded database at {}", path.display());
     let catalogue = Catalogue::builtin();
-    let log = EmbeddedLog::open(&path, catalogue.partitions, catalogue.all_names(), 16 << 20)?;
+    let log = EmbeddedLog::inspect(&path, catalogue.partitions, catalogue.all_names())?;
     let file = std::fs::metadata(&path)?.len();
     println!(
         "{:<7} {:<40} {:>12} {:>14}",

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use porch_processors::domain::activation::ActivationState;
 use porch_processors::domain::product::{ProductState, ProductStatus};
-use porch_processors::store::{key, tables, Claim, HistoryEntry, Store};
+use porch_processors::store::{key, tables, Claim, HistoryEntry, Store, StoredHistory};
 use porch_schemas::{
     Attributes, Channel, CreateProduct, DeactivateProduct, ProductData, ProductId,
     ReactivateProduct, SellerId, TenantId, UpdateProduct,
@@ -596,6 +596,85 @@ impl From<HistoryEntry> for HistoryView {
     }
 }
 
+/// A page of history from `cursor` on. A row holds what one cause did in one module (one entry
+/// or several), so a cursor names a row and, when the page ended inside it, the entry to go on
+/// from (`<row>~<entry>`).
+fn history_page(
+    store: &(dyn Store + 'static),
+    prefix: &str,
+    cursor: Option<&str>,
+    limit: usize,
+) -> Result<HistoryPage, ApiError> {
+    let mut entries: Vec<HistoryView> = Vec::new();
+    let mut after = None;
+    if let Some(c) = cursor {
+        let (row, skip) = match c.rsplit_once('~') {
+            Some((row, skip)) => (
+                row,
+                skip.parse::<usize>()
+                    .map_err(|_| ApiError::invalid("cursor", "not a cursor of this history"))?,
+            ),
+            None => (c, usize::MAX),
+        };
+        let row_key = format!("{prefix}{row}");
+        if skip != usize::MAX {
+            if let Some(stored) = store.get::<StoredHistory>(tables::HISTORY, &row_key)? {
+                let rest: Vec<HistoryEntry> = stored.entries().into_iter().skip(skip).collect();
+                if rest.len() > limit {
+                    let entries = rest
+                        .into_iter()
+                        .take(limit)
+                        .map(HistoryView::from)
+                        .collect();
+                    return Ok(HistoryPage {
+                        entries,
+                        next_cursor: Some(format!("{row}~{}", skip + limit)),
+                    });
+                }
+                entries.extend(rest.into_iter().map(HistoryView::from));
+            }
+        }
+        if entries.len() == limit {
+            return Ok(HistoryPage {
+                entries,
+                next_cursor: Some(row.to_string()),
+            });
+        }
+        after = Some(row_key);
+    }
+    let mut next_cursor = None;
+    while entries.len() < limit {
+        let rows = store.scan::<StoredHistory>(tables::HISTORY, prefix, after.as_deref(), limit)?;
+        let Some((last, _)) = rows.last() else {
+            break;
+        };
+        after = Some(last.clone());
+        let full = rows.len() == limit;
+        for (k, stored) in rows {
+            let row_entries = stored.entries();
+            let room = limit - entries.len();
+            let suffix = k.strip_prefix(prefix).unwrap_or(&k).to_string();
+            if row_entries.len() > room {
+                entries.extend(row_entries.into_iter().take(room).map(HistoryView::from));
+                next_cursor = Some(format!("{suffix}~{room}"));
+                break;
+            }
+            entries.extend(row_entries.into_iter().map(HistoryView::from));
+            if entries.len() == limit {
+                next_cursor = Some(suffix);
+                break;
+            }
+        }
+        if next_cursor.is_some() || !full {
+            break;
+        }
+    }
+    Ok(HistoryPage {
+        entries,
+        next_cursor,
+    })
+}
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HistoryPage {
     pub entries: Vec<HistoryView>,
@@ -624,20 +703,7 @@ pub async fn product_history(
     let page = blocking(&state, move |store| {
         existing_product(store, &tenant, &product_id)?;
         let prefix = product_prefix(&tenant, &product_id);
-        let after = cursor.map(|c| format!("{prefix}{c}"));
-        let rows = store.scan::<HistoryEntry>(tables::HISTORY, &prefix, after.as_deref(), limit)?;
-        let next_cursor = match rows.last() {
-            Some((k, _)) if rows.len() == limit => k.strip_prefix(&prefix).map(str::to_string),
-            _ => None,
-        };
-        let entries = rows
-            .into_iter()
-            .map(|(_, h)| HistoryView::from(h))
-            .collect();
-        Ok(HistoryPage {
-            entries,
-            next_cursor,
-        })
+        history_page(store, &prefix, cursor.as_deref(), limit)
     })
     .await?;
     Ok(Json(page))

@@ -1516,6 +1516,73 @@ async fn history_lists_transitions_in_order() {
 }
 
 #[tokio::test]
+async fn history_pages_walk_rows_of_several_entries_once_each_in_order() {
+    use porch_processors::store::{HistoryItem, HistoryRow};
+    let h = harness();
+    h.seed_product("acme", "p1");
+    // Three causes: one event, four (a decision per region), two.
+    let mut expected = Vec::new();
+    for (cause, count) in [("c0", 1u32), ("c1", 4), ("c2", 2)] {
+        let at = expected.len() as i64;
+        let entries = (0..count)
+            .map(|n| {
+                expected.push(format!("{cause}.compliance.{n}"));
+                HistoryItem {
+                    event: "ComplianceApproved".into(),
+                    aggregate_id: "p1".into(),
+                    version: n as i64,
+                    n,
+                    detail: json!({ "n": n }),
+                }
+            })
+            .collect();
+        let row = HistoryRow {
+            at,
+            module: "compliance".into(),
+            causation_id: cause.into(),
+            entries,
+        };
+        h.store.put(
+            tables::HISTORY,
+            &format!("acme/p1/{at:020}/{cause}.compliance.0"),
+            &row,
+        );
+    }
+    for limit in 1..=8 {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..20 {
+            let path = match &cursor {
+                Some(c) => format!("/v1/products/p1/history?limit={limit}&cursor={c}"),
+                None => format!("/v1/products/p1/history?limit={limit}"),
+            };
+            let r = h.call(Method::GET, &path, Some("acme-admin"), None).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            let page = r.body["entries"].as_array().unwrap();
+            assert!(page.len() <= limit, "limit {limit}: {}", r.body);
+            seen.extend(
+                page.iter()
+                    .map(|e| e["event_id"].as_str().unwrap().to_string()),
+            );
+            match r.body["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "limit {limit}");
+    }
+    let r = h
+        .call(
+            Method::GET,
+            "/v1/products/p1/history?cursor=x~y",
+            Some("acme-admin"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+}
+
+#[tokio::test]
 async fn images_are_stored_per_tenant_and_served_back() {
     let h = harness();
     h.seed_product("acme", "p1");

@@ -461,7 +461,7 @@ impl Processor for ActivationProcessor {
                 tenant: tenant.clone(),
                 correlation_id: tick,
                 command: None,
-            });
+            })?;
             self.decide(ctx, &tenant, &product, &ActivationInput::Tick { now }, None)?;
         }
         Ok(!due.is_empty())

@@ -2,7 +2,7 @@
 //! A processor only decides; one batch of input records becomes one atomic write of output
 //! events, projection rows, command outcomes and input positions.
 
-use crate::store::{key, tables, CommandState, CommandStatus, HistoryEntry};
+use crate::store::{key, tables, CommandState, CommandStatus, HistoryItem, HistoryRow};
 use porch_schemas::*;
 use porch_topics::{dlq_of, product_key, Append, BatchTxn, LogError, LogRecord, LogTxn, Pending};
 use serde::{de::DeserializeOwned, Serialize};
@@ -85,6 +85,8 @@ pub struct Ctx<'a, 't> {
     command_events: Vec<String>,
     /// The partition of the input record being handled (none while punctuating).
     partition: Option<u32>,
+    /// The history row of the current cause, written when the cause is done.
+    history: Option<(String, HistoryRow)>,
 }
 
 impl<'a, 't> Ctx<'a, 't> {
@@ -201,9 +203,11 @@ impl<'a, 't> Ctx<'a, 't> {
     }
 
     /// Sets the cause of what follows (used by punctuation, which has no input record).
-    pub fn set_cause(&mut self, cause: Cause) {
+    pub fn set_cause(&mut self, cause: Cause) -> Result<(), HandleError> {
+        self.flush_history()?;
         self.cause = Some(cause);
         self.emitted = 0;
+        Ok(())
     }
 
     fn cause(&self) -> Result<&Cause, HandleError> {
@@ -259,23 +263,45 @@ impl<'a, 't> Ctx<'a, 't> {
             if self.txn.dry_run() {
                 return Ok(());
             }
-            let entry = HistoryEntry {
-                at: record.envelope.occurred_at,
-                module: self.module.to_string(),
+            let item = HistoryItem {
                 event: record.event.type_name().to_string(),
                 aggregate_id: record.envelope.aggregate_id.clone(),
                 version,
-                event_id: record.envelope.event_id.clone(),
-                causation_id: record.envelope.causation_id.clone(),
+                n: self.emitted - 1,
                 detail: event_json(&record.event),
             };
-            let hkey = key(&[
-                cause.tenant.as_str(),
-                product.as_str(),
-                &format!("{:020}", entry.at),
-                &entry.event_id,
-            ]);
-            self.save(tables::HISTORY, &hkey, &entry)?;
+            let hkey_prefix = key(&[cause.tenant.as_str(), product.as_str()]);
+            match &mut self.history {
+                Some((k, row))
+                    if k.strip_prefix(hkey_prefix.as_str())
+                        .is_some_and(|rest| rest.starts_with('/')) =>
+                {
+                    row.entries.push(item)
+                }
+                _ => {
+                    self.flush_history()?;
+                    let hkey = key(&[
+                        &hkey_prefix,
+                        &format!("{:020}", record.envelope.occurred_at),
+                        &record.envelope.event_id,
+                    ]);
+                    let row = HistoryRow {
+                        at: record.envelope.occurred_at,
+                        module: self.module.to_string(),
+                        causation_id: cause.id.clone(),
+                        entries: vec![item],
+                    };
+                    self.history = Some((hkey, row));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the history row of the current cause, if it has one.
+    fn flush_history(&mut self) -> Result<(), HandleError> {
+        if let Some((k, row)) = self.history.take() {
+            self.save(tables::HISTORY, &k, &row)?;
         }
         Ok(())
     }
@@ -580,8 +606,9 @@ pub(crate) fn process_batch(
                     emitted: 0,
                     command_events: vec![],
                     partition: Some(rec.partition),
+                    history: None,
                 };
-                handle_one(&mut ctx, p, &input)
+                handle_one(&mut ctx, p, &input).and_then(|()| ctx.flush_history())
             }
             Err(e) => Err(e),
         };
@@ -612,9 +639,13 @@ pub(crate) fn process_batch(
         emitted: 0,
         command_events: vec![],
         partition: None,
+        history: None,
     };
     let now = ctx.now();
-    match p.punctuate(&mut ctx, now) {
+    match p
+        .punctuate(&mut ctx, now)
+        .and_then(|w| ctx.flush_history().map(|()| w))
+    {
         Ok(worked) => Ok(worked),
         Err(HandleError::Retry(e)) => Err(e),
         Err(HandleError::Poison(reason)) => {

@@ -52,7 +52,8 @@ pub mod tables {
     pub const ACTIVATION: &str = "activation";
     /// tenant/product/offer → ListingState
     pub const LISTING: &str = "listing";
-    /// tenant/product/<occurred_at, 20 digits>/<event id> → HistoryEntry
+    /// tenant/product/<occurred_at, 20 digits>/<first event id> → HistoryRow (one per cause and
+    /// module; rows written before hold one HistoryEntry)
     pub const HISTORY: &str = "history";
     /// tenant/command → CommandStatus
     pub const COMMAND: &str = "command";
@@ -145,6 +146,64 @@ pub struct HistoryEntry {
     pub causation_id: String,
     /// The event body as JSON.
     pub detail: serde_json::Value,
+}
+
+/// What one cause did to one product in one module: its history entries in order, in one row
+/// (a compliance decision for four regions is one row, not four). The shared fields are stored
+/// once; an entry's event id is `<causation id>.<module>.<n>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRow {
+    pub at: Micros,
+    pub module: String,
+    pub causation_id: String,
+    pub entries: Vec<HistoryItem>,
+}
+
+/// One event of a `HistoryRow`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryItem {
+    #[serde(rename = "e")]
+    pub event: String,
+    #[serde(rename = "a")]
+    pub aggregate_id: String,
+    #[serde(rename = "v")]
+    pub version: i64,
+    /// The event's number within its cause and module.
+    #[serde(rename = "n")]
+    pub n: u32,
+    #[serde(rename = "d")]
+    pub detail: serde_json::Value,
+}
+
+/// A stored history row: one per cause, or one per event as rows were written before.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum StoredHistory {
+    Row(HistoryRow),
+    Entry(HistoryEntry),
+}
+
+impl StoredHistory {
+    /// Its entries, in order.
+    pub fn entries(self) -> Vec<HistoryEntry> {
+        match self {
+            StoredHistory::Entry(e) => vec![e],
+            StoredHistory::Row(row) => row
+                .entries
+                .into_iter()
+                .map(|i| HistoryEntry {
+                    at: row.at,
+                    module: row.module.clone(),
+                    event: i.event,
+                    aggregate_id: i.aggregate_id,
+                    version: i.version,
+                    event_id: format!("{}.{}.{}", row.causation_id, row.module, i.n),
+                    causation_id: row.causation_id.clone(),
+                    detail: i.detail,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// An identity the ingest API claims atomically with the command that introduces it.

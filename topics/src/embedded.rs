@@ -437,10 +437,27 @@ impl EmbeddedLog {
         topics: Vec<String>,
         cache_bytes: usize,
     ) -> Result<Self, LogError> {
+        Self::open_with(path, partitions, topics, cache_bytes, true)
+    }
+
+    /// Opens the database to look into it: as `open`, but never compacts it.
+    pub fn inspect(path: &Path, partitions: u32, topics: Vec<String>) -> Result<Self, LogError> {
+        Self::open_with(path, partitions, topics, 16 << 20, false)
+    }
+
+    fn open_with(
+        path: &Path,
+        partitions: u32,
+        topics: Vec<String>,
+        cache_bytes: usize,
+        compact: bool,
+    ) -> Result<Self, LogError> {
         let mut db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)?;
-        compact_if_sparse(&mut db, path)?;
+        if compact {
+            compact_if_sparse(&mut db, path)?;
+        }
         let log = Self {
             db,
             partitions,
