@@ -27,10 +27,25 @@ fn decide_and_apply<A: Aggregate>(
     absorbed: Option<&Event>,
     after: impl Fn(&A::State, &Event) -> (String, i64),
 ) -> Result<Result<(), Vec<Reason>>, HandleError> {
+    decide_and_keep::<A>(ctx, table, row_key, input, absorbed, after).map(|(r, _)| r)
+}
+
+/// A decision (applied, or refused with reasons) and the state after it.
+type Decided<S> = (Result<(), Vec<Reason>>, S);
+
+/// `decide_and_apply`, also returning the state as it is after the decision.
+fn decide_and_keep<A: Aggregate>(
+    ctx: &mut Ctx<'_, '_>,
+    table: &str,
+    row_key: &str,
+    input: &A::Input,
+    absorbed: Option<&Event>,
+    after: impl Fn(&A::State, &Event) -> (String, i64),
+) -> Result<Decided<A::State>, HandleError> {
     let state: A::State = ctx.load(table, row_key)?;
     let events = match A::decide(&state, input) {
         Ok(events) => events,
-        Err(reasons) => return Ok(Err(reasons)),
+        Err(reasons) => return Ok((Err(reasons), state)),
     };
     let mut s = match absorbed {
         Some(e) => A::evolve(state.clone(), e),
@@ -44,7 +59,7 @@ fn decide_and_apply<A: Aggregate>(
     if s != state {
         ctx.save(table, row_key, &s)?;
     }
-    Ok(Ok(()))
+    Ok((Ok(()), s))
 }
 
 /// Finishes a command: APPLIED, or REJECTED with its reasons.
@@ -365,7 +380,7 @@ impl ActivationProcessor {
     ) -> Result<(), HandleError> {
         let row = key(&[tenant.as_str(), product.as_str()]);
         // The view absorbs facts; a decision over facts is never refused.
-        let _ = decide_and_apply::<Activation>(
+        let (_, state) = decide_and_keep::<Activation>(
             ctx,
             tables::ACTIVATION,
             &row,
@@ -373,13 +388,17 @@ impl ActivationProcessor {
             absorbed,
             offer_version,
         )?;
-        self.reschedule(ctx, &row)
+        self.reschedule(ctx, &row, &state)
     }
 
     /// Keeps one timer per product at its next validity-window boundary.
-    fn reschedule(&self, ctx: &mut Ctx<'_, '_>, row: &str) -> Result<(), HandleError> {
-        let state: ActivationState = ctx.load(tables::ACTIVATION, row)?;
-        let next = activation::next_deadline(&state, ctx.now());
+    fn reschedule(
+        &self,
+        ctx: &mut Ctx<'_, '_>,
+        row: &str,
+        state: &ActivationState,
+    ) -> Result<(), HandleError> {
+        let next = activation::next_deadline(state, ctx.now());
         let want = next.map(|due| format!("{due:020}/{row}"));
         let have = ctx
             .get_raw(DEADLINE_OF, row)?

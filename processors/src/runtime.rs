@@ -589,10 +589,11 @@ pub(crate) fn process_batch(
     poison: &HashMap<(String, u32, u64), String>,
 ) -> Result<bool, LogError> {
     let output = p.output();
+    let mut positions: std::collections::BTreeMap<(&str, u32), u64> = Default::default();
     for rec in batch {
         if let Some(reason) = poison.get(&(rec.topic.clone(), rec.partition, rec.offset)) {
             dead_letter(txn, p.name(), rec, reason)?;
-            txn.commit_position(p.name(), &rec.topic, rec.partition, rec.offset + 1)?;
+            positions.insert((rec.topic.as_str(), rec.partition), rec.offset + 1);
             continue;
         }
         let outcome = match decode(codec, rec) {
@@ -625,7 +626,11 @@ pub(crate) fn process_batch(
                 })
             }
         }
-        txn.commit_position(p.name(), &rec.topic, rec.partition, rec.offset + 1)?;
+        positions.insert((rec.topic.as_str(), rec.partition), rec.offset + 1);
+    }
+    // Once per partition: the batch commits as a whole, so only where it ends matters.
+    for ((topic, partition), next) in positions {
+        txn.commit_position(p.name(), topic, partition, next)?;
     }
     if !timers {
         return Ok(false);
