@@ -48,6 +48,33 @@ struct Known {
     schema: &'static Schema,
     names: ResolvedSchema<'static>,
     writer: GenericDatumWriter<'static>,
+    /// The record's first field, its envelope, and a record of the fields after it: a record's
+    /// binary form is its fields' one after another, so a record is written as the envelope
+    /// and then the body, each straight from its struct.
+    envelope: &'static Schema,
+    body: &'static Schema,
+}
+
+/// A record schema's envelope (its first field) and the record of the fields after it.
+fn split(full_name: &str, schema: &'static Schema) -> (&'static Schema, &'static Schema) {
+    let Schema::Record(record) = schema else {
+        panic!("{full_name} is not a record");
+    };
+    let first = record.fields.first().map(|f| f.name.as_str());
+    assert_eq!(
+        first,
+        Some("envelope"),
+        "{full_name} starts with its envelope"
+    );
+    let mut body = record.clone();
+    body.fields.remove(0);
+    body.lookup = body
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| (f.name.clone(), i))
+        .collect();
+    (&record.fields[0].schema, leak(Schema::Record(body)))
 }
 
 /// Parsing and resolving a schema is far dearer than encoding a record with it, so every
@@ -74,12 +101,15 @@ fn known() -> &'static HashMap<String, Known> {
                     .validate(false)
                     .build()
                     .expect("datum writer");
+                let (envelope, body) = split(&n, schema);
                 (
                     n,
                     Known {
                         schema,
                         names,
                         writer,
+                        envelope,
+                        body,
                     },
                 )
             })
@@ -252,13 +282,70 @@ impl Codec {
     }
 
     pub fn encode_command(&self, topic: &str, rec: &CommandRecord) -> Result<Vec<u8>, CodecError> {
+        let name = rec.command.full_name();
+        self.write_direct(topic, name, &rec.envelope, |schema, names, out| {
+            rec.command.write_body(schema, names, out)
+        })
+        .or_else(|e| {
+            tracing::debug!(record = name, error = %e, "writing through a value instead");
+            self.encode_command_as_value(topic, rec)
+        })
+    }
+
+    pub fn encode_event(&self, topic: &str, rec: &EventRecord) -> Result<Vec<u8>, CodecError> {
+        let name = rec.event.full_name();
+        self.write_direct(topic, name, &rec.envelope, |schema, names, out| {
+            rec.event.write_body(schema, names, out)
+        })
+        .or_else(|e| {
+            tracing::debug!(record = name, error = %e, "writing through a value instead");
+            self.encode_event_as_value(topic, rec)
+        })
+    }
+
+    /// The same bytes through an Avro `Value` (checked against the schema as it resolves).
+    pub fn encode_command_as_value(
+        &self,
+        topic: &str,
+        rec: &CommandRecord,
+    ) -> Result<Vec<u8>, CodecError> {
         let env = apache_avro::to_value(&rec.envelope)?;
         self.frame(topic, rec.command.full_name(), env, rec.command.to_body()?)
     }
 
-    pub fn encode_event(&self, topic: &str, rec: &EventRecord) -> Result<Vec<u8>, CodecError> {
+    /// The same bytes through an Avro `Value` (checked against the schema as it resolves).
+    pub fn encode_event_as_value(
+        &self,
+        topic: &str,
+        rec: &EventRecord,
+    ) -> Result<Vec<u8>, CodecError> {
         let env = apache_avro::to_value(&rec.envelope)?;
         self.frame(topic, rec.event.full_name(), env, rec.event.to_body()?)
+    }
+
+    /// Confluent framing, then the envelope and the body written straight from their structs.
+    pub(crate) fn write_direct<E: serde::Serialize>(
+        &self,
+        topic: &str,
+        full_name: &'static str,
+        envelope: &E,
+        body: impl FnOnce(
+            &Schema,
+            &apache_avro::schema::NamesRef<'_>,
+            &mut Vec<u8>,
+        ) -> Result<usize, apache_avro::Error>,
+    ) -> Result<Vec<u8>, CodecError> {
+        let id = self.id_for(topic, full_name)?;
+        let known = known()
+            .get(full_name)
+            .ok_or_else(|| CodecError::UnknownType(full_name.into()))?;
+        let names = known.names.get_names();
+        let mut out = Vec::with_capacity(256);
+        out.push(0u8);
+        out.extend_from_slice(&id.to_be_bytes());
+        apache_avro::write_avro_datum_ref(known.envelope, names, envelope, &mut out)?;
+        body(known.body, names, &mut out)?;
+        Ok(out)
     }
 
     /// Splits a framed record into (schema id, writer schema's full name, envelope, body).

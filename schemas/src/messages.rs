@@ -560,6 +560,19 @@ macro_rules! message_set {
                 }
             }
 
+            /// Writes the body's fields straight from the struct, as `schema` (the record's
+            /// fields after its envelope) orders them: no `Value` tree in between.
+            pub(crate) fn write_body(
+                &self,
+                schema: &apache_avro::Schema,
+                names: &apache_avro::schema::NamesRef<'_>,
+                out: &mut Vec<u8>,
+            ) -> Result<usize, apache_avro::Error> {
+                match self {
+                    $($set::$variant(b) => apache_avro::write_avro_datum_ref(schema, names, b, out),)+
+                }
+            }
+
             pub(crate) fn from_body(
                 full_name: &str,
                 value: apache_avro::types::Value,
