@@ -53,6 +53,9 @@ struct Known {
     /// and then the body, each straight from its struct.
     envelope: &'static Schema,
     body: &'static Schema,
+    /// Readers of the envelope and of the body, for records written with this very schema.
+    envelope_reader: GenericDatumReader<'static>,
+    body_reader: GenericDatumReader<'static>,
 }
 
 /// A record schema's envelope (its first field) and the record of the fields after it.
@@ -102,6 +105,14 @@ fn known() -> &'static HashMap<String, Known> {
                     .build()
                     .expect("datum writer");
                 let (envelope, body) = split(&n, schema);
+                let part_reader = |part: &'static Schema| {
+                    GenericDatumReader::builder(part)
+                        .resolved_writer_schemata(
+                            ResolvedSchema::try_from(schema).expect("schema names resolve"),
+                        )
+                        .build()
+                        .expect("datum reader")
+                };
                 (
                     n,
                     Known {
@@ -110,6 +121,8 @@ fn known() -> &'static HashMap<String, Known> {
                         writer,
                         envelope,
                         body,
+                        envelope_reader: part_reader(envelope),
+                        body_reader: part_reader(body),
                     },
                 )
             })
@@ -121,6 +134,8 @@ fn known() -> &'static HashMap<String, Known> {
 struct WriterSchema {
     full_name: String,
     reader: GenericDatumReader<'static>,
+    /// Written with the schema porch reads with: records are read straight into their structs.
+    direct: bool,
 }
 
 /// Writer schemas by canonical text, shared by every codec of the process.
@@ -144,14 +159,19 @@ fn writer_schema_for(text: &str) -> Result<Arc<WriterSchema>, CodecError> {
         .ok_or_else(|| CodecError::UnknownType(full_name.clone()))?
         .schema;
     // Resolution is needed only when the writer's schema differs from the one we read with.
-    let reader = if reader_schema.canonical_form() == schema.canonical_form() {
+    let direct = reader_schema.canonical_form() == schema.canonical_form();
+    let reader = if direct {
         GenericDatumReader::builder(schema).build()?
     } else {
         GenericDatumReader::builder(schema)
             .reader_schema(reader_schema)
             .build()?
     };
-    let w = Arc::new(WriterSchema { full_name, reader });
+    let w = Arc::new(WriterSchema {
+        full_name,
+        reader,
+        direct,
+    });
     cache
         .write()
         .expect("codec lock")
@@ -375,7 +395,50 @@ impl Codec {
         Ok((full_name, envelope, Value::Record(fields)))
     }
 
+    /// A record written with the schema porch reads with, read straight into its envelope and
+    /// body structs; `None` when it was written with another schema (it is then resolved
+    /// through a `Value`) or cannot be read so.
+    pub(crate) fn read_direct<E: serde::de::DeserializeOwned, B>(
+        &self,
+        bytes: &[u8],
+        body: impl FnOnce(
+            &str,
+            &GenericDatumReader<'static>,
+            &mut &[u8],
+        ) -> Option<Result<B, apache_avro::Error>>,
+    ) -> Option<(E, B)> {
+        if bytes.len() < 5 || bytes[0] != 0 {
+            return None;
+        }
+        let id = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]);
+        let writer = self.writer_schema(id).ok()?;
+        if !writer.direct {
+            return None;
+        }
+        let known = known().get(&writer.full_name)?;
+        let mut slice = &bytes[5..];
+        let envelope = known.envelope_reader.read_deser::<E>(&mut slice).ok()?;
+        let body = body(&writer.full_name, &known.body_reader, &mut slice)?.ok()?;
+        slice.is_empty().then_some((envelope, body))
+    }
+
     pub fn decode_command(&self, bytes: &[u8]) -> Result<CommandRecord, CodecError> {
+        match self.read_direct(bytes, Command::read_body) {
+            Some((envelope, command)) => Ok(CommandRecord { envelope, command }),
+            None => self.decode_command_as_value(bytes),
+        }
+    }
+
+    pub fn decode_event(&self, bytes: &[u8]) -> Result<EventRecord, CodecError> {
+        match self.read_direct(bytes, Event::read_body) {
+            Some((envelope, event)) => Ok(EventRecord { envelope, event }),
+            None => self.decode_event_as_value(bytes),
+        }
+    }
+
+    /// A command read through an Avro `Value` (resolved to porch's schema when written with
+    /// another).
+    pub fn decode_command_as_value(&self, bytes: &[u8]) -> Result<CommandRecord, CodecError> {
         let (name, env, body) = self.unframe(bytes)?;
         let command = Command::from_body(&name, body).ok_or(CodecError::UnknownType(name))??;
         Ok(CommandRecord {
@@ -384,7 +447,9 @@ impl Codec {
         })
     }
 
-    pub fn decode_event(&self, bytes: &[u8]) -> Result<EventRecord, CodecError> {
+    /// An event read through an Avro `Value` (resolved to porch's schema when written with
+    /// another).
+    pub fn decode_event_as_value(&self, bytes: &[u8]) -> Result<EventRecord, CodecError> {
         let (name, env, body) = self.unframe(bytes)?;
         let event = Event::from_body(&name, body).ok_or(CodecError::UnknownType(name))??;
         Ok(EventRecord {

@@ -573,6 +573,21 @@ macro_rules! message_set {
                 }
             }
 
+            /// Reads the body straight into its struct, with `reader` (the fields after the
+            /// envelope, as they were written): no `Value` tree in between.
+            pub(crate) fn read_body(
+                full_name: &str,
+                reader: &apache_avro::reader::datum::GenericDatumReader<'_>,
+                input: &mut &[u8],
+            ) -> Option<Result<Self, apache_avro::Error>> {
+                $(
+                    if full_name == concat!("porch.", $module, ".", stringify!($variant)) {
+                        return Some(reader.read_deser::<$variant>(input).map($set::$variant));
+                    }
+                )+
+                None
+            }
+
             pub(crate) fn from_body(
                 full_name: &str,
                 value: apache_avro::types::Value,

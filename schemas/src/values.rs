@@ -258,7 +258,9 @@ pub struct Money {
     currency: Currency,
 }
 
+/// Money as it is written: the name is the Avro record's, which schema-aware readers check.
 #[derive(Serialize, Deserialize)]
+#[serde(rename = "Money")]
 struct RawMoney {
     amount_minor: i64,
     currency: Currency,
