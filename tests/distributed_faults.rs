@@ -1,5 +1,6 @@
 //! DESIGN §5 on the real engines: loads of 5,000+ commands while a processor is SIGKILLed, the
-//! Kafka broker restarts or Cassandra is away for 30 s, two members of one group share and
+//! ingest API is SIGKILLed (1,600 commands), the Kafka broker restarts or Cassandra is away for
+//! 30 s, two members of one group share and
 //! hand over partitions, and two members run under one instance id. Afterwards every command
 //! is APPLIED, on its topic once, its events once each (read_committed), and, once every
 //! processor has consumed its inputs, every projection row equals the replay of its changelog.
@@ -69,6 +70,51 @@ async fn a_processor_killed_with_sigkill_and_restarted_loses_and_doubles_nothing
     // The restarted copy took its predecessor's instance id, and with it its transactional id.
     assert_eq!(instance_of(&p, "activation").await, before);
     finish(&p, &sent).await;
+}
+
+/// The ingest API SIGKILLed under load: clients retrying with their Idempotency-Keys are
+/// accepted within 5 s of its restart (a first attempt the kill cut short is finished by the
+/// retry at once, not waited for), and every command applies once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ingest_api_killed_under_load_accepts_retries_within_5s_and_applies_each_once() {
+    let _serial = SERIAL.lock().await;
+    let mut p = Porch::start_distributed().await;
+    let restarted = std::sync::OnceLock::new();
+    let sent = run_load(&mut p, TENANTS, 20, async |p: &mut Porch| {
+        p.kill_role("ingest-api");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        p.start_ingest_api().await;
+        restarted.set(Instant::now()).unwrap();
+    })
+    .await;
+    let restarted = *restarted.get().unwrap();
+    // Each tenant's client sends one command at a time and retries it until it is accepted:
+    // its first acceptance after the restart is the command the kill caught.
+    let mut waits = Vec::new();
+    for t in 0..TENANTS {
+        let tenant = format!("t{t:02}");
+        if let Some(first) = sent
+            .iter()
+            .filter(|s| s.tenant == tenant && s.accepted_at >= restarted)
+            .map(|s| s.accepted_at)
+            .min()
+        {
+            waits.push((tenant, first - restarted));
+        }
+    }
+    assert!(
+        waits.len() >= TENANTS / 2,
+        "most tenants went on after the restart: {waits:?}"
+    );
+    let longest = waits.iter().map(|(_, w)| *w).max().unwrap_or_default();
+    println!("retries accepted within {longest:?} of the ingest API's restart");
+    for (tenant, wait) in &waits {
+        assert!(
+            *wait <= Duration::from_secs(5),
+            "{tenant}'s retry was accepted {wait:?} after the restart"
+        );
+    }
+    verify(&p, &sent).await;
 }
 
 /// A processor's instance id, once it answers /metrics.

@@ -72,12 +72,6 @@ enum Attempt {
     Retry,
 }
 
-/// How long a first attempt may still be at work (claims, status, produce): a retry within it
-/// is told to come back rather than race it.
-fn in_flight(written_at: i64) -> bool {
-    now_micros() - written_at < (PRODUCE_TIMEOUT + Duration::from_secs(10)).as_micros() as i64
-}
-
 /// The ingest side of the distributed mode.
 pub struct DistributedSink {
     store: Arc<dyn ProjectionStore>,
@@ -184,14 +178,10 @@ impl DistributedSink {
         if bytes.is_empty() {
             return Ok(true); // produced
         }
-        let (written_at, command) = bytes.split_at(8.min(bytes.len()));
-        let written_at = i64::from_be_bytes(written_at.try_into().unwrap_or([0; 8]));
-        if in_flight(written_at) {
-            // The first attempt may still be producing it: wait for that rather than race it.
-            return Err(StoreError::Backend(format!(
-                "command {command_id} is still being accepted; retry shortly"
-            )));
-        }
+        // Whether the first attempt is dead (its API killed) or still at work cannot be told
+        // from here, and need not be: finishing it now produces the same command under the
+        // same id, which its processor applies once. So a retry is never kept waiting.
+        let (_written_at, command) = bytes.split_at(8.min(bytes.len()));
         let record = self
             .codec
             .decode_command(command)
@@ -263,12 +253,6 @@ impl DistributedSink {
             Some(saved) => {
                 let saved: SavedSubmission = serde_json::from_slice(&saved)
                     .map_err(|e| StoreError::Backend(format!("saved submission {ik}: {e}")))?;
-                if in_flight(saved.written_at) {
-                    return Err(StoreError::Backend(format!(
-                        "command {} is still being accepted; retry shortly",
-                        prev.command_id
-                    )));
-                }
                 let record = self
                     .codec
                     .decode_command(&saved.command)

@@ -15,6 +15,8 @@ pub struct Sent {
     pub module: &'static str,
     pub command_id: String,
     pub aggregate_id: String,
+    /// When its 202 came.
+    pub accepted_at: Instant,
 }
 
 /// Sends one command until it is accepted, retrying through the crash with the same key.
@@ -101,6 +103,7 @@ async fn tenant_load(
                 module,
                 command_id: a["command_id"].as_str().unwrap().to_string(),
                 aggregate_id: a["aggregate_id"].as_str().unwrap().to_string(),
+                accepted_at: Instant::now(),
             });
         }
     }

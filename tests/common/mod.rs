@@ -493,8 +493,6 @@ impl Porch {
             self.start_processor(p, p);
         }
         let search = self.dir.join("search");
-        let images = self.dir.join("images");
-        let config = self.dir.join("porch.toml");
         self.start_role(
             "connector-search",
             &[
@@ -505,6 +503,15 @@ impl Porch {
             ],
         );
         self.start_connector("connector-meta", "meta");
+        self.start_ingest_api().await;
+    }
+
+    /// Starts `porch ingest-api` (again, after `kill_role("ingest-api")`) and waits until it
+    /// answers ready.
+    pub async fn start_ingest_api(&mut self) {
+        let search = self.dir.join("search");
+        let images = self.dir.join("images");
+        let config = self.dir.join("porch.toml");
         let listen = format!("127.0.0.1:{}", self.port);
         self.start_role(
             "ingest-api",
