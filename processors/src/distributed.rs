@@ -20,7 +20,7 @@
 //! broker after transaction.timeout.ms if it never is.
 
 use crate::checkpoint::{Checkpoint, OutRecord};
-use crate::runtime::{process_batch, Processor, RuntimeConfig};
+use crate::runtime::{note_poison, process_batch, Poison, Processor, RuntimeConfig};
 use crate::store::{ProjectionStore, RowWrite, StoreError};
 use porch_schemas::Codec;
 use porch_topics::kafka_admin::KafkaConfig;
@@ -548,7 +548,7 @@ struct Task {
     /// Next offset to handle, per input (topic, partition); records below are skipped.
     next: HashMap<(String, u32), u64>,
     /// Poison records found in the batch being decided.
-    poison: HashMap<(String, u32, u64), String>,
+    poison: Poison,
     /// Id of the task's last checkpoint (ids increase per task).
     last_id: i64,
     cache: RowCache,
@@ -943,15 +943,11 @@ impl DistributedRuntime {
                         let reads = txn.reads.take();
                         break Ok((txn.into_checkpoint(id), reads));
                     }
-                    Err(LogError::Poison {
-                        topic,
-                        partition,
-                        offset,
-                        reason,
-                    }) => {
-                        task.poison.insert((topic, partition, offset), reason);
+                    Err(e) => {
+                        if let Err(e) = note_poison(&mut task.poison, e) {
+                            break Err(TurnError::store(e.to_string()));
+                        }
                     }
-                    Err(e) => break Err(TurnError::store(e.to_string())),
                 }
             };
             task.cache = cache;

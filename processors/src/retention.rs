@@ -58,12 +58,14 @@ impl Retention {
     /// One pass at `now` (microseconds); returns how many records and rows it removed.
     pub fn run(&mut self, txn: &mut LogTxn<'_>, now: i64) -> Result<usize, LogError> {
         let mut budget = BUDGET;
+        let least = txn.least_positions()?;
         for (topic, retention) in &self.topics {
             for p in 0..self.partitions {
                 if budget == 0 {
                     break;
                 }
-                let below = txn.least_position(topic, p)?;
+                // Never past what a group has still to read.
+                let below = least.get(&(topic.clone(), p)).copied().unwrap_or(u64::MAX);
                 budget -= txn.trim(topic, p, now - retention, below, budget)?;
             }
         }

@@ -461,7 +461,7 @@ struct Stage {
     inputs: Vec<String>,
     last_timers: Instant,
     /// Records found poisonous: dead-lettered, not handled, when their round is redone.
-    poison: HashMap<(String, u32, u64), String>,
+    poison: Poison,
 }
 
 /// Why a round's stages failed.
@@ -538,19 +538,13 @@ impl Stages {
             }
             match process_batch(txn, &self.codec, p, &batch, timers, &stage.poison) {
                 Ok(timed) => wrote |= timed || !batch.is_empty(),
-                Err(LogError::Poison {
-                    topic,
-                    partition,
-                    offset,
-                    reason,
-                }) => {
-                    stage.poison.insert((topic, partition, offset), reason);
-                    return Err(StageFailure::Poison);
-                }
-                Err(e) => {
-                    tracing::error!(processor = p.name(), error = %e, "processing failed; retrying");
-                    return Err(StageFailure::Paused(e));
-                }
+                Err(e) => match note_poison(&mut stage.poison, e) {
+                    Ok(()) => return Err(StageFailure::Poison),
+                    Err(e) => {
+                        tracing::error!(processor = p.name(), error = %e, "processing failed; retrying");
+                        return Err(StageFailure::Paused(e));
+                    }
+                },
             }
         }
         if let Some(retention) = self.retention.as_mut().filter(|r| r.due()) {
@@ -579,6 +573,26 @@ impl Stages {
     }
 }
 
+/// Records found poisonous, by (topic, partition, offset), with why: the batch is redone with
+/// them dead-lettered.
+pub(crate) type Poison = HashMap<(String, u32, u64), String>;
+
+/// Notes the record a `LogError::Poison` names; any other error is handed back.
+pub(crate) fn note_poison(poison: &mut Poison, e: LogError) -> Result<(), LogError> {
+    match e {
+        LogError::Poison {
+            topic,
+            partition,
+            offset,
+            reason,
+        } => {
+            poison.insert((topic, partition, offset), reason);
+            Ok(())
+        }
+        other => Err(other),
+    }
+}
+
 /// Handles a batch, and due timers, inside one transaction; returns whether the timers did work.
 pub(crate) fn process_batch(
     txn: &mut dyn BatchTxn,
@@ -586,7 +600,7 @@ pub(crate) fn process_batch(
     p: &dyn Processor,
     batch: &[LogRecord],
     timers: bool,
-    poison: &HashMap<(String, u32, u64), String>,
+    poison: &Poison,
 ) -> Result<bool, LogError> {
     let output = p.output();
     let mut positions: std::collections::BTreeMap<(&str, u32), u64> = Default::default();

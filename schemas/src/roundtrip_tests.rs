@@ -422,6 +422,37 @@ fn codec() -> Codec {
     Codec::new(Arc::new(EmbeddedRegistry::in_memory()))
 }
 
+/// A command of tenant acme with a fresh command id.
+fn command_record(command: Command, seller: Option<SellerId>) -> CommandRecord {
+    CommandRecord {
+        envelope: CommandEnvelope {
+            command_id: CommandId::generate(),
+            tenant: TenantId::parse("acme").unwrap(),
+            seller,
+            aggregate_id: "p-1".into(),
+            issued_at: 1_700_000_000_000_000,
+            correlation_id: "corr".into(),
+        },
+        command,
+    }
+}
+
+/// An event of tenant acme at version 3.
+fn event_record(event: Event) -> EventRecord {
+    EventRecord {
+        envelope: EventEnvelope {
+            event_id: "e-1".into(),
+            tenant: TenantId::parse("acme").unwrap(),
+            aggregate_id: "p-1".into(),
+            aggregate_version: 3,
+            occurred_at: 1_700_000_000_000_000,
+            causation_id: "c".into(),
+            correlation_id: "corr".into(),
+        },
+        event,
+    }
+}
+
 #[test]
 fn every_message_has_a_schema_file() {
     let names = avsc::message_names();
@@ -438,17 +469,7 @@ fn every_message_has_a_schema_file() {
 fn commands_round_trip_with_confluent_framing() {
     let c = codec();
     for command in all_commands() {
-        let rec = CommandRecord {
-            envelope: CommandEnvelope {
-                command_id: CommandId::generate(),
-                tenant: TenantId::parse("acme").unwrap(),
-                seller: Some(SellerId::parse("s1").unwrap()),
-                aggregate_id: "p-1".into(),
-                issued_at: 1_700_000_000_000_000,
-                correlation_id: "corr".into(),
-            },
-            command,
-        };
+        let rec = command_record(command, Some(SellerId::parse("s1").unwrap()));
         let bytes = c.encode_command("product.commands", &rec).unwrap();
         assert_eq!(bytes[0], 0, "magic byte");
         let id = u32::from_be_bytes(bytes[1..5].try_into().unwrap());
@@ -466,18 +487,7 @@ fn commands_round_trip_with_confluent_framing() {
 fn events_round_trip_and_decode_to_json() {
     let c = codec();
     for event in all_events() {
-        let rec = EventRecord {
-            envelope: EventEnvelope {
-                event_id: "e-1".into(),
-                tenant: TenantId::parse("acme").unwrap(),
-                aggregate_id: "p-1".into(),
-                aggregate_version: 3,
-                occurred_at: 1_700_000_000_000_000,
-                causation_id: "c".into(),
-                correlation_id: "corr".into(),
-            },
-            event,
-        };
+        let rec = event_record(event);
         let bytes = c.encode_event("x.events", &rec).unwrap();
         assert_eq!(
             c.decode_event(&bytes).unwrap(),
@@ -499,17 +509,7 @@ fn records_written_and_read_straight_agree_with_checked_values() {
     let c = codec();
     for seller in [Some(SellerId::parse("s1").unwrap()), None] {
         for command in all_commands() {
-            let rec = CommandRecord {
-                envelope: CommandEnvelope {
-                    command_id: CommandId::generate(),
-                    tenant: TenantId::parse("acme").unwrap(),
-                    seller: seller.clone(),
-                    aggregate_id: "p-1".into(),
-                    issued_at: 1_700_000_000_000_000,
-                    correlation_id: "corr".into(),
-                },
-                command,
-            };
+            let rec = command_record(command, seller.clone());
             let name = rec.command.full_name();
             let direct = c
                 .write_direct("product.commands", name, &rec.envelope, |s, n, out| {
@@ -527,18 +527,7 @@ fn records_written_and_read_straight_agree_with_checked_values() {
         }
     }
     for event in all_events() {
-        let rec = EventRecord {
-            envelope: EventEnvelope {
-                event_id: "e-1".into(),
-                tenant: TenantId::parse("acme").unwrap(),
-                aggregate_id: "p-1".into(),
-                aggregate_version: 3,
-                occurred_at: 1_700_000_000_000_000,
-                causation_id: "c".into(),
-                correlation_id: "corr".into(),
-            },
-            event,
-        };
+        let rec = event_record(event);
         let name = rec.event.full_name();
         let direct = c
             .write_direct("x.events", name, &rec.envelope, |s, n, out| {

@@ -291,16 +291,17 @@ impl LogTxn<'_> {
         Ok(old.len())
     }
 
-    /// The least position of the consumer groups that read a partition (`u64::MAX` when none
-    /// has a position on it).
-    pub fn least_position(&self, topic: &str, partition: u32) -> Result<u64, LogError> {
-        let mut least = u64::MAX;
+    /// The least position of the consumer groups on each partition they read, in one pass
+    /// over the positions (a partition no group has a position on is absent).
+    pub fn least_positions(
+        &self,
+    ) -> Result<std::collections::HashMap<(String, u32), u64>, LogError> {
+        let mut least = std::collections::HashMap::new();
         for item in self.positions.iter()? {
             let (k, v) = item?;
             let (_, t, p) = k.value();
-            if t == topic && p == partition {
-                least = least.min(v.value());
-            }
+            let at = least.entry((t.to_string(), p)).or_insert(u64::MAX);
+            *at = (*at).min(v.value());
         }
         Ok(least)
     }
@@ -414,19 +415,32 @@ fn pending(
                 continue;
             }
             let room = want.per_partition.min(want.max - out.len());
-            for item in records
-                .range((topic.as_str(), p, from)..(topic.as_str(), p, end))?
-                .take(room)
-            {
-                let (k, v) = item?;
-                let (_, _, offset) = k.value();
-                let rec = decode_record(topic, p, offset, v.value())
-                    .ok_or_else(|| LogError::Corrupt(format!("{topic}/{p}@{offset}")))?;
-                out.push(rec);
-            }
+            read_range(records, topic, p, from..end, room, &mut out)?;
         }
     }
     Ok(out)
+}
+
+/// Up to `max` records of a partition with offsets in `offsets`, decoded, onto `out`.
+fn read_range(
+    records: &impl ReadableTable<(&'static str, u32, u64), &'static [u8]>,
+    topic: &str,
+    partition: u32,
+    offsets: std::ops::Range<u64>,
+    max: usize,
+    out: &mut Vec<LogRecord>,
+) -> Result<(), LogError> {
+    for item in records
+        .range((topic, partition, offsets.start)..(topic, partition, offsets.end))?
+        .take(max)
+    {
+        let (k, v) = item?;
+        let (_, _, offset) = k.value();
+        let rec = decode_record(topic, partition, offset, v.value())
+            .ok_or_else(|| LogError::Corrupt(format!("{topic}/{partition}@{offset}")))?;
+        out.push(rec);
+    }
+    Ok(())
 }
 
 impl EmbeddedLog {
@@ -567,18 +581,16 @@ impl EmbeddedLog {
         max: usize,
     ) -> Result<Vec<LogRecord>, LogError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(RECORDS)?;
         let mut out = Vec::new();
-        for item in table
-            .range((topic, partition, from)..=(topic, partition, u64::MAX))?
-            .take(max)
-        {
-            let (k, v) = item?;
-            let (_, _, offset) = k.value();
-            let rec = decode_record(topic, partition, offset, v.value())
-                .ok_or_else(|| LogError::Corrupt(format!("{topic}/{partition}@{offset}")))?;
-            out.push(rec);
-        }
+        // u64::MAX itself is never an offset: a partition ends long before it.
+        read_range(
+            &txn.open_table(RECORDS)?,
+            topic,
+            partition,
+            from..u64::MAX,
+            max,
+            &mut out,
+        )?;
         Ok(out)
     }
 
