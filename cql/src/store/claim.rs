@@ -1,0 +1,48 @@
+//! Claims: a row written only if no row holds its key yet (a lightweight transaction).
+
+use super::statements::failed;
+use super::CqlStore;
+use crate::layout::{self, Place};
+use porch_processors::store::StoreError;
+use scylla::value::Row;
+
+impl CqlStore {
+    pub(super) async fn claim_row(
+        &self,
+        table: &str,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let placement = layout::place(table, key)?;
+        let (Place::Key { tbl, key }, None) = (placement.place, placement.listed) else {
+            return Err(StoreError::Backend(format!(
+                "table {table} is not a point-lookup table and cannot be claimed"
+            )));
+        };
+        let _timing = self.count("claim", table);
+        let st = &self.inner.st.key_claim;
+        let result = self
+            .inner
+            .session
+            .execute_unpaged(st, (tbl, key, value.as_slice()))
+            .await
+            .map_err(|e| failed(st, e))?
+            .into_rows_result()
+            .map_err(|e| failed(st, e))?;
+        let specs = result.column_specs();
+        let column = |name: &str| specs.get_by_name(name).map(|(i, _)| i);
+        let row: Row = result.first_row().map_err(|e| failed(st, e))?;
+        let cell = |i: Option<usize>| i.and_then(|i| row.columns.get(i).cloned().flatten());
+        let applied = cell(column("[applied]"))
+            .and_then(|c| c.as_boolean())
+            .ok_or_else(|| failed(st, "the answer has no [applied] column"))?;
+        if applied {
+            return Ok(None);
+        }
+        // The row that holds the key comes with the answer; should it be missing, read it.
+        match cell(column("v")).and_then(|c| c.into_blob()) {
+            Some(existing) => Ok(Some(existing)),
+            None => Ok(Some(self.get(table, key).await?.unwrap_or_default())),
+        }
+    }
+}
