@@ -4,21 +4,27 @@
 //! A task is one partition number of every input topic (the topics are co-partitioned, and the
 //! group uses the broker's range assignor, so a member owns whole tasks). One turn of the loop:
 //! 1. poll records; group them by task; a task first assigned to this member is *recovered*;
-//! 2. decide each task's records against the store, buffering row writes and output records in
-//!    a [`DistTxn`] (the same `process_batch` the embedded runtime runs);
+//! 2. decide each task's records against its state: the rows it wrote that the store may not
+//!    have yet (pending), its cache, then the store, buffering row writes and output records
+//!    in a [`DistTxn`] (the same `process_batch` the embedded runtime runs);
 //! 3. open a Kafka transaction and produce the records and send the input offsets (each carrying
 //!    the checkpoint id as metadata) into it, while, alongside, each task's [`Checkpoint`]
-//!    (writes, records, next input offsets) is saved in the store and then the row writes are
-//!    applied, with the checkpoint's id as their write time;
-//! 4. once both are done, commit.
+//!    (its pending rows and the batch's writes, records, next input offsets) is saved in the
+//!    store, one row per task;
+//! 4. once both are done, commit;
+//! 5. after the commit, off the turn's critical path, the pending rows go to the store with the
+//!    checkpoint's id as their write time, one write per task at a time, taking every row
+//!    pending when it starts (a row written by several turns meanwhile is written once).
 //!
-//! No input offset is committed before its projection rows are written, and no row is written
-//! before its checkpoint. A crash after the checkpoint is saved leaves one whose id is not the
-//! committed offsets' metadata: recovery finishes it (3 and 4 again, idempotent) instead of
-//! deciding the batch anew, so the store and the changelog agree. A crash before leaves only
-//! an open transaction, aborted when the member's transactional id is taken up again, or by the
-//! broker after transaction.timeout.ms if it never is.
-
+//! No input offset is committed before its rows are in a saved checkpoint, and a checkpoint
+//! holds every committed row the store may not have. A crash after the checkpoint is saved
+//! leaves one whose id is not the committed offsets' metadata: recovery finishes it (3 and 4
+//! again, idempotent) instead of deciding the batch anew; either way recovery writes the
+//! checkpoint's rows before the task decides anything, so the store and the changelog agree.
+//! A crash before leaves only an open transaction, aborted when the member's transactional id
+//! is taken up again, or by the broker after transaction.timeout.ms if it never is. Rows that
+//! a member writes late (paused after its commit) carry an older write time than the next
+//! owner's and lose to them; they are rows of a committed decision, never stray ones.
 use crate::checkpoint::{Checkpoint, OutRecord};
 use crate::runtime::{note_poison, process_batch, Poison, Processor, RuntimeConfig};
 use crate::store::{ProjectionStore, RowWrite, StoreError};
@@ -255,6 +261,19 @@ type RowId = (String, String);
 
 const CACHE_ROWS: usize = 20_000;
 
+/// Row writes of committed turns not yet known to be in the store, by (table, key): the value
+/// (`None` a removal) and the id of the turn that wrote it. A task's reads see them before the
+/// store's, and every checkpoint carries them all, so the projection can be written after the
+/// turn's commit, off its critical path, and a recovery still finds every committed write.
+type Pending = BTreeMap<RowId, (Option<Vec<u8>>, i64)>;
+
+/// Pending rows of a task past which its next turn waits for the store to take them: a
+/// checkpoint carries them all, so they bound its size.
+const PENDING_ROWS: usize = 8_000;
+
+/// Projection writes that finished: (task, checkpoint id, error if it failed).
+type Applied = Arc<Mutex<Vec<(u32, i64, Option<String>)>>>;
+
 /// Store pages read by a turn's scans, by (table, prefix, after, size). Nothing of the turn is
 /// written before its tasks are decided, and a task's scan keeps only its own rows, so tasks
 /// asking for the same page share one read: every task's timers scan the same table from its
@@ -268,6 +287,7 @@ type PageId = (String, String, Option<String>, usize);
 pub struct DistTxn<'s> {
     store: &'s dyn ProjectionStore,
     cache: &'s RowCache,
+    pending: &'s Pending,
     pages: &'s Pages,
     /// Rows read from the store in this batch, for the cache.
     reads: std::cell::RefCell<Vec<(RowId, Option<Vec<u8>>)>>,
@@ -288,9 +308,11 @@ fn store_err(e: StoreError) -> LogError {
 }
 
 impl<'s> DistTxn<'s> {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         store: &'s dyn ProjectionStore,
         cache: &'s RowCache,
+        pending: &'s Pending,
         pages: &'s Pages,
         handle: &'s tokio::runtime::Handle,
         now: i64,
@@ -300,6 +322,7 @@ impl<'s> DistTxn<'s> {
         Self {
             store,
             cache,
+            pending,
             pages,
             reads: Default::default(),
             handle,
@@ -313,21 +336,36 @@ impl<'s> DistTxn<'s> {
         }
     }
 
-    fn into_checkpoint(self, id: i64) -> Checkpoint {
-        Checkpoint {
+    /// The batch's checkpoint, whose writes are the task's pending rows and the batch's own,
+    /// and the batch's own writes.
+    fn into_checkpoint(self, id: i64) -> (Checkpoint, Vec<RowWrite>) {
+        let own: Vec<RowWrite> = self
+            .overlay
+            .into_iter()
+            .map(|((table, key), value)| RowWrite { table, key, value })
+            .collect();
+        let mut writes: Vec<RowWrite> = self
+            .pending
+            .iter()
+            .map(|((table, key), (value, _))| RowWrite {
+                table: table.clone(),
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect();
+        // The apply keeps the last write of a row.
+        writes.extend(own.iter().cloned());
+        let cp = Checkpoint {
             id,
             offsets: self
                 .positions
                 .into_iter()
                 .map(|((t, p), n)| (t, p, n))
                 .collect(),
-            writes: self
-                .overlay
-                .into_iter()
-                .map(|((table, key), value)| RowWrite { table, key, value })
-                .collect(),
+            writes,
             records: self.records,
-        }
+        };
+        (cp, own)
     }
 
     /// Whether a row key belongs to this task: keys that start with a tenant and a product
@@ -351,6 +389,9 @@ impl BatchTxn for DistTxn<'_> {
     fn get(&self, table: &str, key: &str) -> Result<Option<Vec<u8>>, LogError> {
         let k = (table.to_string(), key.to_string());
         if let Some(v) = self.overlay.get(&k) {
+            return Ok(v.clone());
+        }
+        if let Some((v, _)) = self.pending.get(&k) {
             return Ok(v.clone());
         }
         if let Some(v) = self.cache.get(&k) {
@@ -392,14 +433,26 @@ impl BatchTxn for DistTxn<'_> {
         }
         let timers = prefix.is_empty();
         let size = limit.max(64);
+        let from = (table.to_string(), prefix.to_string());
+        let within = |t: &String, k: &String| {
+            t == table && k.starts_with(prefix) && start_after.is_none_or(|a| k.as_str() > a)
+        };
         let own = || {
             self.overlay
-                .range((table.to_string(), prefix.to_string())..)
+                .range(from.clone()..)
                 .take_while(|((t, k), _)| t == table && k.starts_with(prefix))
-                .filter(|((_, k), _)| start_after.is_none_or(|a| k.as_str() > a))
+                .filter(|((t, k), _)| within(t, k))
         };
-        // The batch's own removals can hide rows of the store's pages.
-        let removed = own().filter(|(_, v)| v.is_none()).count();
+        let pending = || {
+            self.pending
+                .range(from.clone()..)
+                .take_while(|((t, k), _)| t == table && k.starts_with(prefix))
+                .filter(|((t, k), _)| within(t, k))
+                .map(|(id, (v, _))| (id, v))
+        };
+        // Removals not yet in the store can hide rows of the store's pages.
+        let removed = own().filter(|(_, v)| v.is_none()).count()
+            + pending().filter(|(_, v)| v.is_none()).count();
         let mut merged: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         let mut after: Option<String> = start_after.map(String::from);
         // Read pages until `limit` rows survive the batch's removals and the task filter.
@@ -429,7 +482,7 @@ impl BatchTxn for DistTxn<'_> {
                 break;
             }
         }
-        for ((_, k), v) in own() {
+        for ((_, k), v) in pending().chain(own()) {
             merged.insert(k.clone(), v.clone());
         }
         Ok(merged
@@ -552,6 +605,12 @@ struct Task {
     /// Id of the task's last checkpoint (ids increase per task).
     last_id: i64,
     cache: RowCache,
+    /// Row writes committed and not yet in the store.
+    pending: Pending,
+    /// The checkpoint id whose pending rows are being written to the store.
+    applying: Option<i64>,
+    /// When a failed write of the pending rows may be tried again.
+    apply_after: Option<Instant>,
 }
 
 impl DistributedRuntime {
@@ -564,6 +623,7 @@ impl DistributedRuntime {
         consumer.subscribe(&refs)?;
         let mut producer = Arc::new(self.producer(&group)?);
         let mut tasks: BTreeMap<u32, Task> = BTreeMap::new();
+        let applied = Applied::default();
         let mut last_timers = Instant::now();
         let mut backoff = Duration::from_millis(100);
         let mut poll_warned: Option<Instant> = None;
@@ -645,6 +705,7 @@ impl DistributedRuntime {
                 "polled"
             );
             self.track_assignment(&consumer, &mut tasks);
+            self.project(&mut tasks, &applied);
             if replace_producer {
                 // No turn runs on a producer marked for replacement: its last call may still be
                 // running (a hung abort makes every later begin a conflict). The consumer keeps
@@ -680,6 +741,20 @@ impl DistributedRuntime {
                     .store(!fences.duplicate(Instant::now()), Ordering::Relaxed);
                 continue;
             }
+            // A checkpoint carries its task's pending rows: the store takes them before they
+            // grow past a bound.
+            if !self.drain_projection(&mut tasks, &applied, PENDING_ROWS, Duration::from_secs(10)) {
+                // What was polled is dropped: recovery seeks back to the committed offsets.
+                tracing::warn!(
+                    processor = p.name(),
+                    "the store is not taking the projection's rows; tasks will recover"
+                );
+                self.health.ready.store(false, Ordering::Relaxed);
+                for t in tasks.values_mut() {
+                    t.recovered = false;
+                }
+                continue;
+            }
             let turn_started = Instant::now();
             match self.turn(
                 &consumer,
@@ -691,6 +766,7 @@ impl DistributedRuntime {
                 timers_due,
             ) {
                 Ok(()) => {
+                    self.project(&mut tasks, &applied);
                     unanswered = 0;
                     backoff = Duration::from_millis(100);
                     self.health
@@ -717,8 +793,94 @@ impl DistributedRuntime {
                 }
             }
         }
+        // What was committed goes to the store before the member leaves (a member that does
+        // not get that far leaves it to the tasks' next owners, which write it on recovery).
+        if !self.drain_projection(&mut tasks, &applied, 0, Duration::from_secs(10)) {
+            tracing::warn!(
+                processor = p.name(),
+                "rows still pending at stop; the tasks' next owners write them"
+            );
+        }
         consumer.unsubscribe();
         Ok(())
+    }
+
+    /// Writes the tasks' pending rows to the store, off the turns' critical path: one write of a
+    /// task's rows at a time, with its last checkpoint's id as write time (a write that lands
+    /// late loses to newer ones), taking every row pending when it starts, so rows written
+    /// again while one is under way go to the store once. What finished is taken in first.
+    fn project(&self, tasks: &mut BTreeMap<u32, Task>, applied: &Applied) {
+        for (task, id, failed) in applied.lock().expect("applied lock").drain(..) {
+            let Some(t) = tasks.get_mut(&task) else {
+                continue; // revoked: its next owner writes them on recovery
+            };
+            if t.applying == Some(id) {
+                t.applying = None;
+            }
+            match failed {
+                None => t.pending.retain(|_, (_, written)| *written > id),
+                Some(e) => {
+                    tracing::warn!(task, error = %e, "writing the projection failed; will retry");
+                    t.apply_after = Some(Instant::now() + Duration::from_millis(500));
+                }
+            }
+        }
+        let now = Instant::now();
+        for (task, t) in tasks.iter_mut() {
+            if t.pending.is_empty()
+                || t.applying.is_some()
+                || !t.recovered
+                || t.apply_after.is_some_and(|at| at > now)
+            {
+                continue;
+            }
+            let id = t.last_id;
+            let writes: Vec<RowWrite> = t
+                .pending
+                .iter()
+                .map(|((table, key), (value, _))| RowWrite {
+                    table: table.clone(),
+                    key: key.clone(),
+                    value: value.clone(),
+                })
+                .collect();
+            t.applying = Some(id);
+            t.apply_after = None;
+            let (store, applied, task) = (self.store.clone(), applied.clone(), *task);
+            self.handle.spawn(async move {
+                let failed = store.apply(writes, id).await.err().map(|e| e.to_string());
+                applied
+                    .lock()
+                    .expect("applied lock")
+                    .push((task, id, failed));
+            });
+        }
+    }
+
+    /// Waits until no task has more than `most` pending rows, writing them as [`project`] does,
+    /// for at most `limit`; false if some still have.
+    fn drain_projection(
+        &self,
+        tasks: &mut BTreeMap<u32, Task>,
+        applied: &Applied,
+        most: usize,
+        limit: Duration,
+    ) -> bool {
+        let until = Instant::now() + limit;
+        loop {
+            self.project(tasks, applied);
+            // An unrecovered task's rows are written by its recovery.
+            if tasks
+                .values()
+                .all(|t| !t.recovered || t.pending.len() <= most)
+            {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Replaces a consumer that has lost its cluster for good (see [`Liveness`]): a new one
@@ -921,6 +1083,8 @@ impl DistributedRuntime {
         let pages = Pages::default();
         let prefetched = started.elapsed();
         let mut checkpoints = Vec::new();
+        // Each checkpoint's own writes (its others are the task's pending rows).
+        let mut owns = Vec::new();
         let mut handled = 0u64;
         // Rows the prefetch did not foresee, read one at a time while deciding.
         let mut read_while_deciding = 0usize;
@@ -932,6 +1096,7 @@ impl DistributedRuntime {
                 let mut txn = DistTxn::new(
                     &*self.store,
                     &cache,
+                    &task.pending,
                     &pages,
                     &self.handle,
                     id,
@@ -951,7 +1116,7 @@ impl DistributedRuntime {
                 }
             };
             task.cache = cache;
-            let (mut cp, reads) = decided?;
+            let ((mut cp, own), reads) = decided?;
             task.poison.clear();
             read_while_deciding += reads.len();
             if task.cache.len() + reads.len() > CACHE_ROWS {
@@ -982,6 +1147,7 @@ impl DistributedRuntime {
                 continue;
             }
             checkpoints.push((task_id, cp));
+            owns.push(own);
         }
         if checkpoints.is_empty() {
             return Ok(());
@@ -1006,17 +1172,20 @@ impl DistributedRuntime {
             commit_ms = (started.elapsed() - stored.max(sent)).as_millis() as u64,
             "turn"
         );
-        for (task, cp) in checkpoints {
+        for ((task, cp), own) in checkpoints.into_iter().zip(owns) {
             let t = tasks.get_mut(&task).expect("task exists");
             t.last_id = cp.id;
             for (topic, partition, next) in cp.offsets {
                 t.next.insert((topic, partition), next);
             }
-            if t.cache.len() + cp.writes.len() > CACHE_ROWS {
+            if t.cache.len() + own.len() > CACHE_ROWS {
                 t.cache.clear();
             }
-            t.cache
-                .extend(cp.writes.into_iter().map(|w| ((w.table, w.key), w.value)));
+            for w in own {
+                let k = (w.table, w.key);
+                t.cache.insert(k.clone(), w.value.clone());
+                t.pending.insert(k, (w.value, cp.id));
+            }
         }
         self.health.batches.fetch_add(1, Ordering::Relaxed);
         self.health.records.fetch_add(handled, Ordering::Relaxed);
@@ -1053,6 +1222,7 @@ impl DistributedRuntime {
                 let mut txn = DistTxn::new(
                     &*self.store,
                     &task.cache,
+                    &task.pending,
                     &pages,
                     &self.handle,
                     porch_schemas::now_micros(),
@@ -1118,28 +1288,22 @@ impl DistributedRuntime {
 
     /// Steps 3 and 4 for decided checkpoints: one Kafka transaction takes their records and
     /// input offsets; then the checkpoints are saved in `save_in`'s rows (none when a recovery
-    /// finishes one saved before) and then their rows are written; it commits once both are
-    /// done. Returns how long into the turn the store's part and the sending took, for the
-    /// turn's log line.
+    /// finishes one saved before); it commits once both are done. Their rows go to the store
+    /// after the commit ([`Self::project`], or the recovery). Returns how long into the turn
+    /// the store's part and the sending took, for the turn's log line.
     ///
-    /// The store is written only once the group coordinator has taken the input offsets into
+    /// A checkpoint is saved only once the group coordinator has taken the input offsets into
     /// the transaction, which it does only for a current member of the group (KIP-447: the
     /// member's epoch rides with them). A member that was fenced out of its group while it
     /// decided (a process paused past its session, say) learns it there, before it writes
-    /// anything: its checkpoint cannot replace the one of the member now owning the task,
-    /// and its rows cannot land beside that member's. A member paused after that point, past
-    /// the transaction timeout, writes late, but with its checkpoint's id as write time,
-    /// earlier than any id of the member given the task after the coordinator dropped this
-    /// one (so after it took these offsets): its checkpoint and its rows lose to that member's.
-    /// Those rows would be stray, though, where that member's decision wrote other keys. So a
-    /// member that finds its transaction open for `late_after` when it comes to save (a
-    /// pause, a coordinator slow to answer) aborts instead: another member can decide the
-    /// batch only once the group has given it the task, after this member's session lapsed,
-    /// which is at least the session timeout less a heartbeat interval after it took these
-    /// offsets. Only a pause between that check and the checkpoint's write leaves the window
-    /// open (and a suspend of the whole machine, which the monotonic clock does not count). A
-    /// recovery finishing a saved checkpoint writes the rows that checkpoint names whenever it
-    /// runs.
+    /// anything. A member paused after that point, past the transaction timeout, saves late,
+    /// but with its checkpoint's id as write time, earlier than any id of the member given the
+    /// task after the coordinator dropped this one: its checkpoint loses to that member's. So
+    /// that such a checkpoint cannot stand in for a batch another member decided again, a
+    /// member that finds its transaction open for `late_after` when it comes to save (a pause,
+    /// a coordinator slow to answer) aborts instead: another member can decide the batch only
+    /// once the group has given it the task, after this member's session lapsed, which is at
+    /// least the session timeout less a heartbeat interval after it took these offsets.
     fn finish(
         &self,
         producer: &Arc<TxnProducer>,
@@ -1183,20 +1347,11 @@ impl DistributedRuntime {
             })
             .unwrap_or_default();
         let store = &*self.store;
-        let stored = self.handle.block_on(async {
-            futures_join(
-                saves
-                    .into_iter()
-                    .map(|(group, task, body, id)| store.save_checkpoint(group, task, body, id)),
-            )
-            .await?;
-            futures_join(
-                checkpoints
-                    .iter()
-                    .map(|(_, cp)| store.apply(cp.writes.clone(), cp.id)),
-            )
-            .await
-        });
+        let stored = self.handle.block_on(futures_join(
+            saves
+                .into_iter()
+                .map(|(group, task, body, id)| store.save_checkpoint(group, task, body, id)),
+        ));
         let err = match stored {
             Ok(()) => {
                 let stored_at = started.elapsed();
@@ -1353,7 +1508,7 @@ impl DistributedRuntime {
             .block_on(self.store.load_checkpoint(group, task_id))
             .map_err(|e| TurnError::store(e.to_string()))?;
         if let Some(bytes) = saved {
-            let cp = Checkpoint::decode(&bytes)
+            let mut cp = Checkpoint::decode(&bytes)
                 .map_err(|e| TurnError::store(format!("checkpoint of task {task_id}: {e}")))?;
             let committed_here = cp.offsets.iter().any(|(t, p, _)| {
                 next.contains_key(&(t.clone(), *p)) && metadata_ids.contains(&cp.id)
@@ -1370,10 +1525,17 @@ impl DistributedRuntime {
                 self.health.recoveries.fetch_add(1, Ordering::Relaxed);
                 let one = [(task_id, cp)];
                 self.finish(producer, &member(consumer)?, None, &one, Instant::now())?;
-                for (topic, partition, n) in &one[0].1.offsets {
+                let [(_, done)] = one;
+                cp = done;
+                for (topic, partition, n) in &cp.offsets {
                     next.insert((topic.clone(), *partition), *n);
                 }
             }
+            // Its rows may not all be in the store yet (they are written after the commit):
+            // they are before this task decides anything.
+            self.handle
+                .block_on(self.store.apply(cp.writes, cp.id))
+                .map_err(|e| TurnError::store(e.to_string()))?;
         }
         // Resume at the committed offsets, or at the beginning where the group never committed
         // (what auto.offset.reset=earliest would do): records this member fetched past them
@@ -1409,6 +1571,7 @@ impl DistributedRuntime {
             *v = next.get(k).copied().unwrap_or(0);
         }
         task.cache.clear();
+        task.pending.clear();
         task.recovered = true;
         Ok(())
     }
@@ -1944,11 +2107,12 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        let (cache, pages) = (RowCache::new(), Pages::default());
+        let (cache, pages, pending) = (RowCache::new(), Pages::default(), Pending::new());
         for task in 0..PARTITIONS {
             let txn = DistTxn::new(
                 &store,
                 &cache,
+                &pending,
                 &pages,
                 runtime.handle(),
                 0,
@@ -1968,7 +2132,16 @@ mod tests {
         assert_eq!(store.scans.load(Ordering::Relaxed), 3);
         // A turn of its own reads them again.
         let pages = Pages::default();
-        let txn = DistTxn::new(&store, &cache, &pages, runtime.handle(), 0, 0, PARTITIONS);
+        let txn = DistTxn::new(
+            &store,
+            &cache,
+            &pending,
+            &pages,
+            runtime.handle(),
+            0,
+            0,
+            PARTITIONS,
+        );
         txn.scan("deadline", "", None, 256).expect("scan");
         assert_eq!(store.scans.load(Ordering::Relaxed), 6);
     }
@@ -1979,8 +2152,8 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        let (cache, pages) = (RowCache::new(), Pages::default());
-        let mut txn = DistTxn::new(&store, &cache, &pages, runtime.handle(), 0, 0, 1);
+        let (cache, pages, pending) = (RowCache::new(), Pages::default(), Pending::new());
+        let mut txn = DistTxn::new(&store, &cache, &pending, &pages, runtime.handle(), 0, 0, 1);
         // Writes to other tables do not make the scan read more pages.
         for i in 0..100 {
             txn.put("other", &format!("k{i}"), b"v").expect("put");
@@ -2001,6 +2174,57 @@ mod tests {
         assert_eq!(after, stored[64..67]);
         // The first page came from the turn's pages; only the second was read.
         assert_eq!(store.scans.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn rows_committed_but_not_yet_in_the_store_are_read_and_scanned_before_the_stores() {
+        let (store, _) = timers(200);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let stored = store.keys();
+        let row = |k: &str| ("deadline".to_string(), k.to_string());
+        let mut pending = Pending::new();
+        // The store's first two rows removed, its third changed, one row added before them.
+        pending.insert(row(&stored[0]), (None, 1));
+        pending.insert(row(&stored[1]), (None, 1));
+        pending.insert(row(&stored[2]), (Some(b"changed".to_vec()), 2));
+        let added = format!("{}!", &stored[0][..stored[0].len() - 1]);
+        pending.insert(row(&added), (Some(b"added".to_vec()), 2));
+        pending.insert(("other".into(), "k".into()), (Some(b"v".to_vec()), 2));
+        let (cache, pages) = (RowCache::new(), Pages::default());
+        let mut txn = DistTxn::new(&store, &cache, &pending, &pages, runtime.handle(), 0, 0, 1);
+        assert_eq!(txn.get("deadline", &stored[0]).expect("get"), None);
+        assert_eq!(
+            txn.get("deadline", &stored[2]).expect("get"),
+            Some(b"changed".to_vec())
+        );
+        assert_eq!(txn.get("other", "k").expect("get"), Some(b"v".to_vec()));
+        let scanned = txn.scan("deadline", "", None, 3).expect("scan");
+        let want = {
+            let mut w = vec![added.clone(), stored[2].clone(), stored[3].clone()];
+            w.sort();
+            w
+        };
+        assert_eq!(keys(scanned.clone()), want);
+        assert!(scanned.contains(&(stored[2].clone(), b"changed".to_vec())));
+        // The batch's own writes come before the pending ones.
+        txn.put("deadline", &stored[2], b"mine").expect("put");
+        assert_eq!(
+            txn.get("deadline", &stored[2]).expect("get"),
+            Some(b"mine".to_vec())
+        );
+        // The checkpoint carries the pending rows and the batch's own, its own last.
+        let (cp, own) = txn.into_checkpoint(3);
+        assert_eq!(own.len(), 1);
+        assert_eq!(cp.writes.len(), pending.len() + 1);
+        let last = cp
+            .writes
+            .iter()
+            .rev()
+            .find(|w| w.key == stored[2])
+            .expect("row");
+        assert_eq!(last.value.as_deref(), Some(&b"mine"[..]));
     }
 
     /// The broker of `PORCH_KAFKA` (`scripts/engines up`), waited for up to
@@ -2107,8 +2331,9 @@ mod tests {
     /// A member fenced out of its group while it decided (paused past its session, say)
     /// writes nothing to the store when it goes on: the coordinator refuses its offsets
     /// first, so its checkpoint cannot replace the one of the member that took the task
-    /// over, nor its rows land beside that member's. The member now in the group, with the
-    /// same producer and store, writes both: the refusal is the fencing, not the setup.
+    /// over. The member now in the group, with the same producer and store, saves its
+    /// checkpoint: the refusal is the fencing, not the setup. Rows are written after the
+    /// commit, never by `finish`.
     #[test]
     fn a_member_fenced_out_of_its_group_writes_nothing_to_the_store() {
         let Fixture {
@@ -2158,18 +2383,16 @@ mod tests {
             Instant::now(),
         )
         .expect("the member owning the task commits");
-        assert_eq!(store.keys(), vec!["owner".to_string()]);
-        assert!(store
-            .checkpoints
-            .lock()
-            .unwrap()
-            .contains_key(&(group.clone(), 0)));
+        assert!(store.keys().is_empty(), "rows written before the commit");
+        let (id, saved) = store.checkpoints.lock().unwrap()[&(group.clone(), 0)].clone();
+        assert_eq!(id, 2);
+        assert_eq!(Checkpoint::decode(&saved).expect("checkpoint").id, 2);
     }
 
     /// A turn that comes to save its checkpoints with its transaction open for its limit (here
     /// zero: always) aborts and writes nothing: the task may have gone to another member by
-    /// then, whose decision the late rows would stray beside. A recovery finishing a
-    /// checkpoint saved before still writes its rows, on the same producer.
+    /// then, whose decision the late checkpoint would stand in for. A recovery finishing a
+    /// checkpoint saved before still commits it, on the same producer.
     #[test]
     fn a_turn_whose_transaction_was_open_too_long_writes_nothing() {
         let Fixture {
@@ -2208,7 +2431,7 @@ mod tests {
             Instant::now(),
         )
         .expect("a recovery finishes its checkpoint");
-        assert_eq!(store.keys(), vec!["recovered".to_string()]);
+        assert!(store.checkpoints.lock().unwrap().is_empty());
 
         // Only the recovery's record was committed; the late turn's was aborted.
         let reader: BaseConsumer = rt
