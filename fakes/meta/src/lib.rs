@@ -3,7 +3,7 @@
 //! checks, error bodies, rate limit and usage header, plus the faults and delays a real channel
 //! has on a bad day. porch's tests, its benchmark and a newcomer's demo run against it instead
 //! of Meta, so a connector that survives the fake survives the contract
-//! (`/work/shared/channels/CONTRACTS.md`, "Meta commerce catalog").
+//! (Meta's commerce catalog API; docs/channels.md says what porch relies on).
 //!
 //! Tests start it in-process ([`FakeMeta::start`]) and steer it with [`FakeMeta`]'s methods;
 //! other processes run the `fake-meta` binary and use the same controls under `/_fake/`.
