@@ -40,7 +40,7 @@ mod ports;
 
 use common::*;
 use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
-use porch_schemas::{Codec, Event, RegistryClient};
+use porch_schemas::{Codec, Event, Module, RegistryClient};
 use porch_topics::{Catalogue, KafkaConfig};
 use ports::free_port;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -59,16 +59,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const PROCESSORS: [&str; 8] = [
-    "product",
-    "variant",
-    "offer",
-    "inventory",
-    "compliance",
-    "activation",
-    "search",
-    "channel",
-];
+/// The processors, one per module, named after it.
+const PROCESSORS: [Module; 8] = Module::ALL;
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 const MIB: f64 = 1024.0 * 1024.0;
 /// Targets of the issue.
@@ -1067,7 +1059,7 @@ async fn main() -> anyhow::Result<()> {
         );
     };
     for p in PROCESSORS {
-        start_processor(&mut cluster, p, free_port());
+        start_processor(&mut cluster, p.as_str(), free_port());
     }
     let search = dir.join("search");
     let search = search.to_str().unwrap();
@@ -1160,7 +1152,7 @@ async fn main() -> anyhow::Result<()> {
     let processor_ports: Vec<(String, u16)> = cluster
         .roles
         .iter()
-        .filter(|(n, _, _)| PROCESSORS.contains(&n.as_str()))
+        .filter(|(n, _, _)| PROCESSORS.iter().any(|p| p.as_str() == n))
         .filter_map(|(n, _, port)| Some((n.clone(), (*port)?)))
         .collect();
     // The roles that use the store: the API and the processors.
@@ -1287,7 +1279,7 @@ async fn main() -> anyhow::Result<()> {
     //    started again; the pipeline's own rate is that of what they write while catching up.
     let stopped: Vec<(&str, u16)> = PROCESSORS
         .iter()
-        .filter_map(|p| Some((*p, cluster.stop_role(p)?)))
+        .filter_map(|p| Some((p.as_str(), cluster.stop_role(p.as_str())?)))
         .collect();
     let backlog_from = args.products;
     load(&client, args.products, args.concurrency, move |i| {

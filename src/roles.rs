@@ -21,7 +21,7 @@ use porch_processors::distributed_api::{DistributedSink, KafkaTopics};
 use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
 use porch_processors::store::{ProjectionStore, StoreError};
 use porch_processors::RuntimeConfig;
-use porch_schemas::{Codec, RegistryClient};
+use porch_schemas::{Codec, Module, RegistryClient};
 use porch_topics::kafka_admin::KafkaConfig;
 use porch_topics::Catalogue;
 use std::net::SocketAddr;
@@ -319,7 +319,7 @@ pub fn processor(
         rules: config.compliance.clone(),
     };
     let channels = ChannelConfig {
-        media_base: if name == "channel" {
+        media_base: if name == Module::Channel.as_str() {
             media_base(&config)?
         } else {
             String::new()

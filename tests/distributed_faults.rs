@@ -11,6 +11,7 @@ mod common;
 use common::checker::{check_projections, committed};
 use common::load::{run_load, verify, Sent};
 use common::*;
+use porch_topics::{commands_topic, events_topic};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -160,12 +161,12 @@ async fn cassandra_away_for_30s_stops_processors_then_everything_completes() {
         assert_eq!(s, 503, "the ingest API is not ready without its store");
         let before: Vec<_> = PROCESSORS
             .iter()
-            .map(|n| committed(p, n, &inputs_of(n)))
+            .map(|n| committed(p, n.as_str(), &inputs_of(*n)))
             .collect();
         tokio::time::sleep(Duration::from_secs(30).saturating_sub(down_at.elapsed())).await;
         let after: Vec<_> = PROCESSORS
             .iter()
-            .map(|n| committed(p, n, &inputs_of(n)))
+            .map(|n| committed(p, n.as_str(), &inputs_of(*n)))
             .collect();
         assert_eq!(
             before, after,
@@ -178,11 +179,11 @@ async fn cassandra_away_for_30s_stops_processors_then_everything_completes() {
 }
 
 /// The first input topic of a processor (whose offsets show whether it advanced).
-fn inputs_of(processor: &str) -> String {
+fn inputs_of(processor: Module) -> String {
     match processor {
-        "activation" => "offer.events".into(),
-        "search" | "channel" => "activation.events".into(),
-        m => format!("{m}.commands"),
+        Module::Activation => events_topic(Module::Offer),
+        Module::Search | Module::Channel => events_topic(Module::Activation),
+        m => commands_topic(m),
     }
 }
 

@@ -555,7 +555,7 @@ async fn ten_mib_request(p: &Porch, key: &str) -> String {
 
 async fn futures_len(p: &Porch) -> Vec<u64> {
     let mut v = Vec::new();
-    for m in ["product", "variant", "offer", "inventory", "compliance"] {
+    for m in Module::COMMANDED {
         v.push(p.topic_len(&format!("{m}.commands")).await);
     }
     v

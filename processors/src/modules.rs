@@ -74,7 +74,7 @@ fn outcome(
     }
 }
 
-fn wrong_input(module: &str, what: &str) -> HandleError {
+fn wrong_input(module: Module, what: &str) -> HandleError {
     HandleError::Poison(format!("{module} does not handle {what}"))
 }
 
@@ -84,22 +84,25 @@ pub struct ProductProcessor;
 
 impl Processor for ProductProcessor {
     fn name(&self) -> &'static str {
-        "product"
+        Module::Product.as_str()
     }
     fn inputs(&self) -> Vec<String> {
-        vec![commands_topic("product"), events_topic("search")]
+        vec![
+            commands_topic(Module::Product),
+            events_topic(Module::Search),
+        ]
     }
     fn output(&self) -> String {
-        events_topic("product")
+        events_topic(Module::Product)
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
         let (tenant, product, pinput) = match input {
-            Input::Command(c) if c.command.module() == "product" => (
+            Input::Command(c) if c.command.module() == Module::Product => (
                 &c.envelope.tenant,
                 c.command.product_id().clone(),
                 ProductInput::Command(c.command.clone()),
             ),
-            Input::Command(c) => return Err(wrong_input("product", c.command.full_name())),
+            Input::Command(c) => return Err(wrong_input(Module::Product, c.command.full_name())),
             Input::Event(e) => match &e.event {
                 Event::ListingVisible(v) => (
                     &e.envelope.tenant,
@@ -132,20 +135,20 @@ pub struct VariantProcessor;
 
 impl Processor for VariantProcessor {
     fn name(&self) -> &'static str {
-        "variant"
+        Module::Variant.as_str()
     }
     fn inputs(&self) -> Vec<String> {
-        vec![commands_topic("variant")]
+        vec![commands_topic(Module::Variant)]
     }
     fn output(&self) -> String {
-        events_topic("variant")
+        events_topic(Module::Variant)
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
         let Input::Command(c) = input else {
             return Ok(());
         };
-        if c.command.module() != "variant" {
-            return Err(wrong_input("variant", c.command.full_name()));
+        if c.command.module() != Module::Variant {
+            return Err(wrong_input(Module::Variant, c.command.full_name()));
         }
         let product = c.command.product_id().clone();
         let row = key(&[c.envelope.tenant.as_str(), product.as_str()]);
@@ -168,13 +171,13 @@ pub struct OfferProcessor;
 
 impl Processor for OfferProcessor {
     fn name(&self) -> &'static str {
-        "offer"
+        Module::Offer.as_str()
     }
     fn inputs(&self) -> Vec<String> {
-        vec![commands_topic("offer")]
+        vec![commands_topic(Module::Offer)]
     }
     fn output(&self) -> String {
-        events_topic("offer")
+        events_topic(Module::Offer)
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
         let Input::Command(c) = input else {
@@ -184,7 +187,7 @@ impl Processor for OfferProcessor {
             Command::CreateOffer(o) => o.offer.offer_id.clone(),
             Command::UpdateOffer(o) => o.offer_id.clone(),
             Command::WithdrawOffer(o) => o.offer_id.clone(),
-            other => return Err(wrong_input("offer", other.full_name())),
+            other => return Err(wrong_input(Module::Offer, other.full_name())),
         };
         let product = c.command.product_id().clone();
         let row = key(&[
@@ -211,13 +214,13 @@ pub struct InventoryProcessor;
 
 impl Processor for InventoryProcessor {
     fn name(&self) -> &'static str {
-        "inventory"
+        Module::Inventory.as_str()
     }
     fn inputs(&self) -> Vec<String> {
-        vec![commands_topic("inventory")]
+        vec![commands_topic(Module::Inventory)]
     }
     fn output(&self) -> String {
-        events_topic("inventory")
+        events_topic(Module::Inventory)
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
         let Input::Command(c) = input else {
@@ -227,7 +230,7 @@ impl Processor for InventoryProcessor {
             Command::SetStock(s) => &s.line,
             Command::ReserveStock(s) => &s.line,
             Command::ReleaseReservation(s) => &s.line,
-            other => return Err(wrong_input("inventory", other.full_name())),
+            other => return Err(wrong_input(Module::Inventory, other.full_name())),
         };
         let row = key(&[
             c.envelope.tenant.as_str(),
@@ -269,19 +272,22 @@ pub struct ComplianceProcessor {
 
 impl Processor for ComplianceProcessor {
     fn name(&self) -> &'static str {
-        "compliance"
+        Module::Compliance.as_str()
     }
     fn inputs(&self) -> Vec<String> {
-        vec![commands_topic("compliance"), events_topic("product")]
+        vec![
+            commands_topic(Module::Compliance),
+            events_topic(Module::Product),
+        ]
     }
     fn output(&self) -> String {
-        events_topic("compliance")
+        events_topic(Module::Compliance)
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
         match input {
             Input::Command(c) => {
                 let Command::DecideCompliance(d) = &c.command else {
-                    return Err(wrong_input("compliance", c.command.full_name()));
+                    return Err(wrong_input(Module::Compliance, c.command.full_name()));
                 };
                 let r = self.decide_region(
                     ctx,
@@ -420,20 +426,18 @@ impl ActivationProcessor {
 
 impl Processor for ActivationProcessor {
     fn name(&self) -> &'static str {
-        "activation"
+        Module::Activation.as_str()
     }
     fn inputs(&self) -> Vec<String> {
-        ["product", "variant", "offer", "inventory", "compliance"]
-            .iter()
-            .map(|m| events_topic(m))
-            .collect()
+        // The events of steps 1 to 5: the modules that take commands.
+        Module::COMMANDED.map(events_topic).to_vec()
     }
     fn output(&self) -> String {
-        events_topic("activation")
+        events_topic(Module::Activation)
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
         let Input::Event(e) = input else {
-            return Err(wrong_input("activation", "commands"));
+            return Err(wrong_input(Module::Activation, "commands"));
         };
         let (Some(product), false) = (
             e.event.product_id().cloned(),
@@ -493,17 +497,17 @@ pub struct ListingProcessor;
 
 impl Processor for ListingProcessor {
     fn name(&self) -> &'static str {
-        "search"
+        Module::Search.as_str()
     }
     fn inputs(&self) -> Vec<String> {
-        vec![events_topic("activation")]
+        vec![events_topic(Module::Activation)]
     }
     fn output(&self) -> String {
-        events_topic("search")
+        events_topic(Module::Search)
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
         let Input::Event(e) = input else {
-            return Err(wrong_input("search", "commands"));
+            return Err(wrong_input(Module::Search, "commands"));
         };
         let (Some(offer), Some(product)) = (offer_of(&e.event), e.event.product_id()) else {
             return Ok(());
@@ -690,23 +694,23 @@ fn listing_version(s: &ChannelState, e: &Event) -> (String, i64) {
 
 impl Processor for ChannelProcessor {
     fn name(&self) -> &'static str {
-        "channel"
+        Module::Channel.as_str()
     }
     fn inputs(&self) -> Vec<String> {
         vec![
             CHANNEL_SETTINGS.to_string(),
-            events_topic("product"),
-            events_topic("variant"),
-            events_topic("activation"),
+            events_topic(Module::Product),
+            events_topic(Module::Variant),
+            events_topic(Module::Activation),
             CHANNEL_OUTCOMES.to_string(),
         ]
     }
     fn output(&self) -> String {
-        events_topic("channel")
+        events_topic(Module::Channel)
     }
     fn handle(&self, ctx: &mut Ctx<'_, '_>, input: &Input) -> Result<(), HandleError> {
         let Input::Event(e) = input else {
-            return Err(wrong_input("channel", "commands"));
+            return Err(wrong_input(Module::Channel, "commands"));
         };
         let Some(partition) = ctx.partition() else {
             return Ok(());
@@ -754,7 +758,7 @@ pub fn all(
 /// The record types each topic carries, to register their schemas.
 pub fn topic_record_types() -> Vec<(String, Vec<&'static str>)> {
     let mut out = Vec::new();
-    for module in ["product", "variant", "offer", "inventory", "compliance"] {
+    for module in Module::COMMANDED {
         let commands: Vec<&'static str> = Command::FULL_NAMES
             .iter()
             .copied()
@@ -762,15 +766,8 @@ pub fn topic_record_types() -> Vec<(String, Vec<&'static str>)> {
             .collect();
         out.push((commands_topic(module), commands));
     }
-    for module in [
-        "product",
-        "variant",
-        "offer",
-        "inventory",
-        "compliance",
-        "activation",
-        "search",
-    ] {
+    // The channel module's namespace spans three topics, each with its own records (below).
+    for module in Module::ALL.into_iter().filter(|m| *m != Module::Channel) {
         let mut events: Vec<&'static str> = Event::FULL_NAMES
             .iter()
             .copied()
@@ -788,7 +785,7 @@ pub fn topic_record_types() -> Vec<(String, Vec<&'static str>)> {
         ]),
     ));
     out.push((
-        events_topic("channel"),
+        events_topic(Module::Channel),
         channel(&[
             "porch.channel.ListingRequested",
             "porch.channel.ListingStateChanged",

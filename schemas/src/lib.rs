@@ -6,12 +6,14 @@ pub mod avsc;
 pub mod codec;
 pub mod media;
 mod messages;
+mod module;
 pub mod registry;
 pub mod values;
 
 pub use codec::{Codec, CodecError};
 pub use media::{image_key, public_image_url};
 pub use messages::*;
+pub use module::{Module, UnknownModule};
 pub use registry::{
     CompatibilityLevel, EmbeddedRegistry, RegistryClient, RegistryError, RegistryRecord,
     RegistryState, SchemaRegistry, SubjectVersion, VersionRef,

@@ -2,6 +2,7 @@
 //! Field names and types mirror the .avsc files in `schemas/avro/`, which are the wire contract;
 //! `codec` tests round-trip every message through its schema.
 
+use crate::module::Module;
 use crate::values::*;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -525,8 +526,14 @@ pub struct ListingOutcome {
 }
 
 /// Declares the closed sets of commands and events, with each one's Avro full name and module.
+/// `$module` is the last part of the record's Avro namespace; `$owner` turns it into what
+/// `module()` returns, at compile time.
 macro_rules! message_set {
-    ($set:ident, $($variant:ident => $module:literal),+ $(,)?) => {
+    (
+        $set:ident,
+        $(#[$module_doc:meta])* module() -> $owner_ty:ty = $owner:path,
+        $($variant:ident => $module:literal),+ $(,)?
+    ) => {
         #[derive(Debug, Clone, PartialEq)]
         pub enum $set {
             $($variant($variant),)+
@@ -545,10 +552,10 @@ macro_rules! message_set {
                     $($set::$variant(_) => stringify!($variant),)+
                 }
             }
-            /// The module that owns it (its topic family).
-            pub fn module(&self) -> &'static str {
+            $(#[$module_doc])*
+            pub fn module(&self) -> $owner_ty {
                 match self {
-                    $($set::$variant(_) => $module,)+
+                    $($set::$variant(_) => const { $owner($module) },)+
                 }
             }
             pub const FULL_NAMES: &'static [&'static str] =
@@ -611,7 +618,27 @@ macro_rules! message_set {
     };
 }
 
+/// The module a command's namespace names. A namespace that names no module fails the build.
+const fn command_module(namespace: &str) -> Module {
+    match Module::named(namespace) {
+        Some(m) => m,
+        None => panic!("a command's namespace names no module"),
+    }
+}
+
+/// The module an event's namespace names, or none for `outcome` (CommandRejected, which every
+/// module's events topic carries). Any other namespace that names no module fails the build.
+const fn event_module(namespace: &str) -> Option<Module> {
+    match (Module::named(namespace), namespace.as_bytes()) {
+        (Some(m), _) => Some(m),
+        (None, b"outcome") => None,
+        (None, _) => panic!("an event's namespace names no module and is not `outcome`"),
+    }
+}
+
 message_set!(Command,
+    /// The module that owns the command: it travels on that module's commands topic.
+    module() -> Module = command_module,
     CreateProduct => "product",
     UpdateProduct => "product",
     DeactivateProduct => "product",
@@ -630,6 +657,9 @@ message_set!(Command,
 );
 
 message_set!(Event,
+    /// The module that owns the event (whose events topic it travels on); none for
+    /// CommandRejected, which travels on the events topic of the module that rejected it.
+    module() -> Option<Module> = event_module,
     ProductCreated => "product",
     ProductUpdated => "product",
     ProductReady => "product",

@@ -466,6 +466,39 @@ fn every_message_has_a_schema_file() {
 }
 
 #[test]
+fn every_message_belongs_to_the_module_its_namespace_names() {
+    let commands = all_commands();
+    let names: std::collections::BTreeSet<_> = commands.iter().map(|c| c.full_name()).collect();
+    assert_eq!(
+        names.len(),
+        Command::FULL_NAMES.len(),
+        "a sample of every command"
+    );
+    for c in &commands {
+        let m = c.module();
+        assert!(
+            Module::COMMANDED.contains(&m),
+            "{} is owned by {m}",
+            c.full_name()
+        );
+        assert_eq!(c.full_name(), format!("porch.{m}.{}", c.type_name()));
+    }
+    let events = all_events();
+    let names: std::collections::BTreeSet<_> = events.iter().map(|e| e.full_name()).collect();
+    assert_eq!(
+        names.len(),
+        Event::FULL_NAMES.len(),
+        "a sample of every event"
+    );
+    for e in &events {
+        match e.module() {
+            Some(m) => assert_eq!(e.full_name(), format!("porch.{m}.{}", e.type_name())),
+            None => assert_eq!(e.full_name(), "porch.outcome.CommandRejected"),
+        }
+    }
+}
+
+#[test]
 fn commands_round_trip_with_confluent_framing() {
     let c = codec();
     for command in all_commands() {

@@ -15,7 +15,7 @@ use porch_processors::domain::variant::Variants;
 use porch_processors::domain::{replay, Aggregate};
 use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
 use porch_processors::store::{key, tables, ProjectionStore};
-use porch_schemas::{Codec, Event, EventRecord, RegistryClient};
+use porch_schemas::{Codec, Event, EventRecord, Module, RegistryClient};
 use porch_topics::kafka_read::TopicReader;
 use porch_topics::{KafkaConfig, LogRecord};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -206,7 +206,7 @@ pub async fn check_projections(p: &Porch) -> usize {
     .await
     .expect("connect to the store");
     let mut ids = HashSet::new();
-    let mut load = |module: &str| {
+    let mut load = |module: Module| {
         let events = changelog(p, &format!("{module}.events"));
         for e in &events {
             assert!(
@@ -217,13 +217,13 @@ pub async fn check_projections(p: &Porch) -> usize {
         }
         events
     };
-    let product = load("product");
-    let variant = load("variant");
-    let offer = load("offer");
-    let inventory = load("inventory");
-    let compliance = load("compliance");
-    let activation = load("activation");
-    let search = load("search");
+    let product = load(Module::Product);
+    let variant = load(Module::Variant);
+    let offer = load(Module::Offer);
+    let inventory = load(Module::Inventory);
+    let compliance = load(Module::Compliance);
+    let activation = load(Module::Activation);
+    let search = load(Module::Search);
 
     let t = |e: &EventRecord| e.envelope.tenant.to_string();
     // Rows of one aggregate: tenant/aggregate id (a compliance aggregate is product/region).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone)]
 pub struct Sent {
     pub tenant: String,
-    pub module: &'static str,
+    pub module: Module,
     pub command_id: String,
     pub aggregate_id: String,
     /// When its 202 came.
@@ -68,27 +68,27 @@ async fn tenant_load(
     for i in 0..products {
         let pid = format!("p{i:03}");
         let sku = format!("{pid}-s");
-        let steps: Vec<(&'static str, reqwest::Method, String, Value)> = vec![
+        let steps: Vec<(Module, reqwest::Method, String, Value)> = vec![
             (
-                "product",
+                Module::Product,
                 post.clone(),
                 "/v1/products".into(),
                 product_body(&pid, &format!("Item {pid} of {tenant}"), "apparel", true),
             ),
             (
-                "variant",
+                Module::Variant,
                 post.clone(),
                 format!("/v1/products/{pid}/variants"),
                 json!({ "variants": [{ "sku": sku }] }),
             ),
             (
-                "offer",
+                Module::Offer,
                 post.clone(),
                 "/v1/offers".into(),
                 json!({ "sku": sku, "region": "GB", "price": { "amount_minor": 1000 + i, "currency": "GBP" } }),
             ),
             (
-                "inventory",
+                Module::Inventory,
                 put.clone(),
                 format!("/v1/inventory/{sku}/lon-1"),
                 json!({ "on_hand": 5 }),
@@ -203,7 +203,7 @@ pub async fn verify(p: &Porch, sent: &[Sent]) {
     }
 
     // Each command is on its commands topic exactly once.
-    let mut by_module: HashMap<&str, Vec<&Sent>> = HashMap::new();
+    let mut by_module: HashMap<Module, Vec<&Sent>> = HashMap::new();
     for s in sent {
         by_module.entry(s.module).or_default().push(s);
     }
@@ -249,11 +249,14 @@ pub async fn verify(p: &Porch, sent: &[Sent]) {
     }
 
     // Each command's effect is in its events topic exactly once, and no event appears twice.
-    let expected: HashMap<&str, &[&str]> = HashMap::from([
-        ("product", &["ProductCreated"][..]),
-        ("variant", &["VariantsCreated"][..]),
-        ("offer", &["OfferCreated"][..]),
-        ("inventory", &["StockAdjusted", "InventoryAvailable"][..]),
+    let expected: HashMap<Module, &[&str]> = HashMap::from([
+        (Module::Product, &["ProductCreated"][..]),
+        (Module::Variant, &["VariantsCreated"][..]),
+        (Module::Offer, &["OfferCreated"][..]),
+        (
+            Module::Inventory,
+            &["StockAdjusted", "InventoryAvailable"][..],
+        ),
     ]);
     let mut all_event_ids = HashSet::new();
     for (module, cmds) in &by_module {
@@ -310,7 +313,7 @@ pub async fn verify(p: &Porch, sent: &[Sent]) {
     for t in &tenants {
         let mut want: Vec<String> = sent
             .iter()
-            .filter(|s| &s.tenant == t && s.module == "offer")
+            .filter(|s| &s.tenant == t && s.module == Module::Offer)
             .map(|s| s.aggregate_id.clone())
             .collect();
         want.sort();

@@ -12,6 +12,7 @@ pub mod load;
 pub mod ports;
 pub mod python;
 
+pub use porch_schemas::Module;
 pub use ports::free_port;
 
 use serde_json::{json, Value};
@@ -133,17 +134,8 @@ pub fn error_line(out: &std::process::Output) -> String {
         .to_string()
 }
 
-/// The processors, each its own process in the distributed mode.
-pub const PROCESSORS: [&str; 8] = [
-    "product",
-    "variant",
-    "offer",
-    "inventory",
-    "compliance",
-    "activation",
-    "search",
-    "channel",
-];
+/// The processors, each its own process in the distributed mode: one per module, named after it.
+pub const PROCESSORS: [Module; 8] = Module::ALL;
 
 /// Whether the tests run on Kafka and Cassandra rather than `porch up`.
 pub fn distributed() -> bool {
@@ -490,7 +482,7 @@ impl Porch {
 
     async fn spawn_distributed(&mut self) {
         for p in PROCESSORS {
-            self.start_processor(p, p);
+            self.start_processor(p.as_str(), p.as_str());
         }
         let search = self.dir.join("search");
         self.start_role(

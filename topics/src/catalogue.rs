@@ -1,5 +1,6 @@
 //! The topic catalogue (`topics/catalogue.toml`): names, partitions, retention, cleanup, keys.
 
+use porch_schemas::Module;
 use serde::Deserialize;
 
 const CATALOGUE: &str = include_str!("../catalogue.toml");
@@ -47,13 +48,14 @@ pub fn dlq_of(topic: &str) -> String {
     format!("{topic}.dlq")
 }
 
-/// The commands topic of a module (`offer` → `offer.commands`).
-pub fn commands_topic(module: &str) -> String {
+/// The commands topic of a module (`offer` → `offer.commands`); only the modules of
+/// [`Module::COMMANDED`] have one.
+pub fn commands_topic(module: Module) -> String {
     format!("{module}.commands")
 }
 
 /// The events topic of a module (`offer` → `offer.events`).
-pub fn events_topic(module: &str) -> String {
+pub fn events_topic(module: Module) -> String {
     format!("{module}.events")
 }
 
@@ -71,10 +73,13 @@ mod tests {
         let c = Catalogue::builtin();
         assert!(c.partitions > 0);
         let names = c.all_names();
-        for m in ["product", "variant", "offer", "inventory", "compliance"] {
-            assert!(names.contains(&commands_topic(m)), "{m}");
+        for m in Module::ALL {
+            let commanded = Module::COMMANDED.contains(&m);
+            assert_eq!(names.contains(&commands_topic(m)), commanded, "{m}");
             assert!(names.contains(&events_topic(m)), "{m}");
         }
+        assert_eq!(commands_topic(Module::Offer), "offer.commands");
+        assert_eq!(events_topic(Module::Activation), "activation.events");
         assert!(names.contains(&"activation.events".to_string()));
         assert!(names.contains(&"offer.commands.dlq".to_string()));
     }
