@@ -14,7 +14,7 @@
 //! still differ): the first copy on a machine takes `n` = 0 after every restart, a second started
 //! beside it 1, and copies in containers, each with a host name of its own, never meet. Two
 //! processes on different machines under one id cannot be seen from here; their fences are
-//! (`distributed::Fences`).
+//! (`distributed::group::Fences`).
 
 use anyhow::bail;
 use std::time::{Duration, Instant};
