@@ -51,6 +51,30 @@ pub struct ChannelAccount {
     pub connection: ChannelConnection,
     /// Meta: the system user's access token for the catalog.
     pub access_token: Option<Secret>,
+    /// Mercado Libre: the app the seller authorised and the grant it gave. Absent (and not
+    /// written) for every other channel, so their rows read and write as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mercadolibre: Option<MercadoLibreCredentials>,
+}
+
+/// A Mercado Libre seller's authorisation of porch's app (OAuth 2 authorization code), as the
+/// connect flow stores it. The refresh token here is the one of the grant: the connector keeps
+/// the tokens it rotates from it in its own row (`mercadolibre::tokens`), and a different one
+/// here means the seller connected again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MercadoLibreCredentials {
+    /// The app's id (`client_id`).
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The seller's Mercado Libre user id: whose items the tokens act on.
+    pub user_id: String,
+    pub refresh_token: Secret,
+    /// The grant's first access token, used until it expires.
+    #[serde(default)]
+    pub access_token: Option<Secret>,
+    /// When `access_token` expires, in milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub access_expires_at_ms: Option<i64>,
 }
 
 /// Every connection of a tenant, as of `version` (increasing with each change).
@@ -146,10 +170,53 @@ mod tests {
                 link_template: None,
             },
             access_token: Some(Secret::new("EAAB-very-secret")),
+            mercadolibre: None,
         };
         let shown = format!("{account:?} {}", account.access_token.as_ref().unwrap());
         assert!(!shown.contains("very-secret"), "{shown}");
         let json = serde_json::to_string(&account).unwrap();
         assert!(json.contains("EAAB-very-secret"), "the store keeps it");
+        assert!(
+            !json.contains("mercadolibre"),
+            "a Meta account's JSON is as before: {json}"
+        );
+        let read: ChannelAccount = serde_json::from_str(
+            r#"{"channel":"meta","region":"GB","account":"123","enabled":true,"link_template":null,"access_token":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(read.mercadolibre, None);
+    }
+
+    #[test]
+    fn mercado_libre_credentials_never_print() {
+        let account = ChannelAccount {
+            connection: ChannelConnection {
+                channel: Channel::MercadoLibre,
+                region: RegionCode::parse("BR").unwrap(),
+                account: "7".into(),
+                enabled: true,
+                link_template: None,
+            },
+            access_token: None,
+            mercadolibre: Some(MercadoLibreCredentials {
+                client_id: "123".into(),
+                client_secret: Secret::new("app-secret-value"),
+                user_id: "7".into(),
+                refresh_token: Secret::new("TG-refresh-value"),
+                access_token: Some(Secret::new("APP_USR-access-value")),
+                access_expires_at_ms: Some(1),
+            }),
+        };
+        let shown = format!("{account:?}");
+        for secret in [
+            "app-secret-value",
+            "TG-refresh-value",
+            "APP_USR-access-value",
+        ] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        let json = serde_json::to_string(&account).unwrap();
+        let back: ChannelAccount = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, account, "the store keeps them");
     }
 }

@@ -128,6 +128,7 @@ async fn scenario(config: &CqlConfig, admin: &Session) {
     write_times(&store).await;
     concurrent_applies(&store).await;
     claims(&store).await;
+    swaps(&store).await;
     checkpoints(&store).await;
     blocking_reads(&store).await;
 }
@@ -799,6 +800,44 @@ async fn claims(store: &CqlStore) {
     );
     assert!(store
         .claim("offer", "acme/p1/o1", b"x".to_vec())
+        .await
+        .is_err());
+}
+
+async fn swaps(store: &CqlStore) {
+    let (table, key) = ("mercadolibre_auth", "acme/7");
+    assert_eq!(
+        store
+            .compare_and_set(table, key, b"x".to_vec(), b"y".to_vec())
+            .await
+            .unwrap(),
+        Err(None),
+        "no row: nothing to swap"
+    );
+    assert_eq!(
+        store.claim(table, key, b"one".to_vec()).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .compare_and_set(table, key, b"zero".to_vec(), b"two".to_vec())
+            .await
+            .unwrap(),
+        Err(Some(b"one".to_vec()))
+    );
+    assert_eq!(
+        store
+            .compare_and_set(table, key, b"one".to_vec(), b"two".to_vec())
+            .await
+            .unwrap(),
+        Ok(())
+    );
+    assert_eq!(
+        store.get_async(table, key).await.unwrap(),
+        Some(b"two".to_vec())
+    );
+    assert!(store
+        .compare_and_set("offer", "acme/p1/o1", b"x".to_vec(), b"y".to_vec())
         .await
         .is_err());
 }

@@ -337,6 +337,7 @@ async fn apply(
         }
         Change::Connect(c) => {
             let previous_token = at.and_then(|i| accounts.accounts[i].access_token.clone());
+            let previous_grant = at.and_then(|i| accounts.accounts[i].mercadolibre.clone());
             let account = ChannelAccount {
                 connection: ChannelConnection {
                     channel,
@@ -346,6 +347,7 @@ async fn apply(
                     link_template: c.link_template,
                 },
                 access_token: c.access_token.or(previous_token),
+                mercadolibre: previous_grant,
             };
             if channel == Channel::Meta && account.access_token.is_none() {
                 return Err(ApiError::invalid(

@@ -180,6 +180,7 @@ impl ConnectionConfig {
                 link_template: self.link_template.clone(),
             },
             access_token: token.map(porch_connectors::accounts::Secret::new),
+            mercadolibre: None,
         })
     }
 }

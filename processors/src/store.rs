@@ -12,6 +12,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Rows of a scan: (key, value) in key order.
 pub type Rows = Vec<(String, Vec<u8>)>;
 
+/// What a compare-and-set did: `Ok` written; `Err` what the row held instead (`None`: no row).
+pub type Swapped = Result<(), Option<Vec<u8>>>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
@@ -609,6 +612,24 @@ pub trait ProjectionStore: Store {
         key: &'a str,
         value: Vec<u8>,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>>;
+    /// Replaces the row's value with `value` only if it holds `expected` now (a lightweight
+    /// transaction); `Err` inside holds what the row holds instead (`None`: no row). Rows
+    /// written this way must be written only this way (or by `claim`). A store that cannot do
+    /// it says so.
+    fn compare_and_set<'a>(
+        &'a self,
+        table: &'a str,
+        key: &'a str,
+        expected: Vec<u8>,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Swapped, StoreError>> {
+        let _ = (key, expected, value);
+        Box::pin(async move {
+            Err(StoreError::Backend(format!(
+                "this store cannot compare-and-set rows of {table}"
+            )))
+        })
+    }
     /// Whether the database answers now.
     fn ready(&self) -> BoxFuture<'_, bool>;
 }

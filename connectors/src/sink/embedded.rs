@@ -2,7 +2,7 @@
 //! consumer positions of its group, and one write transaction holds a completion's outcomes, dead
 //! letters and positions together.
 
-use super::{Completion, PortError, RowStore, SinkPort};
+use super::{Completion, PortError, RowStore, SinkPort, Swap};
 use porch_processors::store::{BoxFuture, RowWrite};
 use porch_topics::{Append, EmbeddedLog, LogRecord};
 use std::collections::BTreeMap;
@@ -231,5 +231,82 @@ impl RowStore for EmbeddedRows {
             .map_err(PortError::of)?
             .map_err(PortError::of)
         })
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        table: &'a str,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Swap, PortError>> {
+        let log = self.0.clone();
+        let (table, key) = (table.to_string(), key.to_string());
+        let expected = expected.map(<[u8]>::to_vec);
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || -> Result<Swap, porch_topics::LogError> {
+                // One write transaction at a time: the read and the write inside it are atomic.
+                let mut found = None;
+                let done = log.write_when(|txn| {
+                    let current = txn.get(&table, &key)?;
+                    if current != expected {
+                        found = Some(current);
+                        return Ok(None);
+                    }
+                    txn.put(&table, &key, &value)?;
+                    Ok(Some(()))
+                })?;
+                Ok(match (done, found) {
+                    (Some(()), _) => Swap::Done,
+                    (None, found) => Swap::Conflict(found.flatten()),
+                })
+            })
+            .await
+            .map_err(PortError::of)?
+            .map_err(PortError::of)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_compare_and_set_writes_only_over_what_it_expected() {
+        let dir = std::env::temp_dir().join(format!(
+            "porch-embedded-rows-{}-{}",
+            std::process::id(),
+            porch_schemas::now_micros()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = Arc::new(EmbeddedLog::open(&dir.join("log.redb"), 1, vec![], 1 << 20).unwrap());
+        let rows = EmbeddedRows(log);
+        let cas = |expected: Option<&'static [u8]>, value: &'static [u8]| {
+            rows.compare_and_set("t", "k", expected, value.to_vec())
+        };
+        assert_eq!(cas(None, b"one").await.unwrap(), Swap::Done);
+        assert_eq!(
+            cas(None, b"two").await.unwrap(),
+            Swap::Conflict(Some(b"one".to_vec())),
+            "a row that exists is not created again"
+        );
+        assert_eq!(
+            cas(Some(b"zero"), b"two").await.unwrap(),
+            Swap::Conflict(Some(b"one".to_vec()))
+        );
+        assert_eq!(cas(Some(b"one"), b"two").await.unwrap(), Swap::Done);
+        let keys = ["k".to_string()];
+        assert_eq!(
+            rows.get_many("t", &keys).await.unwrap(),
+            vec![Some(b"two".to_vec())]
+        );
+        assert_eq!(
+            rows.compare_and_set("t", "absent", Some(b"x"), b"y".to_vec())
+                .await
+                .unwrap(),
+            Swap::Conflict(None)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

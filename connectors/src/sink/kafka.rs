@@ -3,7 +3,7 @@
 //! idempotent producer for outcomes and dead letters, offsets committed only after what comes
 //! before them is delivered, and its rows in the store.
 
-use super::{Completion, PortError, RowStore, SinkPort};
+use super::{Completion, PortError, RowStore, SinkPort, Swap};
 use porch_processors::store::{BoxFuture, ProjectionStore, RowWrite};
 use porch_schemas::now_micros;
 use porch_topics::kafka_admin::KafkaConfig;
@@ -513,6 +513,35 @@ impl RowStore for StoreRows {
                 self.0.apply(writes, at).await.map_err(PortError::of)?;
             }
             Ok(())
+        })
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        table: &'a str,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Swap, PortError>> {
+        Box::pin(async move {
+            let found = match expected {
+                // No row expected: a claim (INSERT … IF NOT EXISTS).
+                None => match self.0.claim(table, key, value).await {
+                    Ok(None) => return Ok(Swap::Done),
+                    Ok(Some(existing)) => Some(existing),
+                    Err(e) => return Err(PortError::of(e)),
+                },
+                Some(expected) => match self
+                    .0
+                    .compare_and_set(table, key, expected.to_vec(), value)
+                    .await
+                {
+                    Ok(Ok(())) => return Ok(Swap::Done),
+                    Ok(Err(found)) => found,
+                    Err(e) => return Err(PortError::of(e)),
+                },
+            };
+            Ok(Swap::Conflict(found))
         })
     }
 }

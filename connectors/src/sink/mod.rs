@@ -131,6 +131,27 @@ pub trait RowStore: Send + Sync + 'static {
     fn put_timed(&self, writes: Vec<(i64, RowWrite)>) -> BoxFuture<'_, Result<(), PortError>> {
         self.put(writes.into_iter().map(|(_, w)| w).collect())
     }
+    /// Writes `value` only if the row holds `expected` now (`None`: no row), in one atomic step
+    /// against every other writer of the row, in this process or another (a lightweight
+    /// transaction on ScyllaDB). What several processes must agree on (a lease, a rotated
+    /// credential) is written this way, and only this way: a row mixed with plain writes loses
+    /// the guarantee.
+    fn compare_and_set<'a>(
+        &'a self,
+        table: &'a str,
+        key: &'a str,
+        expected: Option<&'a [u8]>,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Swap, PortError>>;
+}
+
+/// What a [`RowStore::compare_and_set`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Swap {
+    /// The row held what was expected and now holds the new value.
+    Done,
+    /// The row held this instead (`None`: no row); nothing was written.
+    Conflict(Option<Vec<u8>>),
 }
 
 impl dyn RowStore {

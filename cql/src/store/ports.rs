@@ -2,7 +2,7 @@
 //! (checkpoints among them).
 
 use super::CqlStore;
-use porch_processors::store::{BoxFuture, ProjectionStore, RowWrite, Store, StoreError};
+use porch_processors::store::{BoxFuture, ProjectionStore, RowWrite, Store, StoreError, Swapped};
 
 fn task_number(task: u32) -> Result<i32, StoreError> {
     i32::try_from(task).map_err(|_| StoreError::Backend(format!("task number {task} is too large")))
@@ -111,6 +111,16 @@ impl ProjectionStore for CqlStore {
         value: Vec<u8>,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, StoreError>> {
         Box::pin(self.claim_row(table, key, value))
+    }
+
+    fn compare_and_set<'a>(
+        &'a self,
+        table: &'a str,
+        key: &'a str,
+        expected: Vec<u8>,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Swapped, StoreError>> {
+        Box::pin(self.swap_row(table, key, expected, value))
     }
 
     fn ready(&self) -> BoxFuture<'_, bool> {

@@ -22,6 +22,7 @@ pub(super) struct Statements {
     pub(super) key_put: PreparedStatement,
     pub(super) key_del: PreparedStatement,
     pub(super) key_claim: PreparedStatement,
+    pub(super) key_swap: PreparedStatement,
     pub(super) product_get: PreparedStatement,
     pub(super) product_get_many: PreparedStatement,
     pub(super) key_get_many: PreparedStatement,
@@ -55,8 +56,8 @@ impl Statements {
                 ))
             })?;
             // Reads, timestamped writes and upserts may be retried or sent twice safely; the
-            // claim (a lightweight transaction) may not.
-            st.set_is_idempotent(!cql.contains("IF NOT EXISTS"));
+            // claim and the swap (lightweight transactions) may not.
+            st.set_is_idempotent(!cql.contains(" IF "));
             Ok::<_, StoreError>(st)
         };
         let mut index_scan = prepare(format!(
@@ -81,6 +82,10 @@ impl Statements {
             .await?,
             key_claim: prepare(format!(
                 "INSERT INTO {ks}.rows_by_key (tbl, key, v) VALUES (?, ?, ?) IF NOT EXISTS"
+            ))
+            .await?,
+            key_swap: prepare(format!(
+                "UPDATE {ks}.rows_by_key SET v = ? WHERE tbl = ? AND key = ? IF v = ?"
             ))
             .await?,
             product_get: prepare(format!(
