@@ -151,6 +151,18 @@ enum ConnectorCmd {
         #[command(flatten)]
         cluster: roles::Cluster,
     },
+    /// Publishes listings to Mercado Libre (one site per region: MLB, MLA, MLM…) with each
+    /// seller's OAuth tokens; start more to share the partitions of channel.events.
+    Mercadolibre {
+        /// The `[connectors.mercadolibre]` settings (API and token URLs, batching, listing type);
+        /// PORCH_MERCADOLIBRE_API_URL and PORCH_MERCADOLIBRE_TOKEN_URL win.
+        #[arg(long, env = "PORCH_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, env = "PORCH_LISTEN", default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        #[command(flatten)]
+        cluster: roles::Cluster,
+    },
     /// A connector's state, lag, last error and counts (all connectors without a name).
     Status {
         name: Option<String>,
@@ -250,6 +262,11 @@ fn main() -> anyhow::Result<()> {
                 listen,
                 cluster,
             } => roles::connector_meta(config, listen, cluster),
+            ConnectorCmd::Mercadolibre {
+                config,
+                listen,
+                cluster,
+            } => roles::connector_mercadolibre(config, listen, cluster),
             ConnectorCmd::Status { name, api } => connector_ops::status(&api, name.as_deref()),
             ConnectorCmd::Pause { name, api } => connector_ops::act(&api, &name, "pause"),
             ConnectorCmd::Resume { name, api } => connector_ops::act(&api, &name, "resume"),

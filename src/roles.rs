@@ -9,11 +9,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use porch_connectors::meta;
 use porch_connectors::search::sink::{self as search_sink, SearchSink};
 use porch_connectors::search::SearchIndex;
 use porch_connectors::sink::kafka::{KafkaPort, StoreRows};
 use porch_connectors::sink::{ConnectorStatus, RowStore, CHANNEL_EVENTS};
+use porch_connectors::{mercadolibre, meta};
 use porch_cql::{CqlConfig, CqlStore};
 use porch_ingest_api::{config::Config, AppState, Media, MediaSettings, Metrics};
 use porch_processors::distributed::{self, DistributedRuntime, Health};
@@ -546,32 +546,86 @@ pub fn connector_meta(
     listen: SocketAddr,
     cluster: Cluster,
 ) -> anyhow::Result<()> {
-    let mut config = match config {
+    let mut config = load_or_default(config)?;
+    meta_from_env(&mut config.connectors.meta)?;
+    connector_channel(
+        meta::NAME,
+        "connector-meta",
+        listen,
+        cluster,
+        |codec, rows, status| {
+            meta::sink(
+                &config.connectors.meta,
+                &connector_instance(),
+                codec,
+                rows,
+                status,
+            )
+        },
+    )
+}
+
+/// `porch connector mercadolibre`: a member of the Mercado Libre connector's group on
+/// channel.events; start more to share its partitions (sellers' token refreshes stay one at a
+/// time across them).
+pub fn connector_mercadolibre(
+    config: Option<PathBuf>,
+    listen: SocketAddr,
+    cluster: Cluster,
+) -> anyhow::Result<()> {
+    let mut config = load_or_default(config)?;
+    mercadolibre_from_env(&mut config.connectors.mercadolibre)?;
+    let role = "connector-mercadolibre";
+    connector_channel(
+        mercadolibre::NAME,
+        role,
+        listen,
+        cluster,
+        |codec, rows, status| {
+            mercadolibre::sink(
+                &config.connectors.mercadolibre,
+                &connector_instance(),
+                codec,
+                rows,
+                status,
+            )
+        },
+    )
+}
+
+fn load_or_default(config: Option<PathBuf>) -> anyhow::Result<Config> {
+    Ok(match config {
         Some(p) => load_config(&p)?,
         None => Config::default(),
-    };
-    meta_from_env(&mut config.connectors.meta)?;
+    })
+}
+
+/// A channel connector's process: its sink on Kafka and the store, its probe on `listen`.
+fn connector_channel(
+    name: &str,
+    role: &'static str,
+    listen: SocketAddr,
+    cluster: Cluster,
+    sink: impl FnOnce(
+        Arc<porch_schemas::Codec>,
+        Arc<dyn RowStore>,
+        Arc<ConnectorStatus>,
+    ) -> Result<porch_connectors::sink::Sink, String>,
+) -> anyhow::Result<()> {
     let (rt, kafka, store, codec) = cluster.connect()?;
-    let status = Arc::new(ConnectorStatus::new(meta::NAME));
+    let status = Arc::new(ConnectorStatus::new(name));
     let rows: Arc<dyn RowStore> = Arc::new(StoreRows(store.clone() as Arc<dyn ProjectionStore>));
-    let sink = meta::sink(
-        &config.connectors.meta,
-        &connector_instance(),
-        codec,
-        rows.clone(),
-        status.clone(),
-    )
-    .map_err(anyhow::Error::msg)?;
+    let sink = sink(codec, rows.clone(), status.clone()).map_err(anyhow::Error::msg)?;
     // The consumer is a stream: it is made inside the runtime that polls it.
     let _inside = rt.enter();
     let port = KafkaPort::new(
         &kafka,
-        meta::NAME,
+        name,
         CHANNEL_EVENTS,
         Catalogue::builtin().partitions,
         rows,
     )?;
-    serve_connector(&rt, "connector-meta", listen, store, |stop| {
+    serve_connector(&rt, role, listen, store, |stop| {
         sink.run(Box::new(port), stop)
     })
 }
@@ -589,6 +643,24 @@ pub fn meta_from_env(meta: &mut porch_connectors::meta::MetaConfig) -> anyhow::R
         }
     }
     meta.validate().map_err(anyhow::Error::msg)
+}
+
+/// The Mercado Libre connector's settings with `PORCH_MERCADOLIBRE_API_URL` and
+/// `PORCH_MERCADOLIBRE_TOKEN_URL` over the file's, checked.
+pub fn mercadolibre_from_env(
+    ml: &mut porch_connectors::mercadolibre::MercadoLibreConfig,
+) -> anyhow::Result<()> {
+    for (var, field) in [
+        ("PORCH_MERCADOLIBRE_API_URL", &mut ml.api_url),
+        ("PORCH_MERCADOLIBRE_TOKEN_URL", &mut ml.token_url),
+    ] {
+        if let Ok(url) = std::env::var(var) {
+            if !url.trim().is_empty() {
+                *field = url.trim().to_string();
+            }
+        }
+    }
+    ml.validate().map_err(anyhow::Error::msg)
 }
 
 /// The public base URL of images for the channel processor: `PORCH_MEDIA_PUBLIC_URL` or the

@@ -1,11 +1,11 @@
 //! `porch up`: every role in one process, on the embedded defaults.
 
 use anyhow::Context;
-use porch_connectors::meta;
 use porch_connectors::search::sink::{self as search_sink, SearchSink};
 use porch_connectors::search::SearchIndex;
 use porch_connectors::sink::embedded::{EmbeddedPort, EmbeddedRows};
 use porch_connectors::sink::{ConnectorStatus, RowStore, CHANNEL_EVENTS};
+use porch_connectors::{mercadolibre, meta};
 use porch_ingest_api::{config::Config, AppState, Media, MediaSettings, Metrics};
 use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
 use porch_processors::{EmbeddedBackend, Retention, RuntimeConfig, Stages};
@@ -74,6 +74,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     // Refused before anything starts: bad media or connector settings name themselves.
     let media_settings = MediaSettings::from_env(&config.media)?;
     crate::roles::meta_from_env(&mut config.connectors.meta)?;
+    crate::roles::mercadolibre_from_env(&mut config.connectors.mercadolibre)?;
     let config = Arc::new(config);
 
     // The address first: images are linked under it unless a public base URL is set, and the
@@ -120,6 +121,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let rows: Arc<dyn RowStore> = Arc::new(EmbeddedRows(log.clone()));
     let meta_status = Arc::new(ConnectorStatus::new(meta::NAME));
+    let mercadolibre_status = Arc::new(ConnectorStatus::new(mercadolibre::NAME));
     let search_status = Arc::new(ConnectorStatus::new(search_sink::NAME));
     for c in porch_connectors::sink::status::collectors() {
         metrics.registry().register(c)?;
@@ -130,6 +132,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         codec.clone(),
         rows.clone(),
         meta_status,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mercadolibre = mercadolibre::sink(
+        &config.connectors.mercadolibre,
+        "embedded",
+        codec.clone(),
+        rows.clone(),
+        mercadolibre_status,
     )
     .map_err(anyhow::Error::msg)?;
     let indexer = SearchSink {
@@ -151,6 +161,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         )),
         rt.spawn(meta.run(
             Box::new(EmbeddedPort::new(log.clone(), meta::NAME, CHANNEL_EVENTS)),
+            stop.clone(),
+        )),
+        rt.spawn(mercadolibre.run(
+            Box::new(EmbeddedPort::new(
+                log.clone(),
+                mercadolibre::NAME,
+                CHANNEL_EVENTS,
+            )),
             stop.clone(),
         )),
     ];

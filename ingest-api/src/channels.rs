@@ -16,7 +16,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use porch_connectors::accounts::{ChannelAccount, ChannelAccounts, Secret, ACCOUNTS_TABLE};
+use porch_connectors::accounts::{
+    ChannelAccount, ChannelAccounts, MercadoLibreCredentials, Secret, ACCOUNTS_TABLE,
+};
 use porch_processors::modules::{CHANNEL_OUTCOMES, CHANNEL_SETTINGS};
 use porch_processors::store::{Published, RowWrite};
 use porch_schemas::{
@@ -60,6 +62,8 @@ pub struct ConnectionView {
     pub enabled: bool,
     pub link_template: Option<String>,
     pub access_token_set: bool,
+    /// Mercado Libre: a seller's OAuth grant is stored (its secrets are never shown).
+    pub grant_set: bool,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -77,6 +81,7 @@ fn view(a: &ChannelAccount) -> ConnectionView {
         enabled: a.connection.enabled,
         link_template: a.connection.link_template.clone(),
         access_token_set: a.access_token.as_ref().is_some_and(|t| !t.is_empty()),
+        grant_set: a.mercadolibre.is_some(),
     }
 }
 
@@ -92,6 +97,21 @@ pub struct ConnectBody {
     pub enabled: Option<bool>,
     /// The product page listings link to; {tenant}, {product}, {sku} and {offer} are replaced.
     pub link_template: Option<String>,
+    /// Mercado Libre: the seller's OAuth grant (the `account` is the seller's user id), for
+    /// porch's own connector; a connection without one is left to an external adapter. A new
+    /// one reconnects a seller whose grant was refused (NEEDS_REAUTH); absent keeps the one set
+    /// before.
+    pub grant: Option<GrantBody>,
+}
+
+/// A seller's OAuth grant for Mercado Libre: the app's credentials and the refresh token the
+/// seller's authorization gave it. porch rotates the refresh token from then on.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
 }
 
 // Never printed with its token.
@@ -102,6 +122,7 @@ impl std::fmt::Debug for ConnectBody {
             .field("access_token", &self.access_token.as_ref().map(|_| "***"))
             .field("enabled", &self.enabled)
             .field("link_template", &self.link_template)
+            .field("grant", &self.grant.as_ref().map(|_| "***"))
             .finish()
     }
 }
@@ -255,6 +276,8 @@ struct Connect {
     access_token: Option<Secret>,
     enabled: bool,
     link_template: Option<String>,
+    /// (client id, client secret, refresh token)
+    grant: Option<(String, Secret, Secret)>,
 }
 
 enum Change {
@@ -300,12 +323,35 @@ fn checked_body(b: ConnectBody) -> Result<Connect, ApiError> {
             );
         }
     }
+    if let Some(g) = &b.grant {
+        let visible = |t: &str| {
+            !t.is_empty() && t.len() <= MAX_TOKEN && t.chars().all(|c| c.is_ascii_graphic())
+        };
+        for (field, value) in [
+            ("grant.client_id", &g.client_id),
+            ("grant.client_secret", &g.client_secret),
+            ("grant.refresh_token", &g.refresh_token),
+        ] {
+            v.ensure(
+                visible(value),
+                field,
+                format!("1 to {MAX_TOKEN} visible ASCII characters"),
+            );
+        }
+    }
     v.finish()?;
     Ok(Connect {
         account,
         access_token: b.access_token.map(Secret::new),
         enabled: b.enabled.unwrap_or(true),
         link_template: b.link_template,
+        grant: b.grant.map(|g| {
+            (
+                g.client_id,
+                Secret::new(g.client_secret),
+                Secret::new(g.refresh_token),
+            )
+        }),
     })
 }
 
@@ -338,6 +384,18 @@ async fn apply(
         Change::Connect(c) => {
             let previous_token = at.and_then(|i| accounts.accounts[i].access_token.clone());
             let previous_grant = at.and_then(|i| accounts.accounts[i].mercadolibre.clone());
+            let grant = match c.grant {
+                Some((client_id, client_secret, refresh_token)) => Some(MercadoLibreCredentials {
+                    client_id,
+                    client_secret,
+                    user_id: c.account.clone(),
+                    refresh_token,
+                    access_token: None,
+                    access_expires_at_ms: None,
+                }),
+                // The seller's user id is the account: another account needs its own grant.
+                None => previous_grant.filter(|g| g.user_id == c.account),
+            };
             let account = ChannelAccount {
                 connection: ChannelConnection {
                     channel,
@@ -347,7 +405,7 @@ async fn apply(
                     link_template: c.link_template,
                 },
                 access_token: c.access_token.or(previous_token),
-                mercadolibre: previous_grant,
+                mercadolibre: grant,
             };
             if channel == Channel::Meta && account.access_token.is_none() {
                 return Err(ApiError::invalid(
@@ -446,6 +504,7 @@ async fn apply_tenant(
                 access_token: account.access_token.clone(),
                 enabled: c.enabled,
                 link_template: c.link_template.clone(),
+                grant: None,
             }),
         )
         .await?;

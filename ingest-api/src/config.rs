@@ -45,12 +45,15 @@ pub struct Config {
     pub connectors: ConnectorsConfig,
 }
 
-/// `[connectors.meta]`: the Meta connector's Graph API and batching.
+/// `[connectors.meta]`, `[connectors.mercadolibre]`: how porch's channel connectors reach their
+/// channels, and how they batch.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorsConfig {
     #[serde(default)]
     pub meta: porch_connectors::meta::MetaConfig,
+    #[serde(default)]
+    pub mercadolibre: porch_connectors::mercadolibre::MercadoLibreConfig,
 }
 
 impl ConnectorsConfig {
@@ -416,6 +419,9 @@ impl Config {
             }
         }
         if let Err(e) = self.connectors.meta.validate() {
+            problems.push(e);
+        }
+        if let Err(e) = self.connectors.mercadolibre.validate() {
             problems.push(e);
         }
         if problems.is_empty() {

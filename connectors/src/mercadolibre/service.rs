@@ -33,7 +33,7 @@ use crate::sink::{
 use futures::StreamExt;
 use porch_processors::domain::channel::Action;
 use porch_processors::store::{BoxFuture, RowWrite};
-use porch_schemas::{Channel, Reason, TenantId};
+use porch_schemas::{Channel, ListingRequested, Reason, TenantId};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -713,6 +713,25 @@ fn token_failure(e: TokenError) -> Failure {
 impl ChannelService for MercadoLibreService {
     fn channel(&self) -> Channel {
         Channel::MercadoLibre
+    }
+
+    /// A connection with a seller's grant is this connector's; one without is an external
+    /// adapter's (it lists the items with credentials porch does not hold).
+    fn serves<'a>(
+        &'a self,
+        tenant: &'a TenantId,
+        request: &'a ListingRequested,
+    ) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async move {
+            let accounts = self
+                .accounts
+                .of(tenant)
+                .await
+                .map_err(|e| format!("reading the channel accounts of {tenant}: {e}"))?;
+            Ok(accounts
+                .get(Channel::MercadoLibre, &request.region)
+                .is_some_and(|a| a.mercadolibre.is_some()))
+        })
     }
 
     fn submit<'a>(

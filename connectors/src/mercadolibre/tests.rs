@@ -9,8 +9,8 @@ use crate::accounts::{
 };
 use crate::sink::embedded::EmbeddedRows;
 use crate::sink::{
-    ConnectorStatus, Gate, ItemResult, OnChannel, Retrier, RetryClass, RetryPolicy, RowStore,
-    SinkRequest,
+    ChannelService, ConnectorStatus, Gate, ItemResult, OnChannel, Retrier, RetryClass, RetryPolicy,
+    RowStore, SinkRequest,
 };
 use porch_fake_mercadolibre::{
     AccountSeed, CallKind, ChangeKind, FakeConfig, FakeMercadoLibre, FaultKind, ItemStatus, Site,
@@ -891,4 +891,45 @@ async fn a_refresh_lease_whose_holder_died_runs_out_and_another_process_refreshe
         token[0].at_ms
     );
     assert_eq!(w.refreshes(), (1, 0));
+}
+
+#[tokio::test]
+async fn a_connection_without_a_grant_is_left_to_an_external_adapter() {
+    let world = World::new().await;
+    let service = world.service();
+    let r = request("SHIRT-1", 1, Some(shirt(3)), OnChannel::Absent);
+    assert!(
+        service.serves(&r.tenant, &r.request).await.unwrap(),
+        "a seller with a grant is the connector's"
+    );
+    // The same connection without a grant, in another tenant, and a region not connected.
+    let mut accounts: ChannelAccounts = serde_json::from_slice(
+        &world
+            .rows
+            .get_many(ACCOUNTS_TABLE, &[world.tenant.to_string()])
+            .await
+            .unwrap()[0]
+            .clone()
+            .unwrap(),
+    )
+    .unwrap();
+    accounts.accounts[0].mercadolibre = None;
+    world
+        .rows
+        .put(vec![RowWrite {
+            table: ACCOUNTS_TABLE.into(),
+            key: "beta".into(),
+            value: Some(serde_json::to_vec(&accounts).unwrap()),
+        }])
+        .await
+        .unwrap();
+    let beta = TenantId::parse("beta").unwrap();
+    assert!(!service.serves(&beta, &r.request).await.unwrap());
+    let mut mexico = r.request.clone();
+    mexico.region = RegionCode::parse("MX").unwrap();
+    assert!(!service.serves(&r.tenant, &mexico).await.unwrap());
+    assert!(
+        world.fake.calls().is_empty(),
+        "deciding whose a request is makes no call"
+    );
 }

@@ -357,6 +357,18 @@ impl Sink {
         if request.channel != self.service.channel() {
             return Ok(None);
         }
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match self.service.serves(&record.envelope.tenant, &request).await {
+                Ok(true) => break,
+                Ok(false) => return Ok(None),
+                Err(e) => {
+                    self.status.set_last_error(&e);
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
         let action = Action::parse(&request.action)
             .ok_or_else(|| format!("action {:?} is neither UPSERT nor DELETE", request.action))?;
         if action == Action::Upsert && request.item.is_none() {

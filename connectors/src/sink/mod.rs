@@ -97,6 +97,17 @@ pub enum ItemResult {
 pub trait ChannelService: Send + Sync + 'static {
     fn channel(&self) -> Channel;
 
+    /// Whether this connector serves the tenant's connection a request is for. A connection it
+    /// does not serve (one an external adapter serves, say) is left alone: no call, no outcome,
+    /// no dead letter. An error is a store that cannot be read now (asked again).
+    fn serves<'a>(
+        &'a self,
+        _tenant: &'a TenantId,
+        _request: &'a ListingRequested,
+    ) -> BoxFuture<'a, Result<bool, String>> {
+        Box::pin(async { Ok(true) })
+    }
+
     /// Acts on a batch of requests of one account, in order, and says what became of each,
     /// only from what the channel confirmed. Every call goes through `retrier`.
     fn submit<'a>(
