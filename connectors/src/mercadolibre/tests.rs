@@ -55,10 +55,13 @@ impl World {
         let fake = FakeMercadoLibre::start("127.0.0.1:0".parse().unwrap(), FakeConfig::default())
             .await
             .expect("the fake starts");
+        // Tests run side by side: each world gets a directory of its own.
+        static WORLDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "porch-mercadolibre-{}-{}",
+            "porch-mercadolibre-{}-{}-{}",
             std::process::id(),
-            porch_schemas::now_micros()
+            porch_schemas::now_micros(),
+            WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         std::fs::create_dir_all(&dir).unwrap();
         let log = EmbeddedLog::open(&dir.join("log.redb"), 1, vec![], 4 << 20).unwrap();
