@@ -44,7 +44,7 @@ pub use txn::TurnError;
 
 use crate::checkpoint::{Checkpoint, OutRecord};
 use crate::runtime::{note_poison, process_batch, Poison, Processor, RuntimeConfig};
-use crate::store::{ProjectionStore, RowWrite, StoreError};
+use crate::store::{ProjectionStore, StoreError};
 use porch_schemas::Codec;
 use porch_topics::kafka_admin::KafkaConfig;
 use porch_topics::liveness::drop_aside;
@@ -327,15 +327,7 @@ impl DistributedRuntime {
                 continue;
             }
             let id = t.last_id;
-            let writes: Vec<RowWrite> = t
-                .pending
-                .iter()
-                .map(|((table, key), (value, _))| RowWrite {
-                    table: table.clone(),
-                    key: key.clone(),
-                    value: value.clone(),
-                })
-                .collect();
+            let writes = state::pending_writes(&t.pending);
             t.applying = Some(id);
             t.apply_after = None;
             let (store, applied, task) = (self.store.clone(), applied.clone(), *task);
@@ -1084,6 +1076,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::RowWrite;
     use rdkafka::consumer::BaseConsumer;
     use test_store::MemStore;
 

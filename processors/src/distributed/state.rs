@@ -22,6 +22,18 @@ pub(super) const CACHE_ROWS: usize = 20_000;
 /// turn's commit, off its critical path, and a recovery still finds every committed write.
 pub(super) type Pending = BTreeMap<RowId, (Option<Vec<u8>>, i64)>;
 
+/// The pending rows as writes, in key order.
+pub(super) fn pending_writes(pending: &Pending) -> Vec<RowWrite> {
+    pending
+        .iter()
+        .map(|((table, key), (value, _))| RowWrite {
+            table: table.clone(),
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect()
+}
+
 /// Pending rows of a task past which its next turn waits for the store to take them: a
 /// checkpoint carries them all, so they bound its size.
 pub(super) const PENDING_ROWS: usize = 8_000;
@@ -99,15 +111,7 @@ impl<'s> DistTxn<'s> {
             .into_iter()
             .map(|((table, key), value)| RowWrite { table, key, value })
             .collect();
-        let mut writes: Vec<RowWrite> = self
-            .pending
-            .iter()
-            .map(|((table, key), (value, _))| RowWrite {
-                table: table.clone(),
-                key: key.clone(),
-                value: value.clone(),
-            })
-            .collect();
+        let mut writes = pending_writes(self.pending);
         // The apply keeps the last write of a row.
         writes.extend(own.iter().cloned());
         let cp = Checkpoint {
