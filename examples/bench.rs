@@ -13,89 +13,15 @@
 
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+// The sales-channel benchmarks' helpers (common::channels) are not used here.
+#[allow(dead_code)]
 mod common;
 
 use common::*;
-
-impl Client {
-    async fn get(&self, key: &str, path: &str) -> Value {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn ends(&self, topic: &str) -> Vec<u64> {
-        let v = self.get(OPERATOR, &format!("/v1/topics/{topic}")).await;
-        v["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["end_offset"].as_u64().unwrap())
-            .collect()
-    }
-
-    /// Records of a topic from the given offsets on.
-    async fn read_from(&self, topic: &str, from: &[u64]) -> Vec<Value> {
-        let mut out = Vec::new();
-        for (p, start) in from.iter().enumerate() {
-            let mut at = *start;
-            loop {
-                let page = self
-                    .get(
-                        OPERATOR,
-                        &format!("/v1/topics/{topic}/partitions/{p}/records?from={at}&limit=1000"),
-                    )
-                    .await;
-                let recs = page["records"].as_array().cloned().unwrap_or_default();
-                if recs.is_empty() {
-                    break;
-                }
-                at = recs.last().unwrap()["offset"].as_u64().unwrap() + 1;
-                out.extend(recs);
-            }
-        }
-        out
-    }
-
-    /// Waits until no topic grows for a while: the pipeline has drained.
-    async fn drained(&self) {
-        let topics = [
-            "product.events",
-            "compliance.events",
-            "variant.events",
-            "offer.events",
-            "inventory.events",
-            "activation.events",
-            "search.events",
-        ];
-        let mut last = Vec::new();
-        let mut stable_since = Instant::now();
-        loop {
-            let mut now = Vec::new();
-            for t in topics {
-                now.push(self.ends(t).await);
-            }
-            if now != last {
-                last = now;
-                stable_since = Instant::now();
-            } else if stable_since.elapsed() > Duration::from_secs(2) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
 
 #[tokio::main]
 async fn main() {
@@ -108,51 +34,8 @@ async fn main() {
             latency_offers: 5000,
         },
     );
-    let exe = std::env::current_exe().unwrap();
-    let porch = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("porch"))
-        .unwrap();
-    assert!(
-        porch.exists(),
-        "build the binary first: cargo build --release ({} missing)",
-        porch.display()
-    );
-    let dir = std::env::temp_dir().join(format!("porch-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("porch.toml"), config()).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(&porch)
-        .args(["up", "--config"])
-        .arg(dir.join("porch.toml"))
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env(
-            "PORCH_LOG",
-            std::env::var("PORCH_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let client = Arc::new(Client::new(format!("http://127.0.0.1:{port}")));
-    while client
-        .http
-        .get(format!("{}/readyz", client.base))
-        .send()
-        .await
-        .map(|r| !r.status().is_success())
-        .unwrap_or(true)
-    {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let porch = Porch::start("porch-bench", &config()).await;
+    let (client, pid) = (porch.client.clone(), porch.pid);
     println!(
         "porch bench: {} products over {TENANTS} tenants, concurrency {}, machine cores {}",
         args.products,
@@ -163,27 +46,8 @@ async fn main() {
     );
 
     // 1. Throughput of accepted commands.
-    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..args.concurrency {
-        let (client, next, n) = (client.clone(), next.clone(), args.products);
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let t = i % TENANTS;
-                let body = json!({ "id": format!("p{i}"), "title": format!("Product {i} linen shirt"), "description": "Soft and breathable",
-                    "category": "apparel", "brand": "Bench", "attributes": { "tax_code": "6205" }, "images": ["a.jpg"] });
-                client.send(reqwest::Method::POST, &key(t), "/v1/products", &body).await;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    load(&client, args.products, args.concurrency, create_product).await;
     let secs = started.elapsed().as_secs_f64();
     println!(
         "accepted: {} commands in {secs:.2} s = {:.0} commands/s (concurrency {})",
@@ -194,7 +58,7 @@ async fn main() {
     println!("rss after accepting: {:.0} MiB", status_mib(pid, "VmRSS:"));
 
     let t0 = Instant::now();
-    client.drained().await;
+    client.drained(CATALOGUE_PIPELINE).await;
     println!(
         "pipeline drained {} products (× 4 regions of compliance) in {:.1} s after the last accept",
         args.products,
@@ -213,40 +77,8 @@ async fn main() {
             )
             .await;
     }
-    let setup = Arc::new(AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..args.concurrency {
-        let (client, setup) = (client.clone(), setup.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let i = setup.fetch_add(1, Ordering::Relaxed);
-                if i >= m {
-                    break;
-                }
-                let k = key(i % TENANTS);
-                client
-                    .send(
-                        reqwest::Method::POST,
-                        &k,
-                        &format!("/v1/products/p{i}/variants"),
-                        &json!({ "variants": [{ "sku": format!("s{i}") }] }),
-                    )
-                    .await;
-                client
-                    .send(
-                        reqwest::Method::PUT,
-                        &k,
-                        &format!("/v1/inventory/s{i}/lon"),
-                        &json!({ "on_hand": 5 }),
-                    )
-                    .await;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    client.drained().await;
+    load(&client, m, args.concurrency, stock_variant).await;
+    client.drained(CATALOGUE_PIPELINE).await;
     let search_from = client.ends("search.events").await;
     // How far the index the API searches has got, sampled as often as the API answers: a
     // listing is searchable from the first sample past its ListingVisible record.
@@ -291,7 +123,7 @@ async fn main() {
         accepted_at.insert(command, at);
     }
     let achieved = m as f64 / started.elapsed().as_secs_f64();
-    client.drained().await;
+    client.drained(CATALOGUE_PIPELINE).await;
     let visible = client.read_from("search.events", &search_from).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     sampling.store(false, Ordering::Relaxed);
@@ -325,25 +157,23 @@ async fn main() {
 
     // 4. Memory with the catalogue loaded.
     println!(
-        "rss of porch up with {} products loaded: {:.0} MiB (peak {:.0} MiB)",
+        "rss of porch up with {} products loaded: {}",
         args.products,
-        status_mib(pid, "VmRSS:"),
-        status_mib(pid, "VmHWM:")
+        rss(pid)
     );
-    let size: u64 = walk_size(&dir.join("data"));
+    let data = porch.dir.join("data");
+    let size: u64 = walk_size(&data);
     println!(
         "data directory: {:.0} MiB, {:.1} KiB per product",
         size as f64 / (1024.0 * 1024.0),
         size as f64 / 1024.0 / args.products as f64
     );
 
-    let _ = child.kill();
-    let _ = child.wait();
     // PORCH_BENCH_KEEP=1 keeps the data directory, to look into it (`porch usage`).
-    if std::env::var("PORCH_BENCH_KEEP").as_deref() == Ok("1") {
-        println!("kept: {}", dir.join("data").display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
+    let keep = std::env::var("PORCH_BENCH_KEEP").as_deref() == Ok("1");
+    porch.stop(keep);
+    if keep {
+        println!("kept: {}", data.display());
     }
 }
 

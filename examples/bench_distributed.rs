@@ -34,6 +34,9 @@
 //!
 //! On exit it kills the roles, deletes the run's topics and drops its keyspace.
 
+// The helpers of the benchmarks on `porch up` (starting it, reading its topics over HTTP,
+// common::channels) are not used here.
+#[allow(dead_code)]
 mod common;
 #[path = "../tests/common/ports.rs"]
 mod ports;
@@ -51,11 +54,11 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -71,26 +74,6 @@ const TARGET_RSS_MIB: f64 = 256.0;
 // ------------------------------------------------------------------------------- arguments
 
 // ------------------------------------------------------------------------------- /proc
-
-/// CPU seconds (user + system) a process has used, all threads.
-fn cpu_secs(pid: u32) -> f64 {
-    stat_cpu_secs(format!("/proc/{pid}/stat"))
-}
-
-/// CPU seconds (user + system) in a `stat` file of /proc (a process's or a thread's).
-fn stat_cpu_secs(path: impl AsRef<std::path::Path>) -> f64 {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| {
-            // Fields after the command name, which may hold spaces: state is field 3, utime 14.
-            let rest = s.rsplit_once(')')?.1;
-            let f: Vec<&str> = rest.split_whitespace().collect();
-            let utime: f64 = f.get(11)?.parse().ok()?;
-            let stime: f64 = f.get(12)?.parse().ok()?;
-            Some((utime + stime) / 100.0) // USER_HZ is 100 on Linux
-        })
-        .unwrap_or(f64::NAN)
-}
 
 /// CPU seconds a JVM's just-in-time compiler threads have used (HotSpot names them
 /// "C1 CompilerThread0", "C2 CompilerThread0", ...). Zero for a process that is no JVM. HotSpot
@@ -162,15 +145,7 @@ fn engine_pid(needle: &str) -> Option<u32> {
 
 /// The machine's CPU time from /proc/stat, in ticks: (busy, steal, total).
 fn machine_ticks() -> (f64, f64, f64) {
-    let s = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let v: Vec<f64> = s
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v = cpu_ticks();
     let at = |i: usize| v.get(i).copied().unwrap_or(0.0);
     // user nice system idle iowait irq softirq steal
     let idle = at(3) + at(4);
@@ -515,40 +490,6 @@ fn cql_requests(series: &[(String, f64)]) -> BTreeMap<String, (f64, f64)> {
         }
     }
     out
-}
-
-/// Sends `n` commands from `concurrency` clients; `make(i)` gives command i's method, key, path
-/// and body. Returns each request's time to its answer, in milliseconds, sorted.
-async fn load<F>(client: &Arc<Client>, n: usize, concurrency: usize, make: F) -> Vec<f64>
-where
-    F: Fn(usize) -> Vec<(reqwest::Method, String, String, Value)> + Send + Sync + 'static,
-{
-    let next = Arc::new(AtomicUsize::new(0));
-    let make = Arc::new(make);
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (client, next, make) = (client.clone(), next.clone(), make.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut took = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= n {
-                    break took;
-                }
-                for (method, key, path, body) in make(i) {
-                    let sent = Instant::now();
-                    client.send(method, &key, &path, &body).await;
-                    took.push(sent.elapsed().as_secs_f64() * 1000.0);
-                }
-            }
-        }));
-    }
-    let mut took = Vec::new();
-    for t in tasks {
-        took.extend(t.await.unwrap());
-    }
-    took.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    took
 }
 
 // ------------------------------------------------------------------------------- Kafka
@@ -971,18 +912,6 @@ fn blocking<T: Send + 'static>(
     async move { h.await.expect("blocking task") }
 }
 
-/// The request that creates product `i` (phases 1 and 5).
-fn create_product(i: usize) -> Vec<(reqwest::Method, String, String, Value)> {
-    let body = json!({ "id": format!("p{i}"), "title": format!("Product {i} linen shirt"), "description": "Soft and breathable",
-        "category": "apparel", "brand": "Bench", "attributes": { "tax_code": "6205" }, "images": ["a.jpg"] });
-    vec![(
-        reqwest::Method::POST,
-        key(i % TENANTS),
-        "/v1/products".into(),
-        body,
-    )]
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args(
@@ -1208,23 +1137,7 @@ async fn main() -> anyhow::Result<()> {
         )]
     })
     .await;
-    load(&client, m, args.concurrency, |i| {
-        vec![
-            (
-                reqwest::Method::POST,
-                key(i % TENANTS),
-                format!("/v1/products/p{i}/variants"),
-                json!({ "variants": [{ "sku": format!("s{i}") }] }),
-            ),
-            (
-                reqwest::Method::PUT,
-                key(i % TENANTS),
-                format!("/v1/inventory/s{i}/lon"),
-                json!({ "on_hand": 5 }),
-            ),
-        ]
-    })
-    .await;
+    load(&client, m, args.concurrency, stock_variant).await;
     let ends3 = blocking({
         let probe = probe.clone();
         move || probe.drained("latency setup")

@@ -10,7 +10,7 @@ use porch_fake_meta::{FakeConfig, FakeMeta, ItemMethod, RejectRule};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN_GB: &str = "token-for-gb";
 const TOKEN_IN: &str = "token-for-in";
@@ -166,24 +166,11 @@ async fn list_product(p: &Porch, id: &str, variants: &[&str], brand: Option<&str
 
 /// Each offer's Meta listing in the product view: offer id → (status, issues).
 async fn meta_listings(p: &Porch, product: &str) -> BTreeMap<String, (String, Value)> {
-    let (s, view) = p
-        .get(&admin_key("acme"), &format!("/v1/products/{product}"))
-        .await;
-    assert_eq!(s, 200, "{view}");
-    view["listings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|l| {
-            let meta = l["channels"]
-                .as_array()?
-                .iter()
-                .find(|c| c["channel"] == "meta")?;
-            Some((
-                l["offer_id"].as_str()?.to_string(),
-                (meta["status"].as_str()?.to_string(), meta["issues"].clone()),
-            ))
-        })
+    channel_listings(p, &admin_key("acme"), product)
+        .await
+        .into_iter()
+        .filter(|((_, channel), _)| channel == "meta")
+        .map(|((offer, _), l)| (offer, (l.status, l.issues)))
         .collect()
 }
 
@@ -504,33 +491,12 @@ async fn list_many(p: &Porch, prefix: &str, n: usize) -> Vec<String> {
     products
 }
 
-/// Waits until every Meta listing of every product is LIVE or REJECTED.
-async fn all_settled(p: &Porch, products: &[String], secs: u64) -> BTreeMap<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let mut states = BTreeMap::new();
-        for product in products {
-            for (offer, (status, _)) in meta_listings(p, product).await {
-                states.insert(offer, status);
-            }
-        }
-        if states.len() == products.len() * 2
-            && states.values().all(|s| s == "LIVE" || s == "REJECTED")
-        {
-            return states;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not every listing settled: {:?}",
-            states
-                .values()
-                .fold(BTreeMap::new(), |mut m: BTreeMap<&String, usize>, s| {
-                    *m.entry(s).or_default() += 1;
-                    m
-                })
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+/// Waits until every Meta listing of every product (two each) is LIVE or REJECTED.
+async fn all_settled(p: &Porch, products: &[String], secs: u64) -> Vec<String> {
+    common::all_settled(p, &admin_key("acme"), products, &["meta"], 2, secs)
+        .await
+        .into_values()
+        .collect()
 }
 
 async fn connector(p: &Porch) -> Value {
@@ -606,7 +572,7 @@ async fn a_meta_connector_killed_mid_load_ends_the_same_with_no_second_create() 
         p.restart().await;
     }
     let states = all_settled(&p, &products, 240).await;
-    assert!(states.values().all(|s| s == "LIVE"), "{states:?}");
+    assert!(states.iter().all(|s| s == "LIVE"), "{states:?}");
     let made = creates(&fake);
     assert_eq!(made.len(), 120);
     assert!(

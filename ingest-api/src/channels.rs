@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use porch_connectors::accounts::{
     ChannelAccount, ChannelAccounts, MercadoLibreCredentials, Secret, ACCOUNTS_TABLE,
 };
+use porch_connectors::mercadolibre::{auth_key, decode_auth_state, AUTH_TABLE};
 use porch_processors::modules::{CHANNEL_OUTCOMES, CHANNEL_SETTINGS};
 use porch_processors::store::{Published, RowWrite};
 use porch_schemas::{
@@ -64,6 +65,9 @@ pub struct ConnectionView {
     pub access_token_set: bool,
     /// Mercado Libre: a seller's OAuth grant is stored (its secrets are never shown).
     pub grant_set: bool,
+    /// Why the channel refused porch's authorisation (NEEDS_REAUTH: Mercado Libre refused the
+    /// seller's refresh token); the connection's listings wait until a new grant is set.
+    pub needs_reauth: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -82,7 +86,34 @@ fn view(a: &ChannelAccount) -> ConnectionView {
         link_template: a.connection.link_template.clone(),
         access_token_set: a.access_token.as_ref().is_some_and(|t| !t.is_empty()),
         grant_set: a.mercadolibre.is_some(),
+        needs_reauth: None,
     }
+}
+
+/// The connection's view with its NEEDS_REAUTH mark, read from the connector's token row.
+async fn view_with_auth(
+    state: &AppState,
+    tenant: &TenantId,
+    a: &ChannelAccount,
+) -> Result<ConnectionView, ApiError> {
+    let mut shown = view(a);
+    if let Some(grant) = &a.mercadolibre {
+        shown.needs_reauth = reauth_of(state, tenant, grant).await?;
+    }
+    Ok(shown)
+}
+
+/// Why a Mercado Libre seller must connect again, if it must.
+pub async fn reauth_of(
+    state: &AppState,
+    tenant: &TenantId,
+    grant: &MercadoLibreCredentials,
+) -> Result<Option<String>, ApiError> {
+    let k = auth_key(tenant, &grant.user_id);
+    let row = blocking(state, move |store| Ok(store.get_raw(AUTH_TABLE, &k)?)).await?;
+    Ok(row
+        .and_then(|bytes| decode_auth_state(&bytes, Some(grant)).ok())
+        .and_then(|auth| auth.needs_reauth))
 }
 
 /// Connecting a channel in a region.
@@ -160,8 +191,12 @@ pub async fn list_connections(
     caller: Caller,
 ) -> Result<Json<ConnectionList>, ApiError> {
     let accounts = accounts_of(&state, caller.tenant()).await?;
+    let mut connections = Vec::new();
+    for a in &accounts.accounts {
+        connections.push(view_with_auth(&state, caller.tenant(), a).await?);
+    }
     Ok(Json(ConnectionList {
-        connections: accounts.accounts.iter().map(view).collect(),
+        connections,
         version: accounts.version,
     }))
 }
@@ -413,7 +448,7 @@ async fn apply(
                     "Meta needs an access token for the catalog",
                 ));
             }
-            let shown = view(&account);
+            let shown = view_with_auth(state, tenant, &account).await?;
             match at {
                 Some(i) => accounts.accounts[i] = account,
                 None => accounts.accounts.push(account),
@@ -521,7 +556,7 @@ pub struct OutcomeInput {
     pub offer_id: String,
     /// The `version` of the ListingRequested this answers.
     pub version: i64,
-    /// LIVE, REJECTED or UNPUBLISHED.
+    /// LIVE, REJECTED, UNPUBLISHED or NEEDS_REAUTH.
     pub result: String,
     /// The channel's issues, field by field (REJECTED).
     #[serde(default)]
@@ -590,9 +625,9 @@ pub async fn report_outcomes(
             "the request's version, from 1",
         );
         v.ensure(
-            ["LIVE", "REJECTED", "UNPUBLISHED"].contains(&o.result.as_str()),
+            ["LIVE", "REJECTED", "UNPUBLISHED", "NEEDS_REAUTH"].contains(&o.result.as_str()),
             &field("result"),
-            "LIVE, REJECTED or UNPUBLISHED",
+            "LIVE, REJECTED, UNPUBLISHED or NEEDS_REAUTH",
         );
         v.ensure(
             o.issues.len() <= MAX_ISSUES

@@ -5,6 +5,7 @@
 //! whether they run inside `porch up` or as processes of their own.
 
 use crate::auth::Operator;
+use crate::channels::reauth_of;
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiPath;
 use crate::reads::{blocking, read, scan_all};
@@ -13,17 +14,26 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use porch_connectors::accounts::{ChannelAccounts, ACCOUNTS_TABLE};
+use porch_connectors::mercadolibre::{reauth_marks_prefix, ReauthMark};
 use porch_connectors::sink::status::{
     combine, status_prefix, ControlRow, StatusRow, StatusSnapshot, CONTROL_TABLE, STATUS_TABLE,
 };
 use porch_processors::store::RowWrite;
-use porch_schemas::now_micros;
+use porch_schemas::{now_micros, TenantId};
 use serde::Serialize;
 use std::sync::OnceLock;
 use utoipa::ToSchema;
 
 /// The connectors porch runs.
-pub const CONNECTORS: [&str; 2] = [porch_connectors::meta::NAME, "search"];
+pub const CONNECTORS: [&str; 3] = [
+    porch_connectors::meta::NAME,
+    porch_connectors::mercadolibre::NAME,
+    "search",
+];
+
+/// The most sellers in NEEDS_REAUTH a connector's status lists.
+const MAX_REAUTH_SHOWN: usize = 1_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -51,7 +61,8 @@ pub struct ConnectorView {
     pub lag: u64,
     pub in_flight: u64,
     pub last_error: Option<String>,
-    /// Requests by what became of them: live, rejected, unpublished, dead_lettered, superseded.
+    /// Requests by what became of them: live, rejected, unpublished, needs_reauth,
+    /// dead_lettered, superseded.
     #[schema(value_type = Object)]
     pub outcomes: std::collections::BTreeMap<String, u64>,
     /// Calls retried, by class: rate_limited, throttled, server_error, timeout, network, auth.
@@ -62,6 +73,19 @@ pub struct ConnectorView {
     pub calls: std::collections::BTreeMap<String, u64>,
     pub paused: bool,
     pub instances: Vec<InstanceView>,
+    /// Accounts the channel refused porch's authorisation for (NEEDS_REAUTH): their listings
+    /// wait until the tenant connects them again.
+    pub needs_reauth: Vec<ReauthView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReauthView {
+    pub tenant: String,
+    /// The channel's account (Mercado Libre: the seller's user id).
+    pub account: String,
+    pub reason: String,
+    /// Since when, milliseconds since the Unix epoch.
+    pub since_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -125,7 +149,58 @@ async fn view_of(state: &AppState, name: &'static str) -> Result<ConnectorView, 
                 updated_at: r.updated_at,
             })
             .collect(),
+        needs_reauth: if name == porch_connectors::mercadolibre::NAME {
+            mercadolibre_reauth(state).await?
+        } else {
+            vec![]
+        },
     })
+}
+
+/// Mercado Libre sellers marked NEEDS_REAUTH whose tenant has not set a new grant since.
+async fn mercadolibre_reauth(state: &AppState) -> Result<Vec<ReauthView>, ApiError> {
+    let prefix = reauth_marks_prefix();
+    let marks: Vec<(String, ReauthMark)> = blocking(state, move |store| {
+        Ok(scan_all::<ReauthMark>(
+            store,
+            STATUS_TABLE,
+            &prefix,
+            MAX_REAUTH_SHOWN,
+        )?)
+    })
+    .await?;
+    let mut shown = Vec::new();
+    for (key, mark) in marks {
+        let Some((tenant, user)) = key
+            .strip_prefix(&reauth_marks_prefix())
+            .and_then(|k| k.split_once('/'))
+        else {
+            continue;
+        };
+        let Ok(t) = TenantId::parse(tenant) else {
+            continue;
+        };
+        let accounts: ChannelAccounts = read(state, ACCOUNTS_TABLE, tenant.to_string())
+            .await?
+            .unwrap_or_default();
+        let grant = accounts
+            .accounts
+            .iter()
+            .filter_map(|a| a.mercadolibre.as_ref())
+            .find(|g| g.user_id == user);
+        // A seller connected again since the mark is not waiting any more.
+        let Some(grant) = grant else { continue };
+        if reauth_of(state, &t, grant).await?.is_none() {
+            continue;
+        }
+        shown.push(ReauthView {
+            tenant: tenant.to_string(),
+            account: user.to_string(),
+            reason: mark.why,
+            since_ms: mark.since_ms,
+        });
+    }
+    Ok(shown)
 }
 
 fn state_text(s: porch_connectors::sink::ConnectorState) -> String {

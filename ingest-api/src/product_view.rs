@@ -133,7 +133,7 @@ pub struct ListingView {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ChannelListingView {
     pub channel: String,
-    /// PENDING, BLOCKED, SUBMITTED, LIVE, REJECTED or UNPUBLISHED.
+    /// PENDING, BLOCKED, SUBMITTED, LIVE, REJECTED, NEEDS_REAUTH or UNPUBLISHED.
     pub status: String,
     /// Why it is BLOCKED (the fields the channel needs) or REJECTED (the channel's issues).
     pub issues: Vec<ReasonView>,

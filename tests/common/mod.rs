@@ -4,7 +4,8 @@
 //! With `PORCH_TEST_BACKEND=distributed` the same tests run on Apache Kafka and Cassandra (from
 //! `scripts/engines up`, at PORCH_KAFKA and PORCH_CQL): each test gets its own topic prefix,
 //! keyspace and registry, and porch runs as separate processes — `porch registry`,
-//! `porch ingest-api`, one `porch processor` per processor and `porch connector search`.
+//! `porch ingest-api`, one `porch processor` per processor and `porch connector search`, `meta`
+//! and `mercadolibre`.
 #![allow(dead_code)]
 
 pub mod checker;
@@ -495,6 +496,7 @@ impl Porch {
             ],
         );
         self.start_connector("connector-meta", "meta");
+        self.start_connector("connector-mercadolibre", "mercadolibre");
         self.start_ingest_api().await;
     }
 
@@ -831,4 +833,88 @@ pub fn product_body(id: &str, title: &str, category: &str, tax_code: bool) -> Va
         "attributes": attrs,
         "images": ["front.jpg"]
     })
+}
+
+/// A listing on a sales channel as merchants see it in the product view.
+#[derive(Debug, Clone)]
+pub struct ChannelListing {
+    pub status: String,
+    pub issues: Value,
+    pub channel_item_id: Value,
+}
+
+/// Every sales-channel listing of a product: (offer id, channel) → what the product view shows.
+pub async fn channel_listings(
+    p: &Porch,
+    key: &str,
+    product: &str,
+) -> std::collections::BTreeMap<(String, String), ChannelListing> {
+    let (s, view) = p.get(key, &format!("/v1/products/{product}")).await;
+    assert_eq!(s, 200, "{view}");
+    let mut out = std::collections::BTreeMap::new();
+    for l in view["listings"].as_array().into_iter().flatten() {
+        for c in l["channels"].as_array().into_iter().flatten() {
+            let (Some(offer), Some(channel), Some(status)) = (
+                l["offer_id"].as_str(),
+                c["channel"].as_str(),
+                c["status"].as_str(),
+            ) else {
+                continue;
+            };
+            out.insert(
+                (offer.to_string(), channel.to_string()),
+                ChannelListing {
+                    status: status.to_string(),
+                    issues: c["issues"].clone(),
+                    channel_item_id: c["channel_item_id"].clone(),
+                },
+            );
+        }
+    }
+    out
+}
+
+/// Waits until the products have `per_product` listings each on `channels`, every one LIVE or
+/// REJECTED: their states by (product, offer, channel).
+pub async fn all_settled(
+    p: &Porch,
+    key: &str,
+    products: &[String],
+    channels: &[&str],
+    per_product: usize,
+    secs: u64,
+) -> std::collections::BTreeMap<(String, String, String), String> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let mut states = std::collections::BTreeMap::new();
+        for chunk in products.chunks(20) {
+            let views = futures::future::join_all(
+                chunk
+                    .iter()
+                    .map(|id| async move { (id, channel_listings(p, key, id).await) }),
+            )
+            .await;
+            for (id, listings) in views {
+                for ((offer, channel), l) in listings {
+                    if channels.contains(&channel.as_str()) {
+                        states.insert((id.clone(), offer, channel), l.status);
+                    }
+                }
+            }
+        }
+        if states.len() == products.len() * per_product
+            && states.values().all(|s| s == "LIVE" || s == "REJECTED")
+        {
+            return states;
+        }
+        let mut counts = std::collections::BTreeMap::<&String, usize>::new();
+        for s in states.values() {
+            *counts.entry(s).or_default() += 1;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not every listing settled: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

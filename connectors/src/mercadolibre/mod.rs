@@ -15,7 +15,9 @@ mod tests;
 
 pub use config::MercadoLibreConfig;
 pub use service::{MercadoLibreService, ITEMS_TABLE};
-pub use tokens::{auth_state, AuthState, AUTH_TABLE};
+pub use tokens::{
+    auth_key, auth_state, decode_auth_state, reauth_marks_prefix, AuthState, ReauthMark, AUTH_TABLE,
+};
 
 use crate::accounts::Accounts;
 use crate::sink::{ConnectorStatus, Gate, RowStore, Sink};

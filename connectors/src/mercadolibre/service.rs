@@ -15,7 +15,8 @@
 //! Every call goes through the [`Retrier`] and every answer is classified ([`super::answer`]).
 //! A 401 gets one refresh of the seller's token and one more try; a second 401, or Mercado
 //! Libre refusing the refresh token, marks the seller NEEDS_REAUTH ([`super::tokens`]): its
-//! requests go to the dead letters without a call until the seller connects again.
+//! requests are answered NEEDS_REAUTH without a call (the listings wait for a reconnect, which
+//! sends them again).
 
 use super::answer::{Answer, Failure};
 use super::config::MercadoLibreConfig;

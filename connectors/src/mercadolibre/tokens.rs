@@ -13,9 +13,9 @@
 //!   compare-and-set, before anything uses it. A process that finds the row leased waits and
 //!   reads it again; a lease whose holder died expires.
 //! - Mercado Libre refusing the refresh token (`invalid_grant`) marks the row NEEDS_REAUTH: no
-//!   call is made for the seller from then on (its requests go to the dead letters, to be
-//!   redriven), until the account holds a new grant (the seller connected again), which the
-//!   row then starts over from.
+//!   call is made for the seller from then on (its listings show NEEDS_REAUTH, and the seller
+//!   is listed under [`reauth_marks_prefix`] for operators), until the account holds a new grant
+//!   (the seller connected again), which the row then starts over from.
 //!
 //! The row starts from the grant the connect flow stored on the tenant's channel account
 //! ([`MercadoLibreCredentials`]); the connector never writes that account, so an operator's
@@ -26,6 +26,7 @@
 use super::answer::redact;
 use crate::accounts::{Accounts, MercadoLibreCredentials, Secret};
 use crate::sink::{CallError, PortError, RetryClass, RowStore, Swap};
+use porch_processors::store::RowWrite;
 use porch_schemas::TenantId;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -36,8 +37,23 @@ use std::time::{Duration, Instant};
 /// `<tenant>/<user id>` → the seller's current token pair, lease and NEEDS_REAUTH mark.
 pub const AUTH_TABLE: &str = "mercadolibre_auth";
 
+/// A seller's row key in [`AUTH_TABLE`].
 pub fn auth_key(tenant: &TenantId, user_id: &str) -> String {
     format!("{tenant}/{user_id}")
+}
+
+/// Where the sellers marked NEEDS_REAUTH are listed for operators: rows of the connectors'
+/// status table under this prefix, `<prefix><tenant>/<user id>` → [`ReauthMark`] (one partition
+/// to scan on CQL, as a connector's instances are).
+pub fn reauth_marks_prefix() -> String {
+    crate::sink::status::status_prefix(&format!("{}-reauth", super::NAME))
+}
+
+/// One seller waiting for a new grant, as listed under [`reauth_marks_prefix`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReauthMark {
+    pub why: String,
+    pub since_ms: i64,
 }
 
 /// How long a token this process holds is used before the row is read again (another process
@@ -124,15 +140,27 @@ pub async fn auth_state(
     let Some(bytes) = rows.get_many(AUTH_TABLE, &keys).await?.pop().flatten() else {
         return Ok(None);
     };
-    let row: AuthRow = serde_json::from_slice(&bytes)
-        .map_err(|e| PortError(format!("a Mercado Libre auth row does not decode: {e}")))?;
-    Ok(Some(AuthState {
-        needs_reauth: row.needs_reauth.as_ref().map(|r| r.why.clone()),
-        needs_reauth_since_ms: row.needs_reauth.as_ref().map(|r| r.since_ms),
+    decode_auth_state(&bytes, None).map(Some).map_err(PortError)
+}
+
+/// The token state in a seller's auth row (its bytes, read from [`AUTH_TABLE`]). With the grant
+/// the tenant holds now, a NEEDS_REAUTH mark from an older grant is not shown: the seller
+/// connected again, and the next call starts from the new grant.
+pub fn decode_auth_state(
+    bytes: &[u8],
+    grant: Option<&MercadoLibreCredentials>,
+) -> Result<AuthState, String> {
+    let row: AuthRow = serde_json::from_slice(bytes)
+        .map_err(|e| format!("a Mercado Libre auth row does not decode: {e}"))?;
+    let reconnected = grant.is_some_and(|g| g.refresh_token != row.seed);
+    let reauth = row.needs_reauth.as_ref().filter(|_| !reconnected);
+    Ok(AuthState {
+        needs_reauth: reauth.map(|r| r.why.clone()),
+        needs_reauth_since_ms: reauth.map(|r| r.since_ms),
         access_expires_at_ms: row.expires_at_ms,
         refreshes: row.refreshes,
         refreshing: row.lease.is_some_and(|l| l.until_ms > now_ms()),
-    }))
+    })
 }
 
 /// Why no token could be had.
@@ -316,11 +344,32 @@ impl Tokens {
             match self.swap(&key, Some(&bytes), &marked).await {
                 Ok(Swap::Done) => {
                     tracing::warn!(tenant = %seller.tenant, user_id = %seller.credentials.user_id, %why, "a Mercado Libre seller needs to connect again");
+                    self.list_reauth(&key, marked.needs_reauth.as_ref()).await;
                     return;
                 }
                 Ok(Swap::Conflict(_)) => continue,
                 Err(_) => return,
             }
+        }
+    }
+
+    /// Lists the seller (its [`AUTH_TABLE`] key) as waiting for a new grant, or takes it off.
+    /// Only what operators read: the auth row is what every process acts on.
+    async fn list_reauth(&self, key: &str, mark: Option<&Reauth>) {
+        let value = mark.and_then(|m| {
+            serde_json::to_vec(&ReauthMark {
+                why: m.why.clone(),
+                since_ms: m.since_ms,
+            })
+            .ok()
+        });
+        let write = RowWrite {
+            table: crate::sink::status::STATUS_TABLE.into(),
+            key: format!("{}{key}", reauth_marks_prefix()),
+            value,
+        };
+        if let Err(e) = self.rows.put(vec![write]).await {
+            tracing::warn!(error = %e, "listing a Mercado Libre seller's NEEDS_REAUTH for operators");
         }
     }
 
@@ -407,6 +456,9 @@ impl Tokens {
                     self.swap(key, Some(&bytes), &AuthRow::seeded(&grant))
                         .await
                         .map_err(store_failure)?;
+                    if row.needs_reauth.is_some() {
+                        self.list_reauth(key, None).await;
+                    }
                     continue;
                 }
                 let why = row.needs_reauth.map(|r| r.why).unwrap_or_default();
@@ -507,6 +559,7 @@ impl Tokens {
                 if let Err(e) = self.store_leased(key, &leased, &marked).await {
                     tracing::warn!(error = %e, "marking a Mercado Libre seller NEEDS_REAUTH");
                 }
+                self.list_reauth(key, marked.needs_reauth.as_ref()).await;
                 tracing::warn!(tenant = %seller.tenant, user_id = %grant.user_id, "a Mercado Libre seller needs to connect again: its refresh token was refused");
                 Err(TokenError::NeedsReauth(format!(
                     "Mercado Libre seller {} needs to connect again: {why}",

@@ -5,7 +5,7 @@
 
 use super::ledger::{ledger_key, write_time, LedgerEntry, Step, LEDGER_TABLE};
 use super::positions::Positions;
-use super::retry::{Exhausted, Gate, Retrier, RetryPolicy};
+use super::retry::{Exhausted, Gate, Retrier, RetryClass, RetryPolicy};
 use super::status::{
     status_key, ConnectorState, ConnectorStatus, ControlRow, CONTROL_TABLE, STATUS_EVERY,
     STATUS_TABLE,
@@ -576,6 +576,13 @@ impl Sink {
                 ItemResult::Live { channel_item_id } => ("LIVE", vec![], channel_item_id),
                 ItemResult::Rejected(issues) => ("REJECTED", issues, None),
                 ItemResult::Unpublished => ("UNPUBLISHED", vec![], None),
+                // The account refused porch: the listing shows it and waits for a reconnect
+                // (which sends the request again); a dead letter would only wait for a redrive.
+                ItemResult::Failed(e) if e.class == Some(RetryClass::Auth) => (
+                    "NEEDS_REAUTH",
+                    vec![Reason::new("NEEDS_REAUTH", e.last)],
+                    None,
+                ),
                 ItemResult::Failed(e) => {
                     self.status.request_done("dead_lettered");
                     unwritten.dead_letter_exhausted(&self.name, raw, &e);

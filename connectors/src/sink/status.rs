@@ -65,7 +65,8 @@ pub struct StatusRow {
     pub in_flight: u64,
     pub last_error: Option<String>,
     pub last_error_at: Option<Micros>,
-    /// Requests by what became of them: live, rejected, unpublished, dead_lettered, superseded.
+    /// Requests by what became of them: live, rejected, unpublished, needs_reauth,
+    /// dead_lettered, superseded.
     pub outcomes: BTreeMap<String, u64>,
     /// Failed calls that were retried, by class.
     pub retries: BTreeMap<String, u64>,

@@ -1,6 +1,6 @@
 //! Sales-channel listings (DESIGN §8): per offer and channel, what the channel should show, checked
 //! against the channel's own rules before any call, and the listing's state as the channel
-//! confirms it: PENDING → BLOCKED | SUBMITTED → LIVE | REJECTED → UNPUBLISHED.
+//! confirms it: PENDING → BLOCKED | SUBMITTED → LIVE | REJECTED | NEEDS_REAUTH → UNPUBLISHED.
 //!
 //! The view is built from other modules' events (product, variant, activation), the tenant's
 //! channel settings and the outcomes the connectors report. A request goes out only when what the
@@ -28,6 +28,9 @@ pub enum ChannelStatus {
     Live,
     /// The channel refused the latest request, with its issues.
     Rejected,
+    /// The channel's account refused porch (a revoked or spent authorisation): the latest
+    /// request waits, without calls, until the tenant connects the account again.
+    NeedsReauth,
     /// The channel confirmed the listing is gone (or there was never anything to remove).
     Unpublished,
 }
@@ -40,6 +43,7 @@ impl ChannelStatus {
             ChannelStatus::Submitted => "SUBMITTED",
             ChannelStatus::Live => "LIVE",
             ChannelStatus::Rejected => "REJECTED",
+            ChannelStatus::NeedsReauth => "NEEDS_REAUTH",
             ChannelStatus::Unpublished => "UNPUBLISHED",
         }
     }
@@ -51,6 +55,7 @@ impl ChannelStatus {
             ChannelStatus::Submitted,
             ChannelStatus::Live,
             ChannelStatus::Rejected,
+            ChannelStatus::NeedsReauth,
             ChannelStatus::Unpublished,
         ]
         .into_iter()
@@ -489,7 +494,8 @@ fn requested(
 
 /// The events that bring one listing to what it should be. `current` is the listing with the
 /// input absorbed; `shown_before` what merchants saw before the input, so that a change the input
-/// itself made (an outcome) is told too.
+/// itself made (an outcome) is told too. A request parked by its account (NEEDS_REAUTH) is sent
+/// again on a `resync` (the tenant's settings changed: a reconnect), not on every event.
 fn transitions(
     ctx: &ChannelContext,
     state: &ChannelState,
@@ -497,6 +503,7 @@ fn transitions(
     channel: Channel,
     current: &ChannelListing,
     shown_before: (ChannelStatus, &[Reason]),
+    resync: bool,
 ) -> Vec<Event> {
     let Some(listing) = &offer.listing else {
         return vec![];
@@ -505,10 +512,11 @@ fn transitions(
     let mut next = current.clone();
     let mut blocked = Vec::new();
     let mut settled = None;
+    let retry_parked = resync && current.channel_status == ChannelStatus::NeedsReauth;
     match desire(ctx, state, offer, channel, current) {
         Desired::Wait => {}
         Desired::Show(request) => {
-            if current.requested.as_ref() != Some(&request) {
+            if retry_parked || current.requested.as_ref() != Some(&request) {
                 let e: Event = requested(listing, channel, current.version + 1, request).into();
                 next = evolve_listing(next, &e);
                 events.push(e);
@@ -516,7 +524,9 @@ fn transitions(
         }
         Desired::Blocked(issues) => blocked = issues,
         Desired::Remove => {
-            let deleting = current.channel_status == ChannelStatus::Submitted
+            // A delete on its way, or parked until the account is connected again.
+            let deleting = (current.channel_status == ChannelStatus::Submitted
+                || current.channel_status == ChannelStatus::NeedsReauth && !retry_parked)
                 && current
                     .requested
                     .as_ref()
@@ -571,8 +581,13 @@ fn transitions(
 }
 
 /// Every listing of the product, decided again: `state` has the input absorbed, `previous` is
-/// the view before it.
-fn evaluate(ctx: &ChannelContext, previous: &ChannelState, state: &ChannelState) -> Vec<Event> {
+/// the view before it; `resync` when the tenant's settings changed.
+fn evaluate(
+    ctx: &ChannelContext,
+    previous: &ChannelState,
+    state: &ChannelState,
+    resync: bool,
+) -> Vec<Event> {
     let mut events = Vec::new();
     for (offer_id, offer) in &state.offers {
         let mut channels: Vec<Channel> = offer.channels.keys().copied().collect();
@@ -596,6 +611,7 @@ fn evaluate(ctx: &ChannelContext, previous: &ChannelState, state: &ChannelState)
                 channel,
                 &current,
                 before.shown(),
+                resync,
             ));
         }
     }
@@ -651,6 +667,10 @@ fn evolve_listing(mut l: ChannelListing, event: &Event) -> ChannelListing {
                     l.channel_status = ChannelStatus::Unpublished;
                     l.channel_issues.clear();
                     l.on_channel = false;
+                }
+                Some(ChannelStatus::NeedsReauth) => {
+                    l.channel_status = ChannelStatus::NeedsReauth;
+                    l.channel_issues = o.issues.clone();
                 }
                 _ => {}
             }
@@ -737,9 +757,9 @@ impl Aggregate for ChannelListings {
     fn decide(state: &ChannelState, input: &ChannelDecision) -> Result<Vec<Event>, Vec<Reason>> {
         Ok(match &input.input {
             ChannelInput::Observed(event) => {
-                evaluate(&input.context, state, &absorb(state.clone(), event))
+                evaluate(&input.context, state, &absorb(state.clone(), event), false)
             }
-            ChannelInput::Resync => evaluate(&input.context, state, state),
+            ChannelInput::Resync => evaluate(&input.context, state, state, true),
         })
     }
 

@@ -409,6 +409,71 @@ fn a_tenant_not_connected_in_the_region_is_blocked_and_connecting_it_lists() {
     assert_eq!(requests(&events).len(), 1);
 }
 
+/// What a resync (the tenant's settings changed) decides, applied.
+fn resynced(ctx: &ChannelContext, state: &ChannelState) -> (Vec<Event>, ChannelState) {
+    let input = ChannelDecision {
+        input: ChannelInput::Resync,
+        context: ctx.clone(),
+    };
+    let events = ChannelListings::decide(state, &input).expect("never refused");
+    let next = events.iter().fold(state.clone(), ChannelListings::evolve);
+    (events, next)
+}
+
+#[test]
+fn a_request_parked_by_its_account_waits_for_a_reconnect_and_is_sent_again() {
+    let ctx = connected();
+    let reauth = Reason::new("NEEDS_REAUTH", "the seller must connect again");
+    let state = given(
+        &ctx,
+        vec![
+            created(product()),
+            activated(&gb(), 7),
+            outcome(&gb(), 1, "NEEDS_REAUTH", vec![reauth.clone()]),
+        ],
+    );
+    assert_eq!(
+        shown(&state, &gb()),
+        (ChannelStatus::NeedsReauth, vec![reauth.clone()])
+    );
+    // Events that change nothing the channel shows send nothing while it waits.
+    assert_eq!(when(&ctx, &state, activated(&gb(), 7)).0, vec![]);
+    // The tenant connects again: the same item is asked for once more, as a new version.
+    let (events, state) = resynced(&ctx, &state);
+    let r = requests(&events);
+    assert_eq!(
+        (r.len(), r[0].version, r[0].action.as_str()),
+        (1, 2, "UPSERT")
+    );
+    assert_eq!(
+        changes(&events),
+        vec![("o-gb".into(), "NEEDS_REAUTH".into(), "SUBMITTED".into())]
+    );
+    let state = given_more(&ctx, state, vec![outcome(&gb(), 2, "LIVE", vec![])]);
+    assert_eq!(shown(&state, &gb()).0, ChannelStatus::Live);
+
+    // A delete parked the same way is not sent again on every event, only on a reconnect.
+    let (events, state) = when(
+        &ctx,
+        &state,
+        ProductDeactivated { product_id: pid() }.into(),
+    );
+    assert_eq!(requests(&events)[0].action, "DELETE");
+    let (_, state) = when(
+        &ctx,
+        &state,
+        outcome(&gb(), 3, "NEEDS_REAUTH", vec![reauth]),
+    );
+    assert_eq!(shown(&state, &gb()).0, ChannelStatus::NeedsReauth);
+    assert!(requests(&when(&ctx, &state, suspended(&gb(), &["PRODUCT_INACTIVE"])).0).is_empty());
+    let (events, _) = resynced(&ctx, &state);
+    let r = requests(&events);
+    assert_eq!(
+        (r.len(), r[0].version, r[0].action.as_str()),
+        (1, 4, "DELETE")
+    );
+}
+
 #[test]
 fn a_disabled_connection_unpublishes() {
     let ctx = connected();
