@@ -15,7 +15,7 @@ use porch_connectors::sink::kafka::{KafkaPort, StoreRows};
 use porch_connectors::sink::{ConnectorStatus, RowStore, CHANNEL_EVENTS};
 use porch_connectors::{mercadolibre, meta};
 use porch_cql::{CqlConfig, CqlStore};
-use porch_ingest_api::{config::Config, AppState, Media, MediaSettings, Metrics};
+use porch_ingest_api::{config::Config, hot::HotSkus, AppState, Media, MediaSettings, Metrics};
 use porch_processors::distributed::{self, DistributedRuntime, Health};
 use porch_processors::distributed_api::{DistributedSink, KafkaTopics};
 use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
@@ -472,6 +472,7 @@ pub fn ingest_api(
             sink,
             topics,
             search,
+            hot: Arc::new(HotSkus::new(&config.reservations)),
             config,
             media: Arc::new(media),
             metrics,

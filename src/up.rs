@@ -6,7 +6,7 @@ use porch_connectors::search::SearchIndex;
 use porch_connectors::sink::embedded::{EmbeddedPort, EmbeddedRows};
 use porch_connectors::sink::{ConnectorStatus, RowStore, CHANNEL_EVENTS};
 use porch_connectors::{mercadolibre, meta};
-use porch_ingest_api::{config::Config, AppState, Media, MediaSettings, Metrics};
+use porch_ingest_api::{config::Config, hot::HotSkus, AppState, Media, MediaSettings, Metrics};
 use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
 use porch_processors::{EmbeddedBackend, Retention, RuntimeConfig, Stages};
 use porch_schemas::{Codec, EmbeddedRegistry};
@@ -186,6 +186,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             media: Arc::new(media),
             metrics,
             ready: serving,
+            hot: Arc::new(HotSkus::new(&config.reservations)),
         };
         let connected = porch_ingest_api::apply_configured_connections(&state)
             .await

@@ -31,6 +31,7 @@ fn layout(table: &str) -> Layout {
     match table {
         tables::OFFER
         | tables::INVENTORY
+        | tables::INVENTORY_HOLD
         | tables::COMPLIANCE
         | tables::LISTING
         | tables::HISTORY
@@ -40,7 +41,7 @@ fn layout(table: &str) -> Layout {
         // connector, listing its instances.
         | CONNECTOR_STATUS => Layout::ByProduct,
         tables::PRODUCT => Layout::Product,
-        ACTIVATION_DEADLINE => Layout::Timeline {
+        ACTIVATION_DEADLINE | tables::RESERVATION_EXPIRY => Layout::Timeline {
             width: DEADLINE_BUCKET_MICROS,
         },
         // Point lookups only; an unknown table is safest here, as no partition can grow.

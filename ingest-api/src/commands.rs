@@ -87,6 +87,8 @@ pub struct NewCommand {
     pub command: Command,
     pub aggregate_id: String,
     pub claims: Vec<Claim>,
+    /// The lane it travels on (none: its module's commands topic).
+    pub lane: Option<String>,
 }
 
 impl NewCommand {
@@ -95,11 +97,18 @@ impl NewCommand {
             command: command.into(),
             aggregate_id: aggregate_id.into(),
             claims: Vec::new(),
+            lane: None,
         }
     }
 
     pub fn claiming(mut self, claims: Vec<Claim>) -> Self {
         self.claims = claims;
+        self
+    }
+
+    /// Sends it on the hot lane (a SKU under a flash sale), or on its module's topic.
+    pub fn on_hot_lane(mut self, hot: bool) -> Self {
+        self.lane = hot.then(|| porch_topics::HOT_LANE.to_string());
         self
     }
 }
@@ -151,6 +160,7 @@ pub async fn submit(
                 .correlation_id
                 .clone()
                 .unwrap_or_else(|| command_id.to_string()),
+            lane: new.lane.clone(),
         },
         command: new.command,
     };

@@ -43,6 +43,28 @@ pub struct Config {
     /// How porch's own connectors reach their channels.
     #[serde(default, skip_serializing_if = "ConnectorsConfig::is_default")]
     pub connectors: ConnectorsConfig,
+    /// When a SKU's reservations take the hot lane.
+    #[serde(default)]
+    pub reservations: ReservationSettings,
+}
+
+/// `[reservations]`: a SKU whose reservation requests arrive faster than
+/// `hot_requests_per_sec` at one API instance (or that its merchant flagged) is served on the
+/// hot lane, and stays there `hot_for_secs` after its rate falls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReservationSettings {
+    pub hot_requests_per_sec: u32,
+    pub hot_for_secs: u64,
+}
+
+impl Default for ReservationSettings {
+    fn default() -> Self {
+        Self {
+            hot_requests_per_sec: 50,
+            hot_for_secs: 300,
+        }
+    }
 }
 
 /// `[connectors.meta]`, `[connectors.mercadolibre]`: how porch's channel connectors reach their
@@ -309,6 +331,7 @@ impl Config {
             http: HttpLimits::default(),
             media: MediaConfig::default(),
             connectors: ConnectorsConfig::default(),
+            reservations: ReservationSettings::default(),
         };
         (config, admin_key)
     }

@@ -10,6 +10,7 @@ pub mod config;
 mod connectors;
 mod error;
 mod extract;
+pub mod hot;
 mod images;
 mod inventory;
 mod media;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Set once the process serves requests; `/readyz` answers 503 until then.
     pub ready: Arc<AtomicBool>,
+    /// Which SKUs' reservations take the hot lane.
+    pub hot: Arc<hot::HotSkus>,
 }
 
 /// The whole HTTP API.
@@ -83,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .merge(variants::router())
         .merge(offers::router())
         .merge(inventory::router())
+        .merge(hot::router())
         .merge(compliance::router())
         .merge(search::router())
         .merge(commands::router())

@@ -1,8 +1,8 @@
 //! The OpenAPI document, generated from the handlers and their request and response types.
 
 use crate::{
-    commands, compliance, images, inventory, offers, ops, product_view, products, search, topics,
-    variants,
+    commands, compliance, hot, images, inventory, offers, ops, product_view, products, search,
+    topics, variants,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -31,6 +31,10 @@ use utoipa::{Modify, OpenApi};
         inventory::set_stock,
         inventory::reserve_stock,
         inventory::release_reservation,
+        inventory::commit_reservation,
+        inventory::get_reservation,
+        hot::flag,
+        hot::shown,
         inventory::check_availability,
         compliance::decide,
         search::search,

@@ -188,10 +188,14 @@ impl FakeSink {
                 Claim::Reservation {
                     reservation_id,
                     line,
+                    hot,
                 } => self.store.put(
                     tables::RESERVATION,
                     &key(&[tenant, reservation_id.as_str()]),
-                    line,
+                    &porch_processors::store::ReservationRef {
+                        line: line.clone(),
+                        hot: *hot,
+                    },
                 ),
             }
         }
@@ -391,6 +395,7 @@ fn harness_with(config: &str) -> Harness {
         media: Arc::new(media),
         metrics: Arc::new(Metrics::new()),
         ready: ready.clone(),
+        hot: Arc::new(crate::hot::HotSkus::new(&Default::default())),
     };
     Harness {
         app: app(state),
@@ -526,6 +531,7 @@ fn stock(
         region: Some(RegionCode::parse(region).unwrap()),
         locations,
         reservations: BTreeMap::new(),
+        finished: Default::default(),
         status: Some(StockStatus::StockReady),
         version: 1,
     }
@@ -1445,10 +1451,48 @@ async fn availability_sums_sellers_unless_one_is_named() {
         "beta/p1/shop-2/SHIRT-M/GB",
         &stock("p1", "shop-2", "SHIRT-M", "GB", 50, 0),
     );
+    // The buy box sells shop-1's and shop-2's BR offers; the GB offer is suspended for a
+    // compliance rejection, so its stock does not count.
+    let view = |offer: &str, seller: &str, region: &str, status, reasons: Vec<Reason>| {
+        (
+            OfferId::parse(offer).unwrap(),
+            OfferView {
+                data: offer_data(offer, "p1", seller, "SHIRT-M", region),
+                withdrawn: false,
+                status,
+                reasons,
+                listing: None,
+                version: 1,
+            },
+        )
+    };
+    let rejected = Reason::new("COMPLIANCE_REJECTED", "not sold in GB");
+    h.store.put(
+        tables::ACTIVATION,
+        "beta/p1",
+        &ActivationState {
+            offers: [
+                view("o-1", "shop-1", "BR", ActivationStatus::Active, vec![]),
+                view("o-2", "shop-2", "BR", ActivationStatus::Active, vec![]),
+                view(
+                    "o-3",
+                    "shop-2",
+                    "GB",
+                    ActivationStatus::Suspended,
+                    vec![rejected],
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            ..ActivationState::default()
+        },
+    );
     let body = r#"{"items":[
         {"sku":"SHIRT-M","region":"BR","quantity":6},
         {"sku":"SHIRT-M","region":"BR","quantity":4,"seller":"shop-1"},
-        {"sku":"NOPE","region":"BR","quantity":1}]}"#;
+        {"sku":"NOPE","region":"BR","quantity":1},
+        {"product_id":"p1","quantity":6},
+        {"product_id":"p1","region":"GB","quantity":1}]}"#;
     let r = h
         .call(
             Method::POST,
@@ -1464,6 +1508,14 @@ async fn availability_sums_sellers_unless_one_is_named() {
     assert_eq!(r.body["items"][1]["available"], 3);
     assert_eq!(r.body["items"][1]["is_available"], false);
     assert_eq!(r.body["items"][2]["available"], 0);
+    assert_eq!(r.body["items"][2]["reasons"][0]["code"], "NO_OFFER");
+    assert_eq!(r.body["items"][3]["available"], 6, "{}", r.body);
+    assert_eq!(r.body["items"][3]["is_available"], true);
+    assert_eq!(r.body["items"][4]["available"], 0);
+    assert_eq!(
+        r.body["items"][4]["reasons"][0]["code"],
+        "COMPLIANCE_REJECTED"
+    );
     assert_eq!(h.sink.count(), 0);
 }
 

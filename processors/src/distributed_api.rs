@@ -6,7 +6,7 @@ use porch_schemas::*;
 use porch_topics::kafka_admin::KafkaConfig;
 use porch_topics::kafka_read::TopicReader as KafkaReader;
 use porch_topics::WatchedProducer;
-use porch_topics::{commands_topic, partition_for, product_key, Catalogue};
+use porch_topics::{command_topic, partition_for, product_key, Catalogue};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::FutureRecord;
 use std::sync::{Arc, Mutex};
@@ -117,9 +117,7 @@ impl DistributedSink {
         attempt: Attempt,
     ) -> Result<(), StoreError> {
         let env = &record.envelope;
-        let topic = self
-            .kafka
-            .physical(&commands_topic(record.command.module()));
+        let topic = self.kafka.physical(&command_topic(record));
         let key = product_key(env.tenant.as_str(), record.command.product_id().as_str());
         let partition = partition_for(key.as_bytes(), self.partitions);
         let correlation = env.correlation_id.clone();
@@ -200,7 +198,7 @@ impl DistributedSink {
         let tenant = env.tenant.as_str();
         let encode = |record: &CommandRecord| {
             self.codec
-                .encode_command(&commands_topic(record.command.module()), record)
+                .encode_command(&command_topic(record), record)
                 .map_err(|e| StoreError::Backend(format!("encoding command: {e}")))
         };
         let Some(idempotency_key) = &s.idempotency_key else {

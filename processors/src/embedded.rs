@@ -7,7 +7,7 @@
 use crate::runtime::Stages;
 use crate::store::*;
 use porch_schemas::*;
-use porch_topics::{commands_topic, product_key, Append, EmbeddedLog, LogError, LogTxn};
+use porch_topics::{command_topic, product_key, Append, EmbeddedLog, LogError, LogTxn};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -326,7 +326,7 @@ fn submit(txn: &mut LogTxn<'_>, s: &Submission, bytes: &[u8]) -> Result<SubmitOu
         ]),
         s.idempotency_key.as_deref().unwrap_or_default().as_bytes(),
     )?;
-    let topic = commands_topic(s.record.command.module());
+    let topic = command_topic(&s.record);
     let k = product_key(tenant, product.as_str());
     txn.append(Append {
         topic: &topic,
@@ -378,7 +378,7 @@ impl Store for EmbeddedBackend {
 impl CommandSink for EmbeddedBackend {
     fn submit(&self, submission: Submission) -> BoxFuture<'_, Result<SubmitOutcome, StoreError>> {
         Box::pin(async move {
-            let topic = commands_topic(submission.record.command.module());
+            let topic = command_topic(&submission.record);
             let bytes = self
                 .codec
                 .encode_command(&topic, &submission.record)

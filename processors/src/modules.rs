@@ -5,14 +5,14 @@ use crate::domain::channel::{
     ChannelContext, ChannelDecision, ChannelInput, ChannelListings, ChannelState, TenantChannels,
 };
 use crate::domain::compliance::{Compliance, ComplianceInput, ComplianceState, RegionRules};
-use crate::domain::inventory::{Inventory, InventoryState};
+use crate::domain::inventory::{Finished, HoldRow, Inventory, InventoryInput, InventoryState};
 use crate::domain::listing::{ListingState, SearchListing};
 use crate::domain::offer::{Offer, OfferState};
 use crate::domain::product::{Product, ProductInput, ProductState};
 use crate::domain::variant::{VariantSetState, Variants};
 use crate::domain::Aggregate;
 use crate::runtime::{Cause, Ctx, HandleError, Input, Processor};
-use crate::store::{key, tables};
+use crate::store::{hold_key, inventory_key, key, tables};
 use porch_schemas::*;
 use porch_topics::{commands_topic, events_topic};
 use std::collections::{BTreeMap, HashMap};
@@ -43,6 +43,19 @@ fn decide_and_keep<A: Aggregate>(
     after: impl Fn(&A::State, &Event) -> (String, i64),
 ) -> Result<Decided<A::State>, HandleError> {
     let state: A::State = ctx.load(table, row_key)?;
+    decide_from::<A>(ctx, table, row_key, state, input, absorbed, after)
+}
+
+/// `decide_and_keep` from a state the caller loaded (and completed).
+fn decide_from<A: Aggregate>(
+    ctx: &mut Ctx<'_, '_>,
+    table: &str,
+    row_key: &str,
+    state: A::State,
+    input: &A::Input,
+    absorbed: Option<&Event>,
+    after: impl Fn(&A::State, &Event) -> (String, i64),
+) -> Result<Decided<A::State>, HandleError> {
     let events = match A::decide(&state, input) {
         Ok(events) => events,
         Err(reasons) => return Ok((Err(reasons), state)),
@@ -72,6 +85,21 @@ fn outcome(
         Ok(()) => ctx.applied(product),
         Err(reasons) => ctx.reject(product, reasons),
     }
+}
+
+/// The keys of a timer table (`<due micros, 20 digits>/…`) whose time has come by `now`, the
+/// first 256 in time order.
+fn due_timers(ctx: &Ctx<'_, '_>, table: &str, now: Micros) -> Result<Vec<String>, HandleError> {
+    Ok(ctx
+        .scan(table, "", 256)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .take_while(|k| {
+            k.get(..20)
+                .and_then(|t| t.parse::<i64>().ok())
+                .is_some_and(|t| t <= now)
+        })
+        .collect())
 }
 
 fn wrong_input(module: Module, what: &str) -> HandleError {
@@ -212,12 +240,182 @@ impl Processor for OfferProcessor {
 
 pub struct InventoryProcessor;
 
+/// Order systems' reservation requests (ReserveStock, ReleaseReservation, CommitReservation),
+/// keyed like every domain topic: the inventory processor's second input.
+pub const RESERVATION_REQUESTS: &str = "inventory.reservation.requests";
+/// One ReservationOutcome per reservation request decided, and per hold expired.
+pub const RESERVATION_OUTCOMES: &str = "inventory.reservation.outcomes";
+
+/// The outcome of a decision about reservation `id`: what the reservation is after it (held,
+/// or how it ended), or REJECTED with the reasons the request was refused for.
+fn reservation_outcome(
+    id: &ReservationId,
+    line: &StockLine,
+    request_id: Option<String>,
+    decided: &Result<(), Vec<Reason>>,
+    before: &InventoryState,
+    after: &InventoryState,
+) -> ReservationOutcome {
+    let mut outcome = ReservationOutcome {
+        reservation_id: id.clone(),
+        request_id,
+        product_id: line.product_id.clone(),
+        seller: line.seller.clone(),
+        sku: line.sku.clone(),
+        region: line.region.clone(),
+        result: String::new(),
+        quantity: 0,
+        requested: None,
+        available: None,
+        expires_at: None,
+        reasons: vec![],
+    };
+    // The units the hold had: from before the decision when it ended with it.
+    let had = before
+        .reservations
+        .get(id)
+        .or_else(|| after.reservations.get(id))
+        .map_or(0, |r| r.quantity());
+    outcome.result = match (decided, after.reservations.get(id), after.finished_as(id)) {
+        (Err(reasons), _, _) => {
+            outcome.reasons = reasons.clone();
+            "REJECTED"
+        }
+        (Ok(()), Some(held), _) => {
+            outcome.quantity = held.quantity();
+            outcome.expires_at = held.expires_at;
+            "RESERVED"
+        }
+        (Ok(()), None, Some(Finished::Failed)) => "FAILED",
+        (Ok(()), None, Some(Finished::Released)) => {
+            outcome.quantity = had;
+            "RELEASED"
+        }
+        (Ok(()), None, Some(Finished::Committed)) => {
+            outcome.quantity = had;
+            "COMMITTED"
+        }
+        (Ok(()), None, Some(Finished::Expired)) => {
+            outcome.quantity = had;
+            "EXPIRED"
+        }
+        (Ok(()), None, None) => "REJECTED",
+    }
+    .to_string();
+    outcome
+}
+
+/// The row of a (seller, sku, region) aggregate: `tenant/product/seller/sku/region`.
+fn inventory_row(tenant: &TenantId, line: &StockLine) -> String {
+    inventory_key(
+        tenant,
+        &line.product_id,
+        &line.seller,
+        &line.sku,
+        &line.region,
+    )
+}
+
+/// A hold's timer key: its expiry first (timers are walked in time order), then the tenant and
+/// product (whose task owns it), the rest of its aggregate's row key and the reservation.
+fn expiry_key(at: Micros, row: &str, id: &ReservationId) -> String {
+    format!("{at:020}/{row}/{id}")
+}
+
+/// A decision about inventory: its outcome, the state it was made on, and the state after it.
+type InventoryDecided = (Result<(), Vec<Reason>>, InventoryState, InventoryState);
+
+impl InventoryProcessor {
+    /// Decides on `input` against the (seller, sku, region) row of `line` and the row of the
+    /// reservation the input names; keeps one timer per held reservation that expires.
+    fn decide(
+        &self,
+        ctx: &mut Ctx<'_, '_>,
+        tenant: &TenantId,
+        line: &StockLine,
+        input: &InventoryInput,
+    ) -> Result<InventoryDecided, HandleError> {
+        let row = inventory_row(tenant, line);
+        let aggregate = key(&[
+            line.seller.as_str(),
+            line.sku.as_str(),
+            line.region.as_str(),
+        ]);
+        let mut loaded: InventoryState = ctx.load(tables::INVENTORY, &row)?;
+        // A row from before holds had rows of their own carries them: they move out now.
+        let legacy = !loaded.reservations.is_empty() || !loaded.finished.is_empty();
+        for (id, r) in std::mem::take(&mut loaded.reservations) {
+            ctx.save(
+                tables::INVENTORY_HOLD,
+                &hold_key(&row, &id),
+                &HoldRow::Held(r),
+            )?;
+        }
+        for (id, f) in std::mem::take(&mut loaded.finished) {
+            ctx.save(
+                tables::INVENTORY_HOLD,
+                &hold_key(&row, &id),
+                &HoldRow::Finished(f),
+            )?;
+        }
+        if legacy {
+            ctx.save(tables::INVENTORY, &row, &loaded)?;
+        }
+        let before = match input.reservation() {
+            Some(id) => {
+                let hold: Option<HoldRow> =
+                    ctx.load(tables::INVENTORY_HOLD, &hold_key(&row, id))?;
+                loaded.with_hold(id, hold)
+            }
+            None => loaded,
+        };
+        let (r, after) = decide_from::<Inventory>(
+            ctx,
+            tables::INVENTORY,
+            &row,
+            before.clone(),
+            input,
+            None,
+            |s: &InventoryState, _| (aggregate.clone(), s.version),
+        )?;
+        if let Some(id) = input.reservation() {
+            let hold = after.hold_row(id);
+            if hold != before.hold_row(id) {
+                if let Some(hold) = hold {
+                    ctx.save(tables::INVENTORY_HOLD, &hold_key(&row, id), &hold)?;
+                }
+            }
+        }
+        let expiry = |s: &InventoryState, id: &ReservationId| {
+            s.reservations.get(id).and_then(|r| r.expires_at)
+        };
+        for (id, held) in &before.reservations {
+            if let Some(at) = held.expires_at.filter(|at| expiry(&after, id) != Some(*at)) {
+                ctx.remove(tables::RESERVATION_EXPIRY, &expiry_key(at, &row, id))?;
+            }
+        }
+        for (id, held) in &after.reservations {
+            if let Some(at) = held
+                .expires_at
+                .filter(|at| expiry(&before, id) != Some(*at))
+            {
+                ctx.put_raw(tables::RESERVATION_EXPIRY, &expiry_key(at, &row, id), b"")?;
+            }
+        }
+        Ok((r, before, after))
+    }
+}
+
 impl Processor for InventoryProcessor {
     fn name(&self) -> &'static str {
         Module::Inventory.as_str()
     }
     fn inputs(&self) -> Vec<String> {
-        vec![commands_topic(Module::Inventory)]
+        vec![
+            commands_topic(Module::Inventory),
+            RESERVATION_REQUESTS.to_string(),
+            porch_topics::HOT_LANE_TOPIC.to_string(),
+        ]
     }
     fn output(&self) -> String {
         events_topic(Module::Inventory)
@@ -230,30 +428,95 @@ impl Processor for InventoryProcessor {
             Command::SetStock(s) => &s.line,
             Command::ReserveStock(s) => &s.line,
             Command::ReleaseReservation(s) => &s.line,
+            Command::CommitReservation(s) => &s.line,
             other => return Err(wrong_input(Module::Inventory, other.full_name())),
         };
-        let row = key(&[
-            c.envelope.tenant.as_str(),
-            line.product_id.as_str(),
-            line.seller.as_str(),
-            line.sku.as_str(),
-            line.region.as_str(),
-        ]);
-        let aggregate = key(&[
-            line.seller.as_str(),
-            line.sku.as_str(),
-            line.region.as_str(),
-        ]);
         let product = line.product_id.clone();
-        let r = decide_and_apply::<Inventory>(
-            ctx,
-            tables::INVENTORY,
-            &row,
-            &c.command,
-            None,
-            |s: &InventoryState, _| (aggregate.clone(), s.version),
-        )?;
+        let input = InventoryInput::Command(c.command.clone());
+        let (r, before, after) = self.decide(ctx, &c.envelope.tenant, line, &input)?;
+        let reservation = match &c.command {
+            Command::ReserveStock(x) => Some(&x.reservation_id),
+            Command::ReleaseReservation(x) => Some(&x.reservation_id),
+            Command::CommitReservation(x) => Some(&x.reservation_id),
+            _ => None,
+        };
+        if let Some(id) = reservation {
+            let request = Some(c.envelope.command_id.to_string());
+            let outcome = reservation_outcome(id, line, request, &r, &before, &after);
+            ctx.publish(RESERVATION_OUTCOMES, outcome.into(), id.as_str())?;
+        }
+        // A hold that could not be made is an event (ReservationFailed) for those who read the
+        // topics, and a refused command for the caller who waits on it.
+        let r = match (&c.command, r) {
+            (Command::ReserveStock(rs), Ok(()))
+                if after.finished_as(&rs.reservation_id) == Some(Finished::Failed) =>
+            {
+                let available = if rs.region_wide {
+                    after.available()
+                } else {
+                    after.available_at(&rs.line.location)
+                };
+                Err(vec![Reason::on_field(
+                    "INSUFFICIENT_STOCK",
+                    "quantity",
+                    format!("{} requested, {available} available", rs.quantity),
+                )])
+            }
+            (_, r) => r,
+        };
         outcome(ctx, &product, r)
+    }
+    fn has_timers(&self) -> bool {
+        true
+    }
+    /// Holds whose expiry has come lapse (ReservationExpired), with no command.
+    fn punctuate(&self, ctx: &mut Ctx<'_, '_>, now: Micros) -> Result<bool, HandleError> {
+        let due = due_timers(ctx, tables::RESERVATION_EXPIRY, now)?;
+        for entry in &due {
+            ctx.remove(tables::RESERVATION_EXPIRY, entry)?;
+            let parts: Vec<&str> = entry.split('/').collect();
+            let [_, tenant, product, seller, sku, region, id] = parts[..] else {
+                continue;
+            };
+            let (Ok(tenant), Ok(product_id), Ok(seller), Ok(sku), Ok(region), Ok(id)) = (
+                TenantId::parse(tenant),
+                ProductId::parse(product),
+                SellerId::parse(seller),
+                Sku::parse(sku),
+                RegionCode::parse(region),
+                ReservationId::parse(id),
+            ) else {
+                continue;
+            };
+            // Unique per reservation and due time (':' is in no id).
+            let tick = format!("expiry-{}:{tenant}:{id}", &entry[..20]);
+            ctx.set_cause(Cause {
+                id: tick.clone(),
+                tenant: tenant.clone(),
+                correlation_id: tick,
+                command: None,
+            })?;
+            let line = StockLine {
+                product_id,
+                seller,
+                sku,
+                // Any: the aggregate knows where the hold is.
+                location: LocationId::parse("expiry").expect("a valid location id"),
+                region,
+            };
+            let expire = InventoryInput::Expire {
+                reservation_id: id.clone(),
+                now,
+            };
+            let (r, before, after) = self.decide(ctx, &tenant, &line, &expire)?;
+            if after.finished_as(&id) == Some(Finished::Expired)
+                && before.finished_as(&id) != Some(Finished::Expired)
+            {
+                let outcome = reservation_outcome(&id, &line, None, &r, &before, &after);
+                ctx.publish(RESERVATION_OUTCOMES, outcome.into(), id.as_str())?;
+            }
+        }
+        Ok(!due.is_empty())
     }
 }
 
@@ -455,16 +718,7 @@ impl Processor for ActivationProcessor {
         true
     }
     fn punctuate(&self, ctx: &mut Ctx<'_, '_>, now: Micros) -> Result<bool, HandleError> {
-        let due: Vec<String> = ctx
-            .scan(DEADLINES, "", 256)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .take_while(|k| {
-                k.get(..20)
-                    .and_then(|t| t.parse::<i64>().ok())
-                    .is_some_and(|t| t <= now)
-            })
-            .collect();
+        let due = due_timers(ctx, DEADLINES, now)?;
         for entry in &due {
             let mut parts = entry.splitn(3, '/').skip(1);
             let (Some(tenant), Some(product)) = (parts.next(), parts.next()) else {
@@ -766,12 +1020,27 @@ pub fn topic_record_types() -> Vec<(String, Vec<&'static str>)> {
             .collect();
         out.push((commands_topic(module), commands));
     }
+    for requests in [RESERVATION_REQUESTS, porch_topics::HOT_LANE_TOPIC] {
+        out.push((
+            requests.to_string(),
+            vec![
+                "porch.inventory.ReserveStock",
+                "porch.inventory.ReleaseReservation",
+                "porch.inventory.CommitReservation",
+            ],
+        ));
+    }
+    out.push((
+        RESERVATION_OUTCOMES.to_string(),
+        vec!["porch.inventory.ReservationOutcome"],
+    ));
     // The channel module's namespace spans three topics, each with its own records (below).
     for module in Module::ALL.into_iter().filter(|m| *m != Module::Channel) {
         let mut events: Vec<&'static str> = Event::FULL_NAMES
             .iter()
             .copied()
             .filter(|n| n.starts_with(&format!("porch.{module}.")))
+            .filter(|n| *n != "porch.inventory.ReservationOutcome")
             .collect();
         events.push("porch.outcome.CommandRejected");
         out.push((events_topic(module), events));

@@ -22,7 +22,7 @@ pub struct Retention {
 }
 
 impl Retention {
-    /// The catalogue's retentions, with `commands` for every `*.commands` topic and for the
+    /// The catalogue's retentions, with `commands` for every topic of commands and for the
     /// commands' outcomes and idempotency keys.
     pub fn new(catalogue: &Catalogue, commands: Duration) -> Self {
         let commands = commands.as_micros().min(i64::MAX as u128) as i64;
@@ -31,7 +31,7 @@ impl Retention {
             .iter()
             .filter(|t| t.retention_ms > 0)
             .map(|t| {
-                let retention = if t.name.ends_with(".commands") {
+                let retention = if porch_topics::carries_commands(&t.name) {
                     commands
                 } else {
                     t.retention_ms.saturating_mul(1000)

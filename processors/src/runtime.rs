@@ -113,14 +113,62 @@ impl<'a, 't> Ctx<'a, 't> {
         if self.txn.dry_run() {
             return Ok(());
         }
+        let (bytes, correlation) = self.unrecorded(topic, event, key)?;
+        self.txn.append_to(
+            partition,
+            Append {
+                topic,
+                key: key.as_bytes(),
+                value: &bytes,
+                headers: vec![("correlation_id".into(), correlation.into_bytes())],
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Appends an event to another topic than the processor's output, keyed by its product like
+    /// every domain topic, without recording it in any history: a record for the readers of
+    /// that topic (an order system's outcomes), in the same transaction as the decision.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        event: Event,
+        aggregate_id: &str,
+    ) -> Result<(), HandleError> {
+        if self.txn.dry_run() {
+            return Ok(());
+        }
+        let product = event.product_id().cloned().ok_or_else(|| {
+            HandleError::Poison(format!("{} is about no product", event.full_name()))
+        })?;
+        let tenant = self.cause()?.tenant.clone();
+        let (bytes, correlation) = self.unrecorded(topic, event, aggregate_id)?;
+        let k = product_key(tenant.as_str(), product.as_str());
+        self.txn.append(Append {
+            topic,
+            key: k.as_bytes(),
+            value: &bytes,
+            headers: vec![("correlation_id".into(), correlation.into_bytes())],
+        })?;
+        Ok(())
+    }
+
+    /// An event recorded in no history, encoded for `topic` under an envelope from the current
+    /// cause (version 0), with the cause's correlation id.
+    fn unrecorded(
+        &mut self,
+        topic: &str,
+        event: Event,
+        aggregate_id: &str,
+    ) -> Result<(Vec<u8>, String), HandleError> {
         let cause = self.cause()?.clone();
         let envelope = EventEnvelope {
             event_id: format!("{}.{}.{}", cause.id, self.module, self.emitted),
-            tenant: cause.tenant.clone(),
-            aggregate_id: key.to_string(),
+            tenant: cause.tenant,
+            aggregate_id: aggregate_id.to_string(),
             aggregate_version: 0,
             occurred_at: self.now(),
-            causation_id: cause.id.clone(),
+            causation_id: cause.id,
             correlation_id: cause.correlation_id.clone(),
         };
         self.emitted += 1;
@@ -128,16 +176,7 @@ impl<'a, 't> Ctx<'a, 't> {
         let bytes = self.codec.encode_event(topic, &record).map_err(|e| {
             HandleError::Poison(format!("cannot encode {}: {e}", record.event.full_name()))
         })?;
-        self.txn.append_to(
-            partition,
-            Append {
-                topic,
-                key: key.as_bytes(),
-                value: &bytes,
-                headers: vec![("correlation_id".into(), cause.correlation_id.into_bytes())],
-            },
-        )?;
-        Ok(())
+        Ok((bytes, cause.correlation_id))
     }
 
     /// Loads a projection row, or the default state when there is none.
@@ -401,6 +440,10 @@ fn event_json(event: &Event) -> serde_json::Value {
         StockAdjusted,
         StockReserved,
         ReservationReleased,
+        ReservationFailed,
+        ReservationCommitted,
+        ReservationExpired,
+        ReservationOutcome,
         InventoryAvailable,
         InventoryDepleted,
         ComplianceApproved,
@@ -694,7 +737,7 @@ fn decode(codec: &Codec, rec: &LogRecord) -> Result<Input, HandleError> {
             HandleError::Poison(e.to_string())
         }
     };
-    if rec.topic.ends_with(".commands") {
+    if porch_topics::carries_commands(&rec.topic) {
         codec
             .decode_command(&rec.value)
             .map(Input::Command)

@@ -77,6 +77,13 @@ pub mod tables {
     pub const RESERVATION: &str = "reservation";
     /// tenant/location → region code
     pub const LOCATION: &str = "location";
+    /// tenant/product/seller/sku/region/reservation → HoldRow (a hold, or what became of it)
+    pub const INVENTORY_HOLD: &str = "inventory_hold";
+    /// tenant/sku → a merchant's hot flag (the SKU's reservations take the hot lane)
+    pub const HOT_SKU: &str = "hot_sku";
+    /// <expires micros, 20 digits>/tenant/product/seller/sku/region/reservation → "" (the
+    /// inventory processor's timers: holds to expire)
+    pub const RESERVATION_EXPIRY: &str = "reservation_expiry";
     /// tenant/product → ChannelState (every listing of the product's offers on each channel)
     pub const CHANNEL: &str = "channel";
     /// tenant/~p<partition>/product → "" (the products the channel processor holds, per task)
@@ -90,6 +97,29 @@ pub mod tables {
 /// Joins key parts with `/`.
 pub fn key(parts: &[&str]) -> String {
     parts.join("/")
+}
+
+/// The key of a (seller, sku, region) inventory aggregate's row in `tables::INVENTORY`.
+pub fn inventory_key(
+    tenant: &TenantId,
+    product: &ProductId,
+    seller: &SellerId,
+    sku: &Sku,
+    region: &RegionCode,
+) -> String {
+    key(&[
+        tenant.as_str(),
+        product.as_str(),
+        seller.as_str(),
+        sku.as_str(),
+        region.as_str(),
+    ])
+}
+
+/// The key of a reservation's row in `tables::INVENTORY_HOLD`: its aggregate's row key, then
+/// its id.
+pub fn hold_key(inventory_row: &str, id: &ReservationId) -> String {
+    format!("{inventory_row}/{id}")
 }
 
 /// The key of a SKU's row in `tables::SKU` (the product that claimed it).
@@ -219,11 +249,23 @@ pub enum Claim {
     Sku { sku: Sku, product_id: ProductId },
     /// A new offer (a second offer for the same seller, SKU and region is a conflict).
     Offer(OfferRef),
-    /// A new reservation, to route its release later.
+    /// A new reservation, to route its release and commit later (on the lane it took).
     Reservation {
         reservation_id: ReservationId,
         line: StockLine,
+        #[serde(default)]
+        hot: bool,
     },
+}
+
+/// A reservation's row in `tables::RESERVATION`: its stock line, and whether it took the hot
+/// lane (rows written before lanes read as not).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservationRef {
+    #[serde(flatten)]
+    pub line: StockLine,
+    #[serde(default)]
+    pub hot: bool,
 }
 
 impl Claim {
@@ -257,10 +299,14 @@ impl Claim {
             Claim::Reservation {
                 reservation_id,
                 line,
+                hot,
             } => vec![RowWrite {
                 table: tables::RESERVATION.into(),
                 key: key(&[tenant, reservation_id.as_str()]),
-                value: json(line),
+                value: json(&ReservationRef {
+                    line: line.clone(),
+                    hot: *hot,
+                }),
             }],
         }
     }
@@ -300,11 +346,23 @@ impl Claim {
                     ),
                 )),
             },
-            Claim::Reservation { .. } => Some(Reason::on_field(
-                "RESERVATION_EXISTS",
-                "reservation_id",
-                "reservation id already used",
-            )),
+            // The same request again (its id chosen by the caller) applies once: the inventory
+            // processor answers it from what the reservation became. Another SKU's is a conflict.
+            Claim::Reservation { line, .. } => {
+                match serde_json::from_slice::<StockLine>(existing) {
+                    Ok(held)
+                        if (&held.product_id, &held.seller, &held.sku, &held.region)
+                            == (&line.product_id, &line.seller, &line.sku, &line.region) =>
+                    {
+                        None
+                    }
+                    _ => Some(Reason::on_field(
+                        "RESERVATION_EXISTS",
+                        "reservation_id",
+                        "reservation id already used for other stock",
+                    )),
+                }
+            }
         }
     }
 }

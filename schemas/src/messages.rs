@@ -20,6 +20,10 @@ pub struct CommandEnvelope {
     pub aggregate_id: String,
     pub issued_at: Micros,
     pub correlation_id: String,
+    /// The lane the command travels on: none, its module's commands topic; `hot`, the hot lane
+    /// of a SKU under a flash sale (`inventory.hot.requests`).
+    #[serde(default)]
+    pub lane: Option<String>,
 }
 
 /// Envelope of every event (DESIGN §4): the event id is derived from the command (or input
@@ -226,8 +230,24 @@ pub struct SetStock {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReserveStock {
     pub reservation_id: ReservationId,
+    /// The location to hold at; with `region_wide`, any of the region's (its location is then
+    /// not used).
     pub line: StockLine,
     pub quantity: i64,
+    /// When the hold lapses by itself (ReservationExpired), micros since the epoch; none holds
+    /// until released or committed.
+    #[serde(default)]
+    pub expires_at: Option<Micros>,
+    /// Hold across the region's locations, the most available first, all or nothing.
+    #[serde(default)]
+    pub region_wide: bool,
+}
+
+/// An order was placed: the held units leave on hand.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitReservation {
+    pub reservation_id: ReservationId,
+    pub line: StockLine,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -328,6 +348,64 @@ pub struct StockAdjusted {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StockReserved {
+    pub reservation_id: ReservationId,
+    /// One location's part of the hold (a region-wide hold is one event per location).
+    pub line: StockLine,
+    pub quantity: i64,
+    pub region_available: i64,
+    #[serde(default)]
+    pub expires_at: Option<Micros>,
+}
+
+/// A hold could not be made: nothing was held.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservationFailed {
+    pub reservation_id: ReservationId,
+    pub line: StockLine,
+    pub requested: i64,
+    /// Available where the hold was asked (the location, or the whole region).
+    pub available: i64,
+    pub region_wide: bool,
+}
+
+/// A hold became a sale: on hand and reserved both fall by the held quantity at the location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservationCommitted {
+    pub reservation_id: ReservationId,
+    pub line: StockLine,
+    pub quantity: i64,
+    pub on_hand: i64,
+    pub region_available: i64,
+}
+
+/// What became of a reservation request (or of a hold at its expiry), for the order system that
+/// asked: one record on `inventory.reservation.outcomes` per request the inventory processor
+/// decided, whichever way it came (the requests topic, or the API).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservationOutcome {
+    pub reservation_id: ReservationId,
+    /// The request's command id; none for an expiry.
+    pub request_id: Option<String>,
+    pub product_id: ProductId,
+    pub seller: SellerId,
+    pub sku: Sku,
+    pub region: RegionCode,
+    /// RESERVED, FAILED, RELEASED, COMMITTED, EXPIRED, or REJECTED (the request was refused:
+    /// see `reasons`).
+    pub result: String,
+    /// Units held (RESERVED), or the units the hold had (RELEASED, COMMITTED, EXPIRED).
+    pub quantity: i64,
+    /// FAILED: what was asked and what was available.
+    pub requested: Option<i64>,
+    pub available: Option<i64>,
+    /// RESERVED: when the hold lapses, micros since the epoch.
+    pub expires_at: Option<Micros>,
+    pub reasons: Vec<Reason>,
+}
+
+/// A hold lapsed at its expiry, with no command: its units are available again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReservationExpired {
     pub reservation_id: ReservationId,
     pub line: StockLine,
     pub quantity: i64,
@@ -518,7 +596,7 @@ pub struct ListingOutcome {
     pub product_id: ProductId,
     pub retailer_id: String,
     pub version: i64,
-    /// LIVE, REJECTED or UNPUBLISHED.
+    /// LIVE, REJECTED, UNPUBLISHED or NEEDS_REAUTH.
     pub result: String,
     pub issues: Vec<Reason>,
     pub channel_item_id: Option<String>,
@@ -653,6 +731,7 @@ message_set!(Command,
     SetStock => "inventory",
     ReserveStock => "inventory",
     ReleaseReservation => "inventory",
+    CommitReservation => "inventory",
     DecideCompliance => "compliance",
 );
 
@@ -675,6 +754,10 @@ message_set!(Event,
     StockAdjusted => "inventory",
     StockReserved => "inventory",
     ReservationReleased => "inventory",
+    ReservationFailed => "inventory",
+    ReservationCommitted => "inventory",
+    ReservationExpired => "inventory",
+    ReservationOutcome => "inventory",
     InventoryAvailable => "inventory",
     InventoryDepleted => "inventory",
     ComplianceApproved => "compliance",
@@ -725,6 +808,7 @@ impl Command {
             Command::SetStock(c) => &c.line.product_id,
             Command::ReserveStock(c) => &c.line.product_id,
             Command::ReleaseReservation(c) => &c.line.product_id,
+            Command::CommitReservation(c) => &c.line.product_id,
             Command::DecideCompliance(c) => &c.product_id,
         }
     }
@@ -750,6 +834,10 @@ impl Event {
             Event::StockAdjusted(e) => &e.line.product_id,
             Event::StockReserved(e) => &e.line.product_id,
             Event::ReservationReleased(e) => &e.line.product_id,
+            Event::ReservationFailed(e) => &e.line.product_id,
+            Event::ReservationCommitted(e) => &e.line.product_id,
+            Event::ReservationExpired(e) => &e.line.product_id,
+            Event::ReservationOutcome(e) => &e.product_id,
             Event::InventoryAvailable(e) => &e.product_id,
             Event::InventoryDepleted(e) => &e.product_id,
             Event::ComplianceApproved(e) => &e.product_id,

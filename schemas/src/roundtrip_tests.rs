@@ -164,6 +164,13 @@ fn all_commands() -> Vec<Command> {
             reservation_id: ReservationId::generate(),
             line: line(),
             quantity: 2,
+            expires_at: Some(1_700_000_000_000_000),
+            region_wide: true,
+        }
+        .into(),
+        CommitReservation {
+            reservation_id: ReservationId::generate(),
+            line: line(),
         }
         .into(),
         ReleaseReservation {
@@ -246,6 +253,45 @@ fn all_events() -> Vec<Event> {
             line: line(),
             quantity: 1,
             region_available: 3,
+            expires_at: Some(1_700_000_000_000_000),
+        }
+        .into(),
+        ReservationFailed {
+            reservation_id: ReservationId::generate(),
+            line: line(),
+            requested: 3,
+            available: 1,
+            region_wide: false,
+        }
+        .into(),
+        ReservationCommitted {
+            reservation_id: ReservationId::generate(),
+            line: line(),
+            quantity: 1,
+            on_hand: 4,
+            region_available: 3,
+        }
+        .into(),
+        ReservationExpired {
+            reservation_id: ReservationId::generate(),
+            line: line(),
+            quantity: 1,
+            region_available: 4,
+        }
+        .into(),
+        ReservationOutcome {
+            reservation_id: ReservationId::generate(),
+            request_id: Some("c-1".into()),
+            product_id: pid.clone(),
+            seller: o.seller.clone(),
+            sku: o.sku.clone(),
+            region: gb.clone(),
+            result: "FAILED".into(),
+            quantity: 0,
+            requested: Some(3),
+            available: Some(1),
+            expires_at: None,
+            reasons: vec![],
         }
         .into(),
         ReservationReleased {
@@ -432,6 +478,7 @@ fn command_record(command: Command, seller: Option<SellerId>) -> CommandRecord {
             aggregate_id: "p-1".into(),
             issued_at: 1_700_000_000_000_000,
             correlation_id: "corr".into(),
+            lane: None,
         },
         command,
     }

@@ -54,6 +54,27 @@ pub fn commands_topic(module: Module) -> String {
     format!("{module}.commands")
 }
 
+/// The lane name, in a command's envelope, of the hot lane.
+pub const HOT_LANE: &str = "hot";
+/// The hot lane's topic: reservation requests for SKUs under a flash sale, so that other SKUs'
+/// requests never queue behind them (co-partitioned like every domain topic, read by the
+/// inventory processor beside its commands).
+pub const HOT_LANE_TOPIC: &str = "inventory.hot.requests";
+
+/// The topic a command travels on: its module's commands topic, or its lane's.
+pub fn command_topic(record: &porch_schemas::CommandRecord) -> String {
+    match record.envelope.lane.as_deref() {
+        Some(HOT_LANE) => HOT_LANE_TOPIC.to_string(),
+        _ => commands_topic(record.command.module()),
+    }
+}
+
+/// Whether a topic carries commands (`<module>.commands`, and the order systems'
+/// `inventory.reservation.requests`), not events.
+pub fn carries_commands(topic: &str) -> bool {
+    topic.ends_with(".commands") || topic.ends_with(".requests")
+}
+
 /// The events topic of a module (`offer` → `offer.events`).
 pub fn events_topic(module: Module) -> String {
     format!("{module}.events")

@@ -9,7 +9,10 @@ pub mod liveness;
 pub mod murmur2;
 pub mod txn;
 
-pub use catalogue::{commands_topic, dlq_of, events_topic, product_key, Catalogue, TopicSpec};
+pub use catalogue::{
+    carries_commands, command_topic, commands_topic, dlq_of, events_topic, product_key, Catalogue,
+    TopicSpec, HOT_LANE, HOT_LANE_TOPIC,
+};
 pub use client_properties::{ClientProperties, PropertiesError};
 pub use embedded::{Append, EmbeddedLog, LogError, LogRecord, LogTxn, Pending, Usage};
 pub use kafka_admin::{apply_topics, client_config, AdminError, ApplyReport, KafkaConfig};

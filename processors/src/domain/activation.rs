@@ -117,6 +117,8 @@ pub fn absorb(mut state: ActivationState, event: &Event) -> ActivationState {
         Event::StockAdjusted(e) => set_stock(&mut state, &e.line, e.region_available),
         Event::StockReserved(e) => set_stock(&mut state, &e.line, e.region_available),
         Event::ReservationReleased(e) => set_stock(&mut state, &e.line, e.region_available),
+        Event::ReservationCommitted(e) => set_stock(&mut state, &e.line, e.region_available),
+        Event::ReservationExpired(e) => set_stock(&mut state, &e.line, e.region_available),
         Event::InventoryAvailable(e) => {
             state
                 .stock
