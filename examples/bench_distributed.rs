@@ -38,14 +38,12 @@
 // common::channels) are not used here.
 #[allow(dead_code)]
 mod common;
-#[path = "../tests/common/ports.rs"]
-mod ports;
 
+use common::cluster::*;
 use common::*;
 use porch_processors::modules::{self, ChannelConfig, ComplianceConfig};
-use porch_schemas::{Codec, Event, Module, RegistryClient};
+use porch_schemas::{Codec, Event, RegistryClient};
 use porch_topics::{Catalogue, KafkaConfig};
-use ports::free_port;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -56,14 +54,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The processors, one per module, named after it.
-const PROCESSORS: [Module; 8] = Module::ALL;
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
 const MIB: f64 = 1024.0 * 1024.0;
 /// Targets of the issue.
@@ -273,195 +267,7 @@ fn print_cql_requests(per: &str, roles: &[(String, u16)], a: &Sample, b: &Sample
     }
 }
 
-// ------------------------------------------------------------------------------- the roles
-
-/// One running porch on the shared engines: its settings and role processes. Dropping it kills
-/// the roles and deletes the run's topics.
-struct Cluster {
-    porch: PathBuf,
-    dir: PathBuf,
-    kafka: KafkaConfig,
-    keyspace: String,
-    registry_port: u16,
-    api_port: u16,
-    roles: Vec<(String, Child, Option<u16>)>,
-}
-
-impl Cluster {
-    fn registry_topic(&self) -> String {
-        format!("{}_porch_schemas", self.kafka.topic_prefix)
-    }
-
-    fn command(&self) -> Command {
-        let mut c = Command::new(&self.porch);
-        c.env("PORCH_KAFKA", &self.kafka.bootstrap)
-            .env("PORCH_TOPIC_PREFIX", &self.kafka.topic_prefix)
-            .env("PORCH_CQL_KEYSPACE", &self.keyspace)
-            .env(
-                "PORCH_REGISTRY_URL",
-                format!("http://127.0.0.1:{}", self.registry_port),
-            )
-            .env("PORCH_REGISTRY_TOPIC", self.registry_topic())
-            .env(
-                "PORCH_LOG",
-                std::env::var("PORCH_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        c
-    }
-
-    /// Runs a porch tool to completion, failing the benchmark when it fails.
-    fn tool(&self, args: &[&str]) {
-        let out = self
-            .command()
-            .args(args)
-            .stdout(Stdio::piped())
-            .output()
-            .expect("run porch");
-        assert!(
-            out.status.success(),
-            "porch {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-    }
-
-    fn start_role(&mut self, name: &str, args: &[&str], port: Option<u16>) {
-        let child = self
-            .command()
-            .args(args)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start porch {name}: {e}"));
-        self.roles.push((name.to_string(), child, port));
-    }
-
-    /// Stops a role with SIGTERM (it leaves its consumer group) and waits for it to exit;
-    /// returns its port.
-    fn stop_role(&mut self, name: &str) -> Option<u16> {
-        let i = self.roles.iter().position(|(n, _, _)| n == name)?;
-        let (_, mut child, port) = self.roles.remove(i);
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let _ = child.wait();
-        port
-    }
-
-    fn pids(&self) -> Vec<(String, u32)> {
-        self.roles
-            .iter()
-            .map(|(n, c, _)| (n.clone(), c.id()))
-            .collect()
-    }
-
-    /// Fails the benchmark if a role has exited.
-    fn check_alive(&mut self) {
-        for (name, child, _) in &mut self.roles {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("porch {name} exited: {status}");
-            }
-        }
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for (_, child, _) in &mut self.roles {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // Every topic of the run carries its prefix: the catalogue's, the registry's and the
-        // baseline's scratch topics.
-        let deleted = self.kafka.delete_prefixed_topics();
-        let dropped = match porch_cql::CqlConfig::from_env() {
-            Ok(mut cql) => {
-                cql.keyspace = self.keyspace.clone();
-                // The driver's future needs an executor; this may run inside the benchmark's
-                // runtime.
-                std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .ok()?;
-                    rt.block_on(porch_cql::drop_keyspace(&cql)).ok()
-                })
-                .join()
-                .ok()
-                .flatten()
-                .is_some()
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                false
-            }
-        };
-        match deleted {
-            Ok(n) => println!(
-                "cleaned up: roles killed, {n} topics of prefix {} deleted, keyspace {} {}",
-                self.kafka.topic_prefix,
-                self.keyspace,
-                if dropped { "dropped" } else { "not dropped" }
-            ),
-            Err(e) => eprintln!(
-                "cleanup: could not delete the topics of prefix {}: {e}",
-                self.kafka.topic_prefix
-            ),
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 // ------------------------------------------------------------------------------- HTTP
-
-impl Client {
-    /// Whether GET `url` answers 2xx within a second.
-    async fn ok(&self, url: &str) -> bool {
-        self.http
-            .get(url)
-            .timeout(Duration::from_secs(1))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-    }
-
-    /// Every series a role's /metrics gives (name with labels, value); none if it does not answer.
-    async fn metrics(&self, port: u16) -> Vec<(String, f64)> {
-        let text = async {
-            self.http
-                .get(format!("http://127.0.0.1:{port}/metrics"))
-                .timeout(Duration::from_secs(1))
-                .send()
-                .await
-                .ok()?
-                .text()
-                .await
-                .ok()
-        };
-        let Some(text) = text.await else {
-            return Vec::new();
-        };
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| {
-                let (series, v) = l.rsplit_once(' ')?;
-                Some((series.to_string(), v.parse().ok()?))
-            })
-            .collect()
-    }
-
-    /// A gauge or counter of a role's /metrics (its first series).
-    async fn metric(&self, port: u16, metric: &str) -> Option<f64> {
-        value(&self.metrics(port).await, metric)
-    }
-}
-
-/// The first series of `metric` among a role's series.
-fn value(series: &[(String, f64)], metric: &str) -> Option<f64> {
-    series
-        .iter()
-        .find(|(s, _)| s == metric || s.starts_with(&format!("{metric}{{")))
-        .map(|(_, v)| *v)
-}
 
 /// A role's CQL requests so far and the seconds they took, by kind and logical table
 /// ("write product").
@@ -923,129 +729,10 @@ async fn main() -> anyhow::Result<()> {
             latency_offers: 3000,
         },
     );
-    let exe = std::env::current_exe()?;
-    let porch = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("porch"))
-        .unwrap();
-    anyhow::ensure!(
-        porch.exists(),
-        "build the binary first: cargo build --release ({} missing)",
-        porch.display()
-    );
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    let short = &id[id.len() - 10..];
-    let dir = std::env::temp_dir().join(format!("porch-bench-dist-{short}"));
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("porch.toml"), config())?;
-    // The operator's client properties too, as the roles it starts get them.
-    let kafka = KafkaConfig {
-        topic_prefix: format!("bench{short}."),
-        ..KafkaConfig::from_env()?
-    };
-    let mut cluster = Cluster {
-        porch,
-        dir: dir.clone(),
-        kafka: kafka.clone(),
-        keyspace: format!("porch_bench{short}"),
-        registry_port: free_port(),
-        api_port: free_port(),
-        roles: Vec::new(),
-    };
-    let client = Arc::new(Client::new(format!(
-        "http://127.0.0.1:{}",
-        cluster.api_port
-    )));
-
-    // Start: registry, topics, schema, then the roles.
     let started = Instant::now();
-    let registry_listen = format!("127.0.0.1:{}", cluster.registry_port);
-    cluster.start_role(
-        "registry",
-        &["registry", "--listen", &registry_listen],
-        Some(cluster.registry_port),
-    );
-    cluster.tool(&["topics", "apply"]);
-    cluster.tool(&["schema", "migrate"]);
-    let config = dir.join("porch.toml");
-    let config = config.to_str().unwrap();
-    let start_processor = |cluster: &mut Cluster, p: &str, port: u16| {
-        let listen = format!("127.0.0.1:{port}");
-        cluster.start_role(
-            p,
-            &[
-                "processor",
-                p,
-                "--instance",
-                p,
-                "--config",
-                config,
-                "--listen",
-                &listen,
-            ],
-            Some(port),
-        );
-    };
-    for p in PROCESSORS {
-        start_processor(&mut cluster, p.as_str(), free_port());
-    }
-    let search = dir.join("search");
-    let search = search.to_str().unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    cluster.start_role(
-        "connector-search",
-        &[
-            "connector",
-            "search",
-            "--search-dir",
-            search,
-            "--listen",
-            &listen,
-        ],
-        Some(port),
-    );
-    let images = dir.join("images");
-    let listen = format!("127.0.0.1:{}", cluster.api_port);
-    cluster.start_role(
-        "ingest-api",
-        &[
-            "ingest-api",
-            "--config",
-            config,
-            "--listen",
-            &listen,
-            "--search-dir",
-            search,
-            "--images-dir",
-            images.to_str().unwrap(),
-        ],
-        None,
-    );
-    // Ready: the API answers, the connector answers, every processor owns all its tasks.
+    let mut cluster = Cluster::start("porch-bench-dist", &config()).await?;
+    let (client, kafka) = (cluster.client.clone(), cluster.kafka.clone());
     let partitions = Catalogue::builtin().partitions;
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        cluster.check_alive();
-        let mut ready = client.ok(&format!("{}/readyz", client.base)).await;
-        for (name, _, port) in &cluster.roles {
-            let Some(port) = *port else { continue };
-            ready &= match name.as_str() {
-                "registry" => true,
-                "connector-search" => client.ok(&format!("http://127.0.0.1:{port}/readyz")).await,
-                _ => client.metric(port, "porch_tasks").await == Some(partitions as f64),
-            };
-        }
-        if ready {
-            break;
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the roles did not become ready in 180 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     let probe = Arc::new(
         blocking({
             let kafka = kafka.clone();
@@ -1209,7 +896,7 @@ async fn main() -> anyhow::Result<()> {
     let s4 = sample().await;
     let restarted = Instant::now();
     for (p, port) in &stopped {
-        start_processor(&mut cluster, p, *port);
+        cluster.start_processor(p, *port);
     }
     blocking({
         let probe = probe.clone();

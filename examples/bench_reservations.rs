@@ -4,6 +4,7 @@
 //!   cargo build --release && cargo run --release --example bench_reservations -- [--skus N]
 //!       [--one-sku A] [--spread B] [--concurrency C] [--rate R] [--latency-requests M]
 //!       [--background-rate G] [--phase-secs S] [--flash-stock F] [--offers 0|1] [--contrast 0|1]
+//!       [--distributed 0|1]
 //!
 //! Every request holds one unit region-wide in GB for an hour (no hold expires during the run);
 //! its outcome is its `ReservationOutcome` on `inventory.reservation.outcomes` (matched by
@@ -25,10 +26,10 @@
 //!    flagged (the benchmark's porch has `[reservations] hot_requests_per_sec` out of reach, so
 //!    it never becomes hot and its requests share `inventory.commands` with the others') → the
 //!    other SKUs' request → outcome p50/p99, and flash p99 / idle p99
-//! 4. memory: resident set of `porch up` (and its peak)
+//! 4. memory: resident set of `porch up` (and its peak), or of the roles a reservation goes through
 //!
-//! Only the embedded backend: the distributed roles are started by `bench_distributed`'s own
-//! cluster, which is not shared.
+//! With `--distributed 1` the same runs against porch's roles as separate processes on Kafka and
+//! Cassandra (`scripts/engines up`; a fresh topic prefix and keyspace, deleted at the end).
 
 use porch_schemas::now_micros;
 use reqwest::Method;
@@ -43,6 +44,7 @@ use std::time::{Duration, Instant};
 mod common;
 
 use common::channels::{neighbours, occurred_at, text, Usage};
+use common::cluster::Cluster;
 use common::*;
 
 const OUTCOMES: &str = "inventory.reservation.outcomes";
@@ -64,6 +66,7 @@ struct Args {
     flash_stock: u64,
     offers: bool,
     contrast: bool,
+    distributed: bool,
 }
 
 fn parse_args() -> Args {
@@ -79,11 +82,12 @@ fn parse_args() -> Args {
         flash_stock: 1000,
         offers: true,
         contrast: true,
+        distributed: false,
     };
     parse_flags(
         "bench_reservations [--skus N] [--one-sku A] [--spread B] [--concurrency C] [--rate R] \
          [--latency-requests M] [--background-rate G] [--phase-secs S] [--flash-stock F] \
-         [--offers 0|1] [--contrast 0|1]",
+         [--offers 0|1] [--contrast 0|1] [--distributed 0|1]",
         |flag, v| {
             match flag {
                 "--skus" => a.skus = v() as usize,
@@ -97,6 +101,7 @@ fn parse_args() -> Args {
                 "--flash-stock" => a.flash_stock = v(),
                 "--offers" => a.offers = v() != 0,
                 "--contrast" => a.contrast = v() != 0,
+                "--distributed" => a.distributed = v() != 0,
                 _ => return false,
             }
             true
@@ -348,20 +353,20 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 /// from the first request sent to the last outcome.
 async fn throughput(
     client: &Arc<Client>,
-    pid: u32,
+    pids: &[u32],
     what: &str,
     n: usize,
     concurrency: usize,
     sku: impl Fn(usize) -> usize + Send + Sync + 'static,
 ) {
     let from = client.ends(OUTCOMES).await;
-    let (usage, retries) = (Usage::start(pid), client.retries.load(Ordering::Relaxed));
+    let (usage, retries) = (Usage::of(pids), client.retries.load(Ordering::Relaxed));
     let first_us = now_micros();
     let started = Instant::now();
     let answered = load(client, n, concurrency, move |i| vec![reserve(sku(i))]).await;
     let accept_secs = started.elapsed().as_secs_f64();
     let outs = outcomes(client, &from, n).await;
-    let during = usage.report(pid);
+    let during = usage.report();
     let decided: Vec<&Outcome> = outs.iter().filter(|o| o.request.is_some()).collect();
     let at = sorted(decided.iter().map(|o| o.at_us as f64).collect());
     let secs = |from: f64, to: f64| (to - from) / 1e6;
@@ -393,7 +398,7 @@ async fn throughput(
 /// sorted latencies.
 async fn lane_phase(
     client: &Arc<Client>,
-    pid: u32,
+    pids: &[u32],
     args: &Args,
     what: &str,
     flash: Option<usize>,
@@ -401,7 +406,7 @@ async fn lane_phase(
 ) -> Vec<f64> {
     let from = client.ends(OUTCOMES).await;
     let hot_from: u64 = client.ends(HOT_LANE).await.iter().sum();
-    let usage = Usage::start(pid);
+    let usage = Usage::of(pids);
     let flood = flash.map(|sku| Flash::start(client, sku, args.concurrency));
     if flood.is_some() {
         // The sale at full speed before the other SKUs' requests are timed.
@@ -421,7 +426,7 @@ async fn lane_phase(
         }
         None => (0, 0.0, 0),
     };
-    let during = usage.report(pid);
+    let during = usage.report();
     let outs = outcomes(client, &from, count + flash_sent).await;
     let hot_lane = client.ends(HOT_LANE).await.iter().sum::<u64>() - hot_from;
     let lat = latencies(&sent, &outs);
@@ -476,16 +481,26 @@ async fn main() {
         "{}\n[reservations]\nhot_requests_per_sec = 4000000000\nhot_for_secs = 300\n",
         config()
     );
-    let porch = Porch::start("porch-bench-reservations", &config).await;
-    let (client, pid) = (porch.client.clone(), porch.pid);
+    let target = if args.distributed {
+        Target::Cluster(
+            Cluster::start("porch-bench-reservations", &config)
+                .await
+                .expect("start porch's roles on Kafka and Cassandra"),
+        )
+    } else {
+        Target::Up(Porch::start("porch-bench-reservations", &config).await)
+    };
+    let (client, pids) = (target.client(), target.pids());
+    let pids = &pids[..];
     println!(
-        "porch bench_reservations: {} SKUs over {TENANTS} tenants{}, concurrency {}, machine cores {}; porch up pid {pid}",
+        "porch bench_reservations: {} SKUs over {TENANTS} tenants{}, concurrency {}, machine cores {}; {}",
         args.skus,
         if args.offers { ", each offered in GB" } else { ", not offered" },
         args.concurrency,
         std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(0)
+            .unwrap_or(0),
+        target.describe(),
     );
     println!("{}", neighbours());
 
@@ -520,10 +535,10 @@ async fn main() {
     }
     client.drained(CATALOGUE_PIPELINE).await;
     println!(
-        "setup: {n} products, SKUs and stock levels{} in {:.1} s; rss of porch up {}",
+        "setup: {n} products, SKUs and stock levels{} in {:.1} s; rss {}",
         if args.offers { " and offers" } else { "" },
         setup.elapsed().as_secs_f64(),
-        rss(pid)
+        target.rss()
     );
 
     // 1. Throughput.
@@ -531,7 +546,7 @@ async fn main() {
         flag_hot(&client, one).await;
         throughput(
             &client,
-            pid,
+            pids,
             &format!("a) one SKU (s{one}, {} units, flagged hot)", args.one_sku),
             args.one_sku,
             args.concurrency,
@@ -544,7 +559,7 @@ async fn main() {
         let spread = args.skus;
         throughput(
             &client,
-            pid,
+            pids,
             &format!("b) spread over {spread} SKUs"),
             args.spread,
             args.concurrency,
@@ -558,13 +573,13 @@ async fn main() {
     let mut offset = args.spread;
     if args.latency_requests > 0 {
         let from = client.ends(OUTCOMES).await;
-        let usage = Usage::start(pid);
+        let usage = Usage::of(pids);
         let spread = args.skus;
         let (sent, rate) = at_rate(&client, args.latency_requests, args.rate, |j| {
             reserve((offset + j) % spread)
         })
         .await;
-        let during = usage.report(pid);
+        let during = usage.report();
         let outs = outcomes(&client, &from, args.latency_requests).await;
         let lat = sorted(latencies(&sent, &outs).iter().map(|(ms, _)| *ms).collect());
         let answered = sorted(sent.iter().map(|s| s.answered_ms).collect());
@@ -588,13 +603,13 @@ async fn main() {
             args.background_rate, args.phase_secs
         );
         let step = args.background_rate * args.phase_secs as usize;
-        let idle = lane_phase(&client, pid, &args, "i: idle", None, offset).await;
+        let idle = lane_phase(&client, pids, &args, "i: idle", None, offset).await;
         client.drained(CATALOGUE_PIPELINE).await;
         let hot = skus.flash_hot();
         flag_hot(&client, hot).await;
         let during = lane_phase(
             &client,
-            pid,
+            pids,
             &args,
             "ii: flash sale, its SKU flagged hot",
             Some(hot),
@@ -612,7 +627,7 @@ async fn main() {
         if args.contrast {
             let cold = lane_phase(
                 &client,
-                pid,
+                pids,
                 &args,
                 "iii: the same flash sale, not flagged: no hot lane",
                 Some(skus.flash_cold()),
@@ -631,12 +646,65 @@ async fn main() {
     }
 
     // 4. Memory.
-    println!("(4) rss of porch up at the end: {}", rss(pid));
+    println!("(4) rss at the end: {}", target.rss());
     println!("{}", neighbours());
-    let keep = std::env::var("PORCH_BENCH_KEEP").as_deref() == Ok("1");
-    let data = porch.dir.join("data");
-    porch.stop(keep);
-    if keep {
-        println!("kept: {}", data.display());
+    match target {
+        Target::Up(porch) => {
+            let keep = std::env::var("PORCH_BENCH_KEEP").as_deref() == Ok("1");
+            let data = porch.dir.join("data");
+            porch.stop(keep);
+            if keep {
+                println!("kept: {}", data.display());
+            }
+        }
+        Target::Cluster(cluster) => drop(cluster),
+    }
+}
+
+/// What the benchmark measures: `porch up`, or porch's roles on Kafka and Cassandra.
+enum Target {
+    Up(Porch),
+    Cluster(Cluster),
+}
+
+impl Target {
+    fn client(&self) -> Arc<Client> {
+        match self {
+            Target::Up(p) => p.client.clone(),
+            Target::Cluster(c) => c.client.clone(),
+        }
+    }
+
+    /// porch's processes.
+    fn pids(&self) -> Vec<u32> {
+        match self {
+            Target::Up(p) => vec![p.pid],
+            Target::Cluster(c) => c.pids().into_iter().map(|(_, pid)| pid).collect(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Target::Up(p) => format!("porch up pid {}", p.pid),
+            Target::Cluster(c) => format!(
+                "porch's roles on Kafka {} and CQL {} (topic prefix {}, keyspace {})",
+                c.kafka.bootstrap,
+                std::env::var("PORCH_CQL").unwrap_or_else(|_| "127.0.0.1:9042".into()),
+                c.kafka.topic_prefix,
+                c.keyspace
+            ),
+        }
+    }
+
+    /// Resident sets: of `porch up`, or of the roles that take part in a reservation.
+    fn rss(&self) -> String {
+        match self {
+            Target::Up(p) => format!("of porch up {}", rss(p.pid)),
+            Target::Cluster(c) => ["ingest-api", "inventory", "activation", "connector-search"]
+                .iter()
+                .filter_map(|name| Some(format!("{name} {}", rss(c.pid(name)?))))
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
     }
 }

@@ -302,7 +302,7 @@ impl Connector {
         self.control(client, "resume").await;
         let status = self.settled(client, requested as u64).await;
         let seen_done = resumed.elapsed().as_secs_f64();
-        let during = usage.report(pid);
+        let during = usage.report();
         client.drained(&PIPELINE).await;
         let outcomes = client.read_all("channel.outcomes").await;
         let events = client.read_all("channel.events").await;
@@ -341,7 +341,7 @@ impl Connector {
     ) -> Latency {
         let usage = Usage::start(pid);
         let achieved = offer_at_rate(client, cat, rate).await;
-        let during = usage.report(pid);
+        let during = usage.report();
         self.settled(client, from.done + cat.listings as u64).await;
         client.drained(&PIPELINE).await;
         let activated = first_by_offer(
@@ -561,24 +561,32 @@ fn machine_ticks() -> (f64, f64) {
 /// What the machine and `porch up` used from a starting point.
 pub struct Usage {
     at: Instant,
+    pids: Vec<u32>,
     porch_cpu: f64,
     machine: (f64, f64),
 }
 
 impl Usage {
+    /// From now on, of the process `pid` (`porch up`).
     pub fn start(pid: u32) -> Self {
+        Self::of(&[pid])
+    }
+    /// From now on, of the processes `pids` together (porch's roles).
+    pub fn of(pids: &[u32]) -> Self {
         Usage {
             at: Instant::now(),
-            porch_cpu: cpu_secs(pid),
+            pids: pids.to_vec(),
+            porch_cpu: pids.iter().map(|p| cpu_secs(*p)).sum(),
             machine: machine_ticks(),
         }
     }
-    pub fn report(&self, pid: u32) -> String {
+    pub fn report(&self) -> String {
         let secs = self.at.elapsed().as_secs_f64();
         let (busy, total) = machine_ticks();
+        let cpu: f64 = self.pids.iter().map(|p| cpu_secs(*p)).sum();
         format!(
-            "porch up used {:.2} cores, the machine was {:.0} % busy over {secs:.1} s",
-            (cpu_secs(pid) - self.porch_cpu) / secs,
+            "porch used {:.2} cores, the machine was {:.0} % busy over {secs:.1} s",
+            (cpu - self.porch_cpu) / secs,
             100.0 * (busy - self.machine.0) / (total - self.machine.1).max(1.0)
         )
     }

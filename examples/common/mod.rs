@@ -3,6 +3,7 @@
 //! from /proc. What only the sales-channel benchmarks share is in [`channels`].
 
 pub mod channels;
+pub mod cluster;
 
 use serde_json::{json, Value};
 use std::path::PathBuf;
