@@ -1259,6 +1259,7 @@ async fn the_product_view_joins_every_module() {
             status: ActivationStatus::Active,
             reasons: vec![],
             listing: None,
+            listed_at: None,
             version: 2,
         },
     );
@@ -1411,6 +1412,7 @@ async fn products_list_in_pages_and_filter() {
             status: ActivationStatus::Active,
             reasons: vec![],
             listing: None,
+            listed_at: None,
             version: 1,
         },
     );
@@ -1462,6 +1464,7 @@ async fn availability_sums_sellers_unless_one_is_named() {
                 status,
                 reasons,
                 listing: None,
+                listed_at: None,
                 version: 1,
             },
         )

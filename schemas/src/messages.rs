@@ -464,6 +464,10 @@ pub struct ComplianceReviewRequested {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OfferActivated {
     pub listing: Listing,
+    /// When activation decided it (micros since the epoch, its clock): a change of the
+    /// available quantity alone is published at most once per pace from here.
+    #[serde(default)]
+    pub decided_at: Option<Micros>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

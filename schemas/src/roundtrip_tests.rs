@@ -336,7 +336,11 @@ fn all_events() -> Vec<Event> {
             reasons: reasons(),
         }
         .into(),
-        OfferActivated { listing: listing() }.into(),
+        OfferActivated {
+            listing: listing(),
+            decided_at: Some(1_700_000_000_000_000),
+        }
+        .into(),
         OfferSuspended {
             offer_id: o.offer_id.clone(),
             product_id: pid.clone(),

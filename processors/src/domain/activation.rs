@@ -33,9 +33,20 @@ pub struct OfferView {
     pub reasons: Vec<Reason>,
     /// The listing last published in OfferActivated (to tell a real change from a repeat).
     pub listing: Option<Listing>,
+    /// When that OfferActivated was decided: a change of the quantity alone waits until
+    /// [`QUANTITY_PACE`] after it.
+    #[serde(default)]
+    pub listed_at: Option<Micros>,
     /// The offer's own version in activation.events.
     pub version: i64,
 }
+
+/// How often an active listing is published again for a change of its available quantity alone
+/// (a flash sale's holds, a busy shop's sales): the first change goes out at once, the ones that
+/// follow within the pace go out together when it ends. Going out of stock or back in is never
+/// paced (the offer is suspended or activated), nor is any other change to the listing. Search
+/// and every sales channel see at most one quantity update per offer per pace.
+pub const QUANTITY_PACE: Micros = 1_000_000;
 
 /// Activation's view of one product and every offer on it.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -176,6 +187,7 @@ fn upsert_offer<'a>(state: &'a mut ActivationState, offer: &OfferData) -> &'a mu
             status: ActivationStatus::PendingActivation,
             reasons: vec![],
             listing: None,
+            listed_at: None,
             version: 0,
         });
     view.data = offer.clone();
@@ -318,16 +330,34 @@ pub fn buy_box(
 }
 
 /// The earliest moment after `now` at which a validity window opens or closes on an offer that
-/// has not ended: when the runtime should send a Tick.
+/// has not ended, or a paced quantity change is due: when the runtime should send a Tick.
 pub fn next_deadline(state: &ActivationState, now: Micros) -> Option<Micros> {
-    state
-        .offers
-        .values()
-        .filter(|o| o.status != ActivationStatus::Ended && !o.withdrawn)
-        .flat_map(|o| [o.data.valid_from, o.data.valid_until])
-        .flatten()
-        .filter(|t| *t > now)
-        .min()
+    let live = || {
+        state
+            .offers
+            .values()
+            .filter(|o| o.status != ActivationStatus::Ended && !o.withdrawn)
+    };
+    let windows = live().flat_map(|o| [o.data.valid_from, o.data.valid_until]);
+    let paced = live().map(|o| paced_until(state, o, now));
+    windows.chain(paced).flatten().filter(|t| *t > now).min()
+}
+
+/// When an active offer whose buy box now differs from its published listing by the quantity
+/// alone may be published again; none for any other offer.
+fn paced_until(state: &ActivationState, offer: &OfferView, now: Micros) -> Option<Micros> {
+    let (ActivationStatus::Active, Some(published), Some(at)) =
+        (offer.status, &offer.listing, offer.listed_at)
+    else {
+        return None;
+    };
+    let listing = buy_box(state, offer, now).ok()?;
+    let quantity_alone = listing != *published
+        && Listing {
+            available: published.available,
+            ..listing
+        } == *published;
+    quantity_alone.then_some(at.saturating_add(QUANTITY_PACE))
 }
 
 /// What each offer's buy box at `now` changes: an ended offer stays ended; a withdrawn one ends;
@@ -364,8 +394,15 @@ fn verdict(state: &ActivationState, offer: &OfferView, now: Micros) -> Option<Ev
     }
     match buy_box(state, offer, now) {
         Ok(listing) => (offer.status != ActivationStatus::Active
-            || offer.listing.as_ref() != Some(&listing))
-        .then(|| OfferActivated { listing }.into()),
+            || (offer.listing.as_ref() != Some(&listing)
+                && paced_until(state, offer, now).is_none_or(|due| now >= due)))
+        .then(|| {
+            OfferActivated {
+                listing,
+                decided_at: Some(now),
+            }
+            .into()
+        }),
         Err(reasons) => (offer.status != ActivationStatus::Suspended || offer.reasons != reasons)
             .then(|| {
                 OfferSuspended {
@@ -402,7 +439,7 @@ impl Aggregate for Activation {
                 &e.listing.offer_id,
                 ActivationStatus::Active,
                 &Vec::new(),
-                Some(&e.listing),
+                Some((&e.listing, e.decided_at)),
             ),
             Event::OfferSuspended(e) => {
                 (&e.offer_id, ActivationStatus::Suspended, &e.reasons, None)
@@ -413,8 +450,9 @@ impl Aggregate for Activation {
         if let Some(offer) = state.offers.get_mut(offer_id) {
             offer.status = status;
             offer.reasons = reasons.clone();
-            if let Some(listing) = listing {
+            if let Some((listing, at)) = listing {
                 offer.listing = Some(listing.clone());
+                offer.listed_at = at;
             }
             offer.version += 1;
         }
@@ -497,10 +535,12 @@ mod tests {
             OfferCreated { offer: in_() }.into(),
             OfferActivated {
                 listing: listing(&gb(), 5),
+                decided_at: None,
             }
             .into(),
             OfferActivated {
                 listing: listing(&in_(), 5),
+                decided_at: None,
             }
             .into(),
         ]);
@@ -580,7 +620,8 @@ mod tests {
         assert_eq!(
             then,
             vec![OfferActivated {
-                listing: listing(&gb(), 5)
+                listing: listing(&gb(), 5),
+                decided_at: Some(NOW),
             }
             .into()]
         );
@@ -817,7 +858,8 @@ mod tests {
         assert_eq!(
             then,
             vec![OfferActivated {
-                listing: listing(&cheaper, 5)
+                listing: listing(&cheaper, 5),
+                decided_at: Some(NOW),
             }
             .into()]
         );
@@ -846,6 +888,7 @@ mod tests {
                         title: "Shirt".into(),
                         ..listing(o, 5)
                     },
+                    decided_at: Some(NOW),
                 }
                 .into()
             })
@@ -884,7 +927,84 @@ mod tests {
         assert_eq!(
             then,
             vec![OfferActivated {
-                listing: listing(&gb(), 2)
+                listing: listing(&gb(), 2),
+                decided_at: Some(NOW),
+            }
+            .into()]
+        );
+    }
+
+    #[test]
+    fn a_change_of_quantity_alone_is_paced_and_nothing_else_is() {
+        // Both offers published at NOW.
+        let mut events = world();
+        events.extend([
+            OfferCreated { offer: gb() }.into(),
+            OfferCreated { offer: in_() }.into(),
+        ]);
+        let state = given(&events);
+        let published = observe(&state, stock("GB", 5));
+        let state = apply(state, None, &published);
+        let soon = NOW + QUANTITY_PACE / 2;
+        let at = |state: &ActivationState, event: Event, now: Micros| {
+            let decided = Activation::decide(
+                state,
+                &ActivationInput::Observed {
+                    event: event.clone(),
+                    now,
+                },
+            )
+            .unwrap();
+            (apply(state.clone(), Some(&event), &decided), decided)
+        };
+
+        // A hold within the pace: nothing now, the latest quantity when the pace ends.
+        let (state, now) = at(&state, stock("GB", 4), soon);
+        assert_eq!(now, vec![]);
+        let (state, now) = at(&state, stock("GB", 3), soon + 1);
+        assert_eq!(now, vec![]);
+        assert_eq!(next_deadline(&state, soon + 1), Some(NOW + QUANTITY_PACE));
+        assert_eq!(tick(&state, NOW + QUANTITY_PACE - 1), vec![]);
+        let due = NOW + QUANTITY_PACE;
+        let then = Activation::decide(&state, &ActivationInput::Tick { now: due }).unwrap();
+        assert_eq!(
+            then,
+            vec![OfferActivated {
+                listing: listing(&gb(), 3),
+                decided_at: Some(due),
+            }
+            .into()]
+        );
+        let state = apply(state, None, &then);
+        assert_eq!(next_deadline(&state, due), None);
+
+        // After a quiet pace the first change goes out at once.
+        let later = due + QUANTITY_PACE;
+        let (state, then) = at(&state, stock("GB", 2), later);
+        assert_eq!(then.len(), 1, "{then:?}");
+
+        // Within the pace: going out of stock, and a price change, are not paced.
+        let (state, then) = at(&state, stock("GB", 0), later + 1);
+        assert_eq!(codes(&then)[0].1, vec!["OUT_OF_STOCK".to_string()]);
+        let (state, then) = at(&state, stock("GB", 1), later + 2);
+        assert_eq!(then.len(), 1, "back in stock at once: {then:?}");
+        let cheaper = OfferData {
+            price: money(1499, "GBP"),
+            ..gb()
+        };
+        let (_, then) = at(
+            &state,
+            OfferUpdated {
+                offer: cheaper.clone(),
+            }
+            .into(),
+            later + 3,
+        );
+        assert_eq!(
+            then,
+            vec![OfferActivated {
+                listing: listing(&cheaper, 1),
+                decided_at: Some(later + 3),
             }
             .into()]
         );
@@ -939,7 +1059,8 @@ mod tests {
         assert_eq!(
             then,
             vec![OfferActivated {
-                listing: listing(&windowed, 5)
+                listing: listing(&windowed, 5),
+                decided_at: Some(2_000),
             }
             .into()]
         );
@@ -1221,7 +1342,19 @@ mod tests {
                             offer.data.offer_id,
                             verdict
                         );
-                        prop_assert_eq!(verdict.ok(), offer.listing.clone());
+                        // The published listing is the buy box's, or lags by its quantity
+                        // alone until the pace ends, with a tick due by then.
+                        if verdict.as_ref().ok() != offer.listing.as_ref() {
+                            let due = paced_until(&state, offer, now);
+                            prop_assert!(
+                                due.is_some_and(|due| due > now
+                                    && next_deadline(&state, now).is_some_and(|n| n <= due)),
+                                "{} published {:?}, buy box {:?}",
+                                offer.data.offer_id,
+                                offer.listing,
+                                verdict
+                            );
+                        }
                     }
                     ActivationStatus::Suspended => {
                         prop_assert_eq!(verdict.err(), Some(offer.reasons.clone()))
@@ -1246,7 +1379,10 @@ mod tests {
         #[test]
         fn an_active_offer_always_satisfies_the_buy_box(
             from_a_sellable_world in any::<bool>(),
-            steps in proptest::collection::vec((proptest::option::of(arb_event()), 0i64..6), 0..60)
+            steps in proptest::collection::vec(
+                (proptest::option::of(arb_event()), prop_oneof![0i64..6, Just(QUANTITY_PACE)]),
+                0..60,
+            )
         ) {
             // Half the runs start where offers can sell, so that activation is exercised often.
             let prefix = if from_a_sellable_world { sellable_world() } else { vec![] };

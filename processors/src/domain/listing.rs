@@ -97,6 +97,7 @@ mod tests {
     fn activated(available: i64) -> Event {
         OfferActivated {
             listing: listing(&gb(), available),
+            decided_at: None,
         }
         .into()
     }

@@ -47,6 +47,7 @@ fn india() -> OfferData {
 fn activated(o: &OfferData, available: i64) -> Event {
     OfferActivated {
         listing: listing(o, available),
+        decided_at: None,
     }
     .into()
 }
