@@ -6,7 +6,7 @@ use crate::extract::{ApiPath, ApiQuery};
 use crate::params::parse_number;
 use crate::reads::read;
 use crate::AppState;
-use axum::extract::{FromRequestParts, State};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -38,6 +38,65 @@ pub struct CommandMeta {
     idempotency_key: Option<String>,
     command_id: Option<CommandId>,
     correlation_id: Option<String>,
+    /// The version the client saw, from `If-Match`.
+    if_match: Option<IfMatch>,
+    /// `?wait=ms`: how long to wait for the command's outcome before answering.
+    wait_ms: u64,
+}
+
+/// The path and query a request's digest covers: all but `wait`, which changes how long the
+/// answer takes, not what is asked.
+fn digest_path(uri: &axum::http::Uri) -> String {
+    let query: Vec<&str> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter(|pair| !pair.is_empty() && *pair != "wait" && !pair.starts_with("wait="))
+        .collect();
+    match query.as_slice() {
+        [] => uri.path().to_string(),
+        pairs => format!("{}?{}", uri.path(), pairs.join("&")),
+    }
+}
+
+/// What an `If-Match` header asks: any version (`*`), or the version of an ETag this API gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IfMatch {
+    Any,
+    Version(i64),
+}
+
+/// The ETag of an aggregate at `version`, as views carry it and `If-Match` takes it back.
+pub fn etag(version: i64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits and quotes are a header value")
+}
+
+/// Reads `If-Match`: `*`, or one strong ETag this API gave (`"3"`). A weak ETag never matches
+/// (RFC 9110 compares strongly): 412.
+fn if_match(headers: &HeaderMap) -> Result<Option<IfMatch>, ApiError> {
+    let Some(text) = header_text(headers, "if-match", "If-Match")? else {
+        return Ok(None);
+    };
+    let text = text.trim();
+    if text == "*" {
+        return Ok(Some(IfMatch::Any));
+    }
+    if text.starts_with("W/") {
+        return Err(ApiError::precondition_failed(
+            "a weak ETag never matches: send the ETag the view gave",
+        ));
+    }
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|v| *v >= 0)
+        .map(|v| Some(IfMatch::Version(v)))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "If-Match",
+                "must be * or one ETag a view of this API gave, such as \"3\"",
+            )
+        })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CommandMeta {
@@ -50,14 +109,17 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandMeta {
             .transpose()?;
         Ok(Self {
             method: parts.method.as_str().to_string(),
-            path: parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str().to_string())
-                .unwrap_or_default(),
+            path: digest_path(&parts.uri),
             idempotency_key: header_text(headers, "idempotency-key", "Idempotency-Key")?,
             command_id,
             correlation_id: header_text(headers, "x-correlation-id", "X-Correlation-Id")?,
+            if_match: if_match(headers)?,
+            wait_ms: wait_ms(
+                Query::<WaitQuery>::try_from_uri(&parts.uri)
+                    .ok()
+                    .and_then(|q| q.0.wait)
+                    .as_deref(),
+            )?,
         })
     }
 }
@@ -89,6 +151,9 @@ pub struct NewCommand {
     pub claims: Vec<Claim>,
     /// The lane it travels on (none: its module's commands topic).
     pub lane: Option<String>,
+    /// Whether `If-Match` makes it conditional on the aggregate's version (the product, or the
+    /// offer, it changes).
+    pub conditional: bool,
 }
 
 impl NewCommand {
@@ -98,7 +163,14 @@ impl NewCommand {
             aggregate_id: aggregate_id.into(),
             claims: Vec::new(),
             lane: None,
+            conditional: false,
         }
+    }
+
+    /// Takes `If-Match` into account: the command applies only at the version it names.
+    pub fn conditional(mut self) -> Self {
+        self.conditional = true;
+        self
     }
 
     pub fn claiming(mut self, claims: Vec<Claim>) -> Self {
@@ -147,6 +219,14 @@ pub async fn submit(
         .idempotency_key
         .clone()
         .or_else(|| meta.command_id.as_ref().map(|id| id.to_string()));
+    let expected_version = match (meta.if_match, new.conditional) {
+        (None | Some(IfMatch::Any), _) => None,
+        (Some(IfMatch::Version(v)), true) => Some(v),
+        (Some(IfMatch::Version(_)), false) => return Err(ApiError::bad_request(
+            "If-Match",
+            "this command is not conditional: only changes to a product or an offer take If-Match",
+        )),
+    };
     let command_type = new.command.type_name();
     let product_id = new.command.product_id().clone();
     let record = CommandRecord {
@@ -161,6 +241,7 @@ pub async fn submit(
                 .clone()
                 .unwrap_or_else(|| command_id.to_string()),
             lane: new.lane.clone(),
+            expected_version,
         },
         command: new.command,
     };
@@ -170,24 +251,69 @@ pub async fn submit(
         request_hash: request_digest(&meta.method, &meta.path, body),
         claims: new.claims,
     };
-    match state.sink.submit(submission).await? {
-        SubmitOutcome::Accepted { command_id } => {
-            state.metrics.command_accepted(command_type);
-            Ok(accepted(&command_id, &new.aggregate_id, &product_id, false))
+    let (command_id, aggregate_id, product_id, replayed) =
+        match state.sink.submit(submission).await? {
+            SubmitOutcome::Accepted { command_id } => {
+                state.metrics.command_accepted(command_type);
+                (command_id, new.aggregate_id, product_id, false)
+            }
+            SubmitOutcome::Replayed { command_id } => {
+                // The earlier request may have had ids porch generated: answer with those.
+                let key =
+                    porch_processors::store::key(&[caller.tenant().as_str(), command_id.as_str()]);
+                let earlier: Option<CommandStatus> = read(state, tables::COMMAND, key).await?;
+                let (aggregate_id, product_id) = match earlier {
+                    Some(s) => (s.aggregate_id, s.product_id),
+                    None => (new.aggregate_id, product_id),
+                };
+                (command_id, aggregate_id, product_id, true)
+            }
+            SubmitOutcome::Conflict(reason) => return Err(ApiError::conflict(&reason)),
+        };
+    if meta.wait_ms > 0 {
+        let key = porch_processors::store::key(&[caller.tenant().as_str(), command_id.as_str()]);
+        if let Some(status) = outcome(state, key, meta.wait_ms)
+            .await?
+            .filter(|s| s.status != CommandState::Accepted)
+        {
+            if let Some(conflict) = status.reasons.iter().find(|r| r.code == VERSION_CONFLICT) {
+                return Err(ApiError::precondition_failed(conflict.message.clone()));
+            }
+            return Ok(Json(CommandView::from(status)).into_response());
         }
-        SubmitOutcome::Replayed { command_id } => {
-            // The earlier request may have had ids porch generated: answer with those.
-            let key =
-                porch_processors::store::key(&[caller.tenant().as_str(), command_id.as_str()]);
-            let earlier: Option<CommandStatus> = read(state, tables::COMMAND, key).await?;
-            let (aggregate_id, product_id) = match earlier {
-                Some(s) => (s.aggregate_id, s.product_id),
-                None => (new.aggregate_id, product_id),
-            };
-            Ok(accepted(&command_id, &aggregate_id, &product_id, true))
-        }
-        SubmitOutcome::Conflict(reason) => Err(ApiError::conflict(&reason)),
     }
+    Ok(accepted(&command_id, &aggregate_id, &product_id, replayed))
+}
+
+/// The reason code of a conditional command whose aggregate had moved on.
+pub const VERSION_CONFLICT: &str = "VERSION_CONFLICT";
+
+/// A command's status, once it is applied or rejected or `wait_ms` is over (none if the command
+/// is unknown).
+async fn outcome(
+    state: &AppState,
+    key: String,
+    wait_ms: u64,
+) -> Result<Option<CommandStatus>, ApiError> {
+    let deadline = Instant::now() + Duration::from_millis(wait_ms);
+    loop {
+        let status: Option<CommandStatus> = read(state, tables::COMMAND, key.clone()).await?;
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match status {
+            Some(s) if s.status == CommandState::Accepted && !remaining.is_zero() => {
+                let remaining_ms = u64::try_from(remaining.as_millis())
+                    .unwrap_or(MAX_WAIT_MS)
+                    .max(1);
+                state.sink.changed(remaining_ms).await;
+            }
+            other => return Ok(other),
+        }
+    }
+}
+
+/// `?wait=ms`, at most [`MAX_WAIT_MS`].
+fn wait_ms(wait: Option<&str>) -> Result<u64, ApiError> {
+    Ok(parse_number::<u64>("wait", wait, 0, 0..=u64::MAX)?.min(MAX_WAIT_MS))
 }
 
 fn accepted(
@@ -316,22 +442,11 @@ pub async fn get_command(
     ApiPath(id): ApiPath<String>,
     ApiQuery(query): ApiQuery<WaitQuery>,
 ) -> Result<Json<CommandView>, ApiError> {
-    let wait_ms =
-        parse_number::<u64>("wait", query.wait.as_deref(), 0, 0..=u64::MAX)?.min(MAX_WAIT_MS);
+    let wait_ms = wait_ms(query.wait.as_deref())?;
     let id = CommandId::parse(id).map_err(|_| ApiError::not_found("command"))?;
     let key = porch_processors::store::key(&[caller.tenant().as_str(), id.as_str()]);
-    let deadline = Instant::now() + Duration::from_millis(wait_ms);
-    loop {
-        let status: CommandStatus = read(&state, tables::COMMAND, key.clone())
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("command '{id}'")))?;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if status.status != CommandState::Accepted || remaining.is_zero() {
-            return Ok(Json(status.into()));
-        }
-        let remaining_ms = u64::try_from(remaining.as_millis())
-            .unwrap_or(MAX_WAIT_MS)
-            .max(1);
-        state.sink.changed(remaining_ms).await;
-    }
+    outcome(&state, key, wait_ms)
+        .await?
+        .map(|s| Json(s.into()))
+        .ok_or_else(|| ApiError::not_found(format!("command '{id}'")))
 }

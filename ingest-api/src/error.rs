@@ -169,6 +169,19 @@ impl ApiError {
         .with_errors(vec![FieldError::new(field, reason.message.clone())])
     }
 
+    /// 412: a conditional request (`If-Match`) whose aggregate is no longer at the version the
+    /// client saw; nothing was changed.
+    pub fn precondition_failed(message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "version-conflict",
+            "The resource changed since it was read",
+            message.clone(),
+        )
+        .with_errors(vec![FieldError::new("If-Match", message)])
+    }
+
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -212,10 +212,16 @@ async fn owned_offer(state: &AppState, writer: &Writer, id: String) -> Result<Of
     patch,
     path = "/v1/offers/{id}",
     tag = "offers",
-    params(("id" = String, Path, description = "offer id")),
+    params(("id" = String, Path, description = "offer id"),
+        ("If-Match" = Option<String>, Header, description = "the version the change is meant for, as an ETag (\"3\"): at any other, REJECTED with VERSION_CONFLICT"),
+        crate::commands::WaitQuery,
+    ),
     request_body = PatchOfferBody,
     responses(
         (status = 202, body = CommandAccepted),
+        (status = 200, body = crate::commands::CommandView, description = "with ?wait: the outcome"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json", description = "VERSION_CONFLICT"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -253,7 +259,7 @@ pub async fn patch_offer(
         &writer,
         &meta,
         &body.raw,
-        NewCommand::new(command, offer.offer_id.as_str()),
+        NewCommand::new(command, offer.offer_id.as_str()).conditional(),
     )
     .await
 }
@@ -263,9 +269,15 @@ pub async fn patch_offer(
     post,
     path = "/v1/offers/{id}/withdraw",
     tag = "offers",
-    params(("id" = String, Path, description = "offer id")),
+    params(("id" = String, Path, description = "offer id"),
+        ("If-Match" = Option<String>, Header, description = "the version the change is meant for, as an ETag (\"3\"): at any other, REJECTED with VERSION_CONFLICT"),
+        crate::commands::WaitQuery,
+    ),
     responses(
         (status = 202, body = CommandAccepted),
+        (status = 200, body = crate::commands::CommandView, description = "with ?wait: the outcome"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json", description = "VERSION_CONFLICT"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ),
@@ -287,7 +299,7 @@ pub async fn withdraw_offer(
         &writer,
         &meta,
         b"",
-        NewCommand::new(command, offer.offer_id.as_str()),
+        NewCommand::new(command, offer.offer_id.as_str()).conditional(),
     )
     .await
 }

@@ -11,6 +11,8 @@ use crate::products::path_product;
 use crate::reads::{blocking, existing_product, product_prefix, scan_all};
 use crate::AppState;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use porch_processors::domain::activation::{ActivationState, ActivationStatus};
 use porch_processors::domain::channel::{ChannelState, OfferChannels};
@@ -157,14 +159,17 @@ pub struct ImageView {
     path = "/v1/products/{id}",
     tag = "products",
     params(("id" = String, Path, description = "product id")),
-    responses((status = 200, body = ProductView), (status = 404, body = Problem, content_type = "application/problem+json")),
+    responses(
+        (status = 200, body = ProductView, headers(("ETag" = String, description = "the product's version, for If-Match on its changes"))),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn get_product(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<ProductView>, ApiError> {
+) -> Result<Response, ApiError> {
     let product_id = path_product(id)?;
     let tenant = caller.tenant().clone();
     let regions = caller.regions().to_vec();
@@ -173,7 +178,10 @@ pub async fn get_product(
         build_view(store, &media, &tenant, &product_id, &regions)
     })
     .await?;
-    Ok(Json(view))
+    let etag = crate::commands::etag(view.product.version);
+    let mut response = Json(view).into_response();
+    response.headers_mut().insert(header::ETAG, etag);
+    Ok(response)
 }
 
 fn build_view(

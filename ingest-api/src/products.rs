@@ -159,10 +159,16 @@ pub async fn create_product(
     patch,
     path = "/v1/products/{id}",
     tag = "products",
-    params(("id" = String, Path, description = "product id")),
+    params(("id" = String, Path, description = "product id"),
+        ("If-Match" = Option<String>, Header, description = "the version the change is meant for, as an ETag (\"3\"): at any other, REJECTED with VERSION_CONFLICT"),
+        crate::commands::WaitQuery,
+    ),
     request_body = PatchProductBody,
     responses(
         (status = 202, body = CommandAccepted),
+        (status = 200, body = crate::commands::CommandView, description = "with ?wait: the outcome"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json", description = "VERSION_CONFLICT"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ),
@@ -234,7 +240,7 @@ pub async fn patch_product(
         &writer,
         &meta,
         &body.raw,
-        NewCommand::new(update, product_id.as_str()),
+        NewCommand::new(update, product_id.as_str()).conditional(),
     )
     .await
 }
@@ -244,8 +250,17 @@ pub async fn patch_product(
     post,
     path = "/v1/products/{id}/deactivate",
     tag = "products",
-    params(("id" = String, Path, description = "product id")),
-    responses((status = 202, body = CommandAccepted), (status = 404, body = Problem, content_type = "application/problem+json")),
+    params(("id" = String, Path, description = "product id"),
+        ("If-Match" = Option<String>, Header, description = "the version the change is meant for, as an ETag (\"3\"): at any other, REJECTED with VERSION_CONFLICT"),
+        crate::commands::WaitQuery,
+    ),
+    responses(
+        (status = 202, body = CommandAccepted),
+        (status = 200, body = crate::commands::CommandView, description = "with ?wait: the outcome"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json", description = "VERSION_CONFLICT"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn deactivate_product(
@@ -260,7 +275,8 @@ pub async fn deactivate_product(
             product_id: product_id.clone(),
         },
         product_id.as_str(),
-    );
+    )
+    .conditional();
     submit(&state, &writer, &meta, b"", command).await
 }
 
@@ -269,8 +285,17 @@ pub async fn deactivate_product(
     post,
     path = "/v1/products/{id}/reactivate",
     tag = "products",
-    params(("id" = String, Path, description = "product id")),
-    responses((status = 202, body = CommandAccepted), (status = 404, body = Problem, content_type = "application/problem+json")),
+    params(("id" = String, Path, description = "product id"),
+        ("If-Match" = Option<String>, Header, description = "the version the change is meant for, as an ETag (\"3\"): at any other, REJECTED with VERSION_CONFLICT"),
+        crate::commands::WaitQuery,
+    ),
+    responses(
+        (status = 202, body = CommandAccepted),
+        (status = 200, body = crate::commands::CommandView, description = "with ?wait: the outcome"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 412, body = Problem, content_type = "application/problem+json", description = "VERSION_CONFLICT"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
 pub async fn reactivate_product(
@@ -285,7 +310,8 @@ pub async fn reactivate_product(
             product_id: product_id.clone(),
         },
         product_id.as_str(),
-    );
+    )
+    .conditional();
     submit(&state, &writer, &meta, b"", command).await
 }
 

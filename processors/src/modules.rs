@@ -102,6 +102,19 @@ fn due_timers(ctx: &Ctx<'_, '_>, table: &str, now: Micros) -> Result<Vec<String>
         .collect())
 }
 
+/// A conditional command (`If-Match`) applies only to the version its sender saw: at any other,
+/// it is refused with VERSION_CONFLICT and changes nothing.
+fn expected_version(c: &CommandRecord, current: i64, what: &str) -> Result<(), Vec<Reason>> {
+    match c.envelope.expected_version {
+        Some(expected) if expected != current => Err(vec![Reason::on_field(
+            "VERSION_CONFLICT",
+            "If-Match",
+            format!("the {what} is at version {current}, not {expected}: read it again"),
+        )]),
+        _ => Ok(()),
+    }
+}
+
 fn wrong_input(module: Module, what: &str) -> HandleError {
     HandleError::Poison(format!("{module} does not handle {what}"))
 }
@@ -142,10 +155,17 @@ impl Processor for ProductProcessor {
         };
         let row = key(&[tenant.as_str(), product.as_str()]);
         let pid = product.to_string();
-        let r = decide_and_apply::<Product>(
+        let state: ProductState = ctx.load(tables::PRODUCT, &row)?;
+        if let Input::Command(c) = input {
+            if let Err(conflict) = expected_version(c, state.version, "product") {
+                return outcome(ctx, &product, Err(conflict));
+            }
+        }
+        let (r, _) = decide_from::<Product>(
             ctx,
             tables::PRODUCT,
             &row,
+            state,
             &pinput,
             None,
             |s: &ProductState, _| (pid.clone(), s.version),
@@ -224,10 +244,15 @@ impl Processor for OfferProcessor {
             offer_id.as_str(),
         ]);
         let oid = offer_id.to_string();
-        let r = decide_and_apply::<Offer>(
+        let state: OfferState = ctx.load(tables::OFFER, &row)?;
+        if let Err(conflict) = expected_version(c, state.version, "offer") {
+            return outcome(ctx, &product, Err(conflict));
+        }
+        let (r, _) = decide_from::<Offer>(
             ctx,
             tables::OFFER,
             &row,
+            state,
             &c.command,
             None,
             |s: &OfferState, _| (oid.clone(), s.version),

@@ -46,6 +46,7 @@ fn poison_goes_to_the_dead_letter_topic_and_the_partition_moves_on() {
                     issued_at: now_micros(),
                     correlation_id: command_id.to_string(),
                     lane: None,
+                    expected_version: None,
                 },
                 command: CreateProduct {
                     product: ProductData {

@@ -24,6 +24,11 @@ pub struct CommandEnvelope {
     /// of a SKU under a flash sale (`inventory.hot.requests`).
     #[serde(default)]
     pub lane: Option<String>,
+    /// The aggregate's version the sender saw (its `If-Match`): the command applies only while
+    /// the aggregate is still at it, else it is REJECTED with VERSION_CONFLICT. None:
+    /// unconditional.
+    #[serde(default)]
+    pub expected_version: Option<i64>,
 }
 
 /// Envelope of every event (DESIGN §4): the event id is derived from the command (or input

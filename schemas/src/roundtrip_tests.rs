@@ -483,6 +483,7 @@ fn command_record(command: Command, seller: Option<SellerId>) -> CommandRecord {
             issued_at: 1_700_000_000_000_000,
             correlation_id: "corr".into(),
             lane: None,
+            expected_version: Some(3),
         },
         command,
     }
