@@ -339,23 +339,24 @@ pub fn next_deadline(state: &ActivationState, now: Micros) -> Option<Micros> {
             .filter(|o| o.status != ActivationStatus::Ended && !o.withdrawn)
     };
     let windows = live().flat_map(|o| [o.data.valid_from, o.data.valid_until]);
-    let paced = live().map(|o| paced_until(state, o, now));
+    let paced = live()
+        .filter(|o| o.status == ActivationStatus::Active)
+        .map(|o| paced_until(o, &buy_box(state, o, now).ok()?));
     windows.chain(paced).flatten().filter(|t| *t > now).min()
 }
 
-/// When an active offer whose buy box now differs from its published listing by the quantity
-/// alone may be published again; none for any other offer.
-fn paced_until(state: &ActivationState, offer: &OfferView, now: Micros) -> Option<Micros> {
+/// When an active offer whose buy box (`listing`) differs from its published listing by the
+/// quantity alone may be published again; none for any other offer.
+fn paced_until(offer: &OfferView, listing: &Listing) -> Option<Micros> {
     let (ActivationStatus::Active, Some(published), Some(at)) =
         (offer.status, &offer.listing, offer.listed_at)
     else {
         return None;
     };
-    let listing = buy_box(state, offer, now).ok()?;
-    let quantity_alone = listing != *published
+    let quantity_alone = listing != published
         && Listing {
             available: published.available,
-            ..listing
+            ..listing.clone()
         } == *published;
     quantity_alone.then_some(at.saturating_add(QUANTITY_PACE))
 }
@@ -395,7 +396,7 @@ fn verdict(state: &ActivationState, offer: &OfferView, now: Micros) -> Option<Ev
     match buy_box(state, offer, now) {
         Ok(listing) => (offer.status != ActivationStatus::Active
             || (offer.listing.as_ref() != Some(&listing)
-                && paced_until(state, offer, now).is_none_or(|due| now >= due)))
+                && paced_until(offer, &listing).is_none_or(|due| now >= due)))
         .then(|| {
             OfferActivated {
                 listing,
@@ -1345,7 +1346,7 @@ mod tests {
                         // The published listing is the buy box's, or lags by its quantity
                         // alone until the pace ends, with a tick due by then.
                         if verdict.as_ref().ok() != offer.listing.as_ref() {
-                            let due = paced_until(&state, offer, now);
+                            let due = verdict.as_ref().ok().and_then(|l| paced_until(offer, l));
                             prop_assert!(
                                 due.is_some_and(|due| due > now
                                     && next_deadline(&state, now).is_some_and(|n| n <= due)),
